@@ -1,0 +1,3 @@
+from forge_mcp.cli import main
+
+raise SystemExit(main())

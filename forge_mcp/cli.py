@@ -1,0 +1,220 @@
+"""The `forge-mcp` command. Heavy modules are imported inside each command, so
+`forge-mcp --help` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from forge_mcp import __version__
+from forge_mcp.errors import ConfigError, ForgeError
+
+EXIT_USAGE = 2
+log = logging.getLogger("forge_mcp.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forge-mcp",
+        description="The LLM fine-tuning lifecycle behind MCP and A2A. Settings come from "
+        "configs/server/default.yaml, FORGE_CONFIG, FORGE_* variables and these flags.",
+    )
+    parser.add_argument("--version", action="version", version=f"forge-mcp {__version__}")
+    parser.add_argument("--home", type=Path, help="workspace folder (FORGE_HOME, default ./forge-workspace)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (stderr)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stdio = sub.add_parser("stdio", help="serve MCP over stdio (Claude Desktop, Cursor)")
+    stdio.add_argument("--toolsets", help="comma-separated subset of toolsets to expose")
+
+    serve = sub.add_parser("serve", help="serve MCP (/mcp/) and A2A (/a2a) over HTTP")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1; others require API keys)")
+    serve.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
+    serve.add_argument("--auth", choices=["auto", "on", "off"], help="require API keys (auto: off on loopback only)")
+    serve.add_argument("--toolsets", help="comma-separated subset of toolsets to expose")
+    serve.add_argument("--ready-file", type=Path, help="write the server's URL here once it accepts connections")
+
+    call = sub.add_parser("call", help="run one tool and print its JSON result")
+    call.add_argument("name", help="tool name, e.g. forge_overview")
+    call.add_argument("--args", default="{}", help="arguments as a JSON object, e.g. '{\"sample_seconds\": 0.5}'")
+
+    sub.add_parser("tools", help="list the tools this server offers")
+
+    keys = sub.add_parser("keys", help="manage API keys for HTTP clients")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser("create", help="create a key and print it (once)")
+    create.add_argument("--name", required=True, help="a name for the key's holder, e.g. cursor-laptop")
+    create.add_argument("--scopes", default="read", help="comma-separated: read,train,admin (default read)")
+    keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ForgeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from forge_mcp.settings import load_settings
+
+    overrides: dict[str, Any] = {
+        "home": args.home,
+        "log_level": args.log_level,
+        "toolsets": getattr(args, "toolsets", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "auth": getattr(args, "auth", None),
+    }
+    settings = load_settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "stdio":
+        return _stdio(settings)
+    if args.command == "serve":
+        return _serve(settings, args.ready_file)
+    if args.command == "call":
+        return asyncio.run(_call(settings, args.name, args.args))
+    if args.command == "tools":
+        return _tools(settings)
+    return asyncio.run(_keys(settings, args))
+
+
+def _stdio(settings: Any) -> int:
+    import anyio
+
+    from forge_mcp.app import ForgeApp
+
+    app = ForgeApp(settings)
+    server = app.mcp_server()
+
+    async def run() -> None:
+        async with app.running():
+            await server.run_stdio_async()
+
+    anyio.run(run)
+    return 0
+
+
+def _serve(settings: Any, ready_file: Path | None) -> int:
+    import uvicorn
+
+    from forge_mcp.app import ForgeApp
+    from forge_mcp.settings import is_loopback
+
+    if not is_loopback(settings.host) and not settings.auth_enabled:
+        raise ConfigError(
+            f"refusing to serve on {settings.host} without authentication; drop --auth off "
+            "(auth is required on any address other than loopback)"
+        )
+    app = ForgeApp(settings)
+    if settings.auth_enabled and asyncio.run(_active_key_count(app)) == 0:
+        raise ConfigError(
+            "authentication is on but no API key exists, so no client could connect. Create one first: "
+            "forge-mcp keys create --name my-client --scopes read,train"
+        )
+    if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:
+        log.warning(
+            "listening on all interfaces: requests are accepted only for loopback Host names until you list the "
+            "names clients use in allowed_hosts (FORGE_ALLOWED_HOSTS=forge.lan:*)"
+        )
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    port = sock.getsockname()[1]
+    settings = settings.model_copy(update={"port": port})
+    app = ForgeApp(settings)
+    config = uvicorn.Config(
+        app.http_app(),
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            url = settings.base_url
+            print(f"forge-mcp {__version__} listening on {url} (MCP {url}/mcp/, A2A {url}/a2a)", file=sys.stderr)
+            if ready_file is not None:
+                ready_file.write_text(url)
+        await serving
+
+    asyncio.run(run())
+    return 0
+
+
+async def _active_key_count(app: Any) -> int:
+    async with app.running():
+        return int(await app.api_keys.count_active())
+
+
+async def _call(settings: Any, name: str, raw_args: str) -> int:
+    from forge_mcp.app import ForgeApp
+    from forge_mcp.errors import InvalidArguments
+    from forge_mcp.principal import Principal
+
+    try:
+        arguments = json.loads(raw_args)
+    except json.JSONDecodeError as exc:
+        raise InvalidArguments(f"--args is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    app = ForgeApp(settings)
+    async with app.running():
+        result = await app.runner.run(name, arguments, Principal.local("cli"), surface="cli")
+    print(result.model_dump_json(indent=2))
+    return 0
+
+
+def _tools(settings: Any) -> int:
+    from forge_mcp.app import ForgeApp
+
+    app = ForgeApp(settings)
+    for cap in app.registry:
+        kind = "job" if cap.long_running else "now"
+        print(f"{cap.name:<22} {cap.toolset:<10} scope={cap.scope:<6} {kind:<4} {cap.title}")
+    return 0
+
+
+async def _keys(settings: Any, args: argparse.Namespace) -> int:
+    from forge_mcp.app import ForgeApp
+
+    app = ForgeApp(settings)
+    async with app.running():
+        if args.keys_command == "create":
+            key = await app.api_keys.create(args.name, args.scopes)
+            print(key)
+            print(
+                f"created API key {args.name!r}. It is shown only this once: store it now. "
+                "Clients send it as 'Authorization: Bearer <key>'.",
+                file=sys.stderr,
+            )
+        elif args.keys_command == "list":
+            for info in await app.api_keys.list():
+                state = "active" if info.active else "revoked"
+                used = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.last_used_at)) if info.last_used_at else "never"
+                print(f"{info.name:<24} {info.prefix}…  scopes={','.join(info.scopes):<16} {state:<8} last used {used}")
+        else:
+            await app.api_keys.revoke(args.name)
+            print(f"revoked API key {args.name!r}", file=sys.stderr)
+    return 0

@@ -1,0 +1,192 @@
+"""ASGI middleware that every HTTP request passes: metrics, Host/Origin checks, and the
+access guard (authentication, rate limit, per-capability scope) for protected paths."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from forge_mcp.metrics import Metrics
+
+ScopeResolver = Callable[[str, str, Any], str]  # (method, path, parsed JSON body or None) -> scope
+
+
+def route_family(path: str) -> str:
+    """A low-cardinality label for metrics."""
+    if path.startswith("/mcp"):
+        return "mcp"
+    if path.startswith("/a2a"):
+        return "a2a"
+    if path.startswith("/.well-known/agent-card"):
+        return "agent_card"
+    if path in ("/health", "/metrics"):
+        return path[1:]
+    return "other"
+
+
+class RequestMetrics:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        family = route_family(scope["path"])
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            self.metrics.http_requests.labels(route=family, method=scope["method"], status=str(status)).inc()
+            self.metrics.http_latency.labels(route=family).observe(time.perf_counter() - started)
+
+
+class HostOriginGuard:
+    """DNS-rebinding protection for every route (the MCP SDK applies it to /mcp only):
+    a Host outside the allowlist gets 421, a browser Origin outside it 403."""
+
+    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+        self.app = app
+        self.checker = TransportSecurityMiddleware(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = await self.checker.validate_request(Request(scope), is_post=False)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class TokenBuckets:
+    """Requests per principal per minute, refilled continuously."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> float:
+        """0 when the request may proceed, else seconds until it could."""
+        now = self.clock()
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+
+class AccessGuard:
+    """For paths under `prefixes`: 401 without a valid key (when auth is on), 429 past the
+    principal's rate, 403 when the key lacks the scope the request needs. Reading the
+    body to find the tool is bounded by the body limit applied before this guard."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        prefixes: tuple[str, ...],
+        auth_enabled: bool,
+        buckets: TokenBuckets | None,
+        resolve_scope: ScopeResolver,
+    ) -> None:
+        self.app = app
+        self.prefixes = prefixes
+        self.auth_enabled = auth_enabled
+        self.buckets = buckets
+        self.resolve_scope = resolve_scope
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        user = scope.get("user")
+        authenticated = isinstance(user, AuthenticatedUser)
+        if self.auth_enabled and not authenticated:
+            await _auth_error(401, "invalid_token", "a valid API key is required: Authorization: Bearer <key>")(
+                scope, receive, send
+            )
+            return
+        if self.buckets is not None:
+            key = user.display_name if authenticated else (scope.get("client") or ("local",))[0]
+            wait = self.buckets.take(key)
+            if wait > 0:
+                retry = str(max(1, int(wait + 0.999)))
+                await JSONResponse(
+                    {"error": "rate_limited", "error_description": f"too many requests; retry in {retry}s"},
+                    status_code=429,
+                    headers={"Retry-After": retry},
+                )(scope, receive, send)
+                return
+        if not self.auth_enabled:
+            await self.app(scope, receive, send)
+            return
+        body, receive = await _buffer_body(receive)
+        needed = self.resolve_scope(scope["method"], scope["path"], _parse_json(body))
+        granted = set(user.scopes)
+        if needed not in granted and "admin" not in granted:
+            await _auth_error(
+                403, "insufficient_scope", f"this request needs the '{needed}' scope, which this API key lacks"
+            )(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _auth_error(status: int, error: str, description: str) -> Response:
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'},
+    )
+
+
+async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body and return it with a `receive` that replays it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None

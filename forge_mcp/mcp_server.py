@@ -1,0 +1,108 @@
+"""The MCP surface: every capability becomes a tool, every ResourceSpec a resource.
+
+This adapter stays thin. Arguments are validated by the capability registry before the
+SDK sees them, so MCP clients get the same messages as A2A and CLI callers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.types import ToolAnnotations
+
+from forge_mcp import __version__
+from forge_mcp.capabilities import Capability, CapabilityRegistry, CapabilityRunner, ResourceSpec
+from forge_mcp.errors import ForgeError
+from forge_mcp.principal import Principal
+
+INSTRUCTIONS = (
+    "forge-mcp runs the LLM fine-tuning lifecycle on this machine: datasets, training, evaluation, "
+    "export, serving and a model registry. Call forge_overview first to see the tools, hardware and "
+    "workspace. Long-running tools return a job id at once; follow it with the job tools."
+)
+
+
+def current_principal() -> Principal:
+    """The API key's principal on authenticated HTTP; the local operator on stdio or
+    loopback-without-auth (the HTTP layer has already refused anything else)."""
+    token = get_access_token()
+    if token is None:
+        return Principal.local()
+    return Principal(name=token.client_id, scopes=frozenset(token.scopes))
+
+
+class ForgeMCPServer(MCPServer):
+    def __init__(self, registry: CapabilityRegistry, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._registry = registry
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            self._registry.get(name).validate(arguments)
+        except ForgeError as exc:
+            raise ToolError(exc.message) from None
+        return await super().call_tool(name, arguments, context)
+
+
+def build_mcp_server(registry: CapabilityRegistry, runner: CapabilityRunner, *, log_level: str) -> ForgeMCPServer:
+    server = ForgeMCPServer(
+        registry,
+        name="forge-mcp",
+        title="forge-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        log_level=log_level,  # type: ignore[arg-type]
+    )
+    for cap in registry:
+        server.add_tool(
+            _tool_function(cap, runner),
+            name=cap.name,
+            title=cap.title,
+            description=cap.description,
+            annotations=ToolAnnotations(
+                title=cap.title,
+                read_only_hint=cap.read_only,
+                destructive_hint=cap.destructive,
+                idempotent_hint=cap.idempotent,
+                open_world_hint=False,
+            ),
+            meta={"forge/scope": cap.scope, "forge/long_running": cap.long_running, "forge/toolset": cap.toolset},
+        )
+    for toolset in registry.toolsets:
+        for spec in toolset.resources:
+            server.resource(spec.uri, name=spec.name, description=spec.description, mime_type="application/json")(
+                _resource_function(spec, runner)
+            )
+    return server
+
+
+def _tool_function(cap: Capability, runner: CapabilityRunner) -> Any:
+    async def tool(**arguments: Any) -> Any:
+        try:
+            return await runner.run(cap.name, arguments, current_principal(), surface="mcp")
+        except ForgeError as exc:
+            raise ToolError(exc.message) from None
+
+    # The SDK derives the input and output schemas from this signature: the capability's
+    # own parameters (without `services`) and its return model.
+    tool.__name__ = cap.name
+    tool.__doc__ = cap.description
+    tool.__signature__ = inspect.Signature(list(cap.parameters), return_annotation=cap.output)  # type: ignore[attr-defined]
+    tool.__annotations__ = {p.name: p.annotation for p in cap.parameters} | {"return": cap.output}
+    return tool
+
+
+def _resource_function(spec: ResourceSpec, runner: CapabilityRunner) -> Any:
+    async def read() -> str:
+        try:
+            model = await runner.read(spec, current_principal(), {})
+        except ForgeError as exc:
+            raise ResourceError(exc.message) from None
+        return model.model_dump_json(indent=2)
+
+    read.__name__ = spec.name
+    return read

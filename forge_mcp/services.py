@@ -1,0 +1,22 @@
+"""The services a capability may use, handed to it as its `services` argument.
+Built once by the composition root (forge_mcp.app)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from forge_mcp.api_keys import ApiKeys
+from forge_mcp.capabilities import CapabilityRegistry
+from forge_mcp.settings import Settings
+from forge_mcp.store import Store
+from forge_mcp.workspace import Workspace
+
+
+@dataclass
+class Services:
+    settings: Settings
+    workspace: Workspace
+    store: Store
+    api_keys: ApiKeys
+    registry: CapabilityRegistry
+    started_at: float

@@ -1,0 +1,118 @@
+"""Settings: packaged defaults (configs/server/default.yaml) < FORGE_CONFIG file <
+FORGE_* environment < explicit overrides (CLI flags)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from forge_mcp.errors import ConfigError
+from forge_mcp.package_data import config_file
+
+AuthMode = Literal["auto", "on", "off"]
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FORGE_", extra="forbid", validate_default=True)
+
+    home: Path = Field(Path("./forge-workspace"), description="workspace folder")
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    auth: AuthMode = "auto"
+    public_url: str | None = None
+    # Lists read from the environment are comma-separated (import_roots: os.pathsep, like PATH).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    import_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    toolsets: Annotated[list[str] | None, NoDecode] = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    rate_limit_per_minute: int = Field(600, ge=0)
+
+    @field_validator("toolsets", "allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("import_roots", mode="before")
+    @classmethod
+    def _split_path_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        if self.auth == "auto":
+            return not is_loopback(self.host)
+        return self.auth == "on"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        layers: list[dict[str, Any]] = [_read_yaml_layer(config_file("server", "default.yaml").read_text(), "default")]
+        user_file = os.environ.get("FORGE_CONFIG")
+        if user_file:
+            path = Path(user_file)
+            if not path.is_file():
+                raise ConfigError(f"FORGE_CONFIG points at a file that does not exist: {path.name!r}")
+            layers.append(_read_yaml_layer(path.read_text(), path.name))
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged.update(layer)
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, merged))
+
+
+def _read_yaml_layer(text: str, label: str) -> dict[str, Any]:
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {label!r} must be a mapping of setting names to values")
+    data.pop("FORGE_CONFIG", None)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation failures into one ConfigError that lists every problem."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from None

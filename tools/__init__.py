@@ -1,0 +1,12 @@
+"""Capabilities, one module per area. Each module exposes a `toolset`; the list below is
+the allowlist the server builds its surfaces from."""
+
+from __future__ import annotations
+
+from forge_mcp.capabilities import Toolset
+
+
+def all_toolsets() -> list[Toolset]:
+    from forge_mcp.tools import core
+
+    return [core.toolset]
