@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -62,10 +63,16 @@ class ForgeApp:
         finally:
             await self.stop()
 
-    def mcp_server(self) -> ForgeMCPServer:
+    def mcp_server(self, *, over_http: bool) -> ForgeMCPServer:
+        """stdio is trusted (the launching process is the boundary); HTTP follows the auth setting."""
         from forge_mcp.mcp_server import build_mcp_server
 
-        return build_mcp_server(self.registry, self.runner, log_level=self.settings.log_level)
+        return build_mcp_server(
+            self.registry,
+            self.runner,
+            auth_enabled=over_http and self.settings.auth_enabled,
+            log_level=self.settings.log_level,
+        )
 
     def http_app(self) -> Starlette:
         """One Starlette app: /mcp/ (Streamable HTTP), /a2a (JSON-RPC), /a2a/rest, the agent
@@ -89,7 +96,7 @@ class ForgeApp:
         from forge_mcp.request_scopes import scope_resolver
 
         settings = self.settings
-        mcp = self.mcp_server()
+        mcp = self.mcp_server(over_http=True)
         security = transport_security(settings)
         mcp_asgi = mcp.streamable_http_app(
             streamable_http_path="/",
@@ -100,7 +107,10 @@ class ForgeApp:
         engine = create_async_engine(
             f"sqlite+aiosqlite:///{self.workspace.database_path}", connect_args={"timeout": 10}
         )
-        task_store = DatabaseTaskStore(engine, table_name=A2A_TASKS_TABLE)
+        with warnings.catch_warnings():
+            # a2a-sdk builds the model for a custom table name under the default model's class name.
+            warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
+            task_store = DatabaseTaskStore(engine, table_name=A2A_TASKS_TABLE)
         card = build_agent_card(self.registry, settings)
         handler = DefaultRequestHandler(
             agent_executor=CapabilityAgentExecutor(self.runner, auth_enabled=settings.auth_enabled),

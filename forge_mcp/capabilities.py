@@ -139,7 +139,7 @@ def _build_capability(fn: CapabilityFn, *, toolset: str, **flags: Any) -> Capabi
     name = fn.__name__
     if not inspect.iscoroutinefunction(fn):
         raise TypeError(f"capability {name} must be an async function")
-    description = inspect.cleandoc(fn.__doc__ or "")
+    description = _unwrap(inspect.cleandoc(fn.__doc__ or ""))
     if not description or len(description) > MAX_DESCRIPTION_CHARS:
         raise TypeError(f"capability {name} needs a docstring of 1..{MAX_DESCRIPTION_CHARS} characters")
     hints = typing.get_type_hints(fn, include_extras=True)
@@ -172,6 +172,11 @@ def _build_capability(fn: CapabilityFn, *, toolset: str, **flags: Any) -> Capabi
         output=output,
         **flags,
     )
+
+
+def _unwrap(doc: str) -> str:
+    """Join hard-wrapped docstring lines; keep blank-line paragraph breaks."""
+    return "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n") if p.strip())
 
 
 class CapabilityRegistry:

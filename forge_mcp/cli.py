@@ -10,7 +10,8 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def _stdio(settings: Any) -> int:
     from forge_mcp.app import ForgeApp
 
     app = ForgeApp(settings)
-    server = app.mcp_server()
+    server = app.mcp_server(over_http=False)
 
     async def run() -> None:
         async with app.running():
@@ -117,6 +118,8 @@ def _serve(settings: Any, ready_file: Path | None) -> int:
 
     from forge_mcp.app import ForgeApp
     from forge_mcp.settings import is_loopback
+
+    _GracefulServer = _graceful_server_class()
 
     if not is_loopback(settings.host) and not settings.auth_enabled:
         raise ConfigError(
@@ -148,7 +151,7 @@ def _serve(settings: Any, ready_file: Path | None) -> int:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    server = _GracefulServer(config)
 
     async def run() -> None:
         serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -163,6 +166,23 @@ def _serve(settings: Any, ready_file: Path | None) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _graceful_server_class() -> type:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, so the process
+        dies by the signal; a service manager and our own supervisor read that as a crash.
+        After a completed graceful shutdown we exit 0 instead."""
+
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return GracefulServer
 
 
 async def _active_key_count(app: Any) -> int:

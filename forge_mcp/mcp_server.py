@@ -26,13 +26,15 @@ INSTRUCTIONS = (
 )
 
 
-def current_principal() -> Principal:
+def current_principal(auth_enabled: bool) -> Principal:
     """The API key's principal on authenticated HTTP; the local operator on stdio or
-    loopback-without-auth (the HTTP layer has already refused anything else)."""
+    loopback-without-auth. With auth on and no token, nothing is granted (fail closed)."""
     token = get_access_token()
-    if token is None:
-        return Principal.local()
-    return Principal(name=token.client_id, scopes=frozenset(token.scopes))
+    if token is not None:
+        return Principal(name=token.client_id, scopes=frozenset(token.scopes))
+    if auth_enabled:
+        return Principal(name="anonymous", scopes=frozenset())
+    return Principal.local()
 
 
 class ForgeMCPServer(MCPServer):
@@ -48,7 +50,9 @@ class ForgeMCPServer(MCPServer):
         return await super().call_tool(name, arguments, context)
 
 
-def build_mcp_server(registry: CapabilityRegistry, runner: CapabilityRunner, *, log_level: str) -> ForgeMCPServer:
+def build_mcp_server(
+    registry: CapabilityRegistry, runner: CapabilityRunner, *, auth_enabled: bool, log_level: str
+) -> ForgeMCPServer:
     server = ForgeMCPServer(
         registry,
         name="forge-mcp",
@@ -59,7 +63,7 @@ def build_mcp_server(registry: CapabilityRegistry, runner: CapabilityRunner, *, 
     )
     for cap in registry:
         server.add_tool(
-            _tool_function(cap, runner),
+            _tool_function(cap, runner, auth_enabled),
             name=cap.name,
             title=cap.title,
             description=cap.description,
@@ -75,15 +79,15 @@ def build_mcp_server(registry: CapabilityRegistry, runner: CapabilityRunner, *, 
     for toolset in registry.toolsets:
         for spec in toolset.resources:
             server.resource(spec.uri, name=spec.name, description=spec.description, mime_type="application/json")(
-                _resource_function(spec, runner)
+                _resource_function(spec, runner, auth_enabled)
             )
     return server
 
 
-def _tool_function(cap: Capability, runner: CapabilityRunner) -> Any:
+def _tool_function(cap: Capability, runner: CapabilityRunner, auth_enabled: bool) -> Any:
     async def tool(**arguments: Any) -> Any:
         try:
-            return await runner.run(cap.name, arguments, current_principal(), surface="mcp")
+            return await runner.run(cap.name, arguments, current_principal(auth_enabled), surface="mcp")
         except ForgeError as exc:
             raise ToolError(exc.message) from None
 
@@ -96,10 +100,10 @@ def _tool_function(cap: Capability, runner: CapabilityRunner) -> Any:
     return tool
 
 
-def _resource_function(spec: ResourceSpec, runner: CapabilityRunner) -> Any:
+def _resource_function(spec: ResourceSpec, runner: CapabilityRunner, auth_enabled: bool) -> Any:
     async def read() -> str:
         try:
-            model = await runner.read(spec, current_principal(), {})
+            model = await runner.read(spec, current_principal(auth_enabled), {})
         except ForgeError as exc:
             raise ResourceError(exc.message) from None
         return model.model_dump_json(indent=2)

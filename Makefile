@@ -1,0 +1,42 @@
+# forge-mcp — the two commands of the README, and the helpers behind them.
+#   make demo    install into .venv, then run the main job end to end (offline)
+#   make test    install into .venv (and the Inspector CLI into node_modules), run every test
+#   make serve   run the server on http://127.0.0.1:8765
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch first and pinned: the CPU build is on the machine; an open range pulls CUDA wheels.
+TORCH  := torch==2.13.0
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test serve install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet -e ".[dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: install
+	$(PY) -m forge_mcp.demo
+
+# pytest exits 5 when it collected no test: that is a broken suite, never a pass.
+test: install node_modules/.installed
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) -q -rfEs; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — failing" >&2; exit 1; fi; \
+	exit $$rc
+
+serve: install
+	$(VENV)/bin/forge-mcp serve
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

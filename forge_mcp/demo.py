@@ -1,0 +1,115 @@
+"""`make demo`: start a real `forge-mcp serve`, talk to it as an agent would — through the
+official MCP client and the A2A client — print what came back, and stop it cleanly.
+
+Later issues grow this into the whole lifecycle (data → train → evaluate → export → serve).
+The workspace is left in ./forge-workspace for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from forge_mcp.server_process import ServerProcess
+
+
+async def via_mcp(url: str) -> dict[str, Any]:
+    from mcp import Client
+
+    async with Client(f"{url}/mcp/") as client:
+        tools = await client.list_tools()
+        overview = await client.call_tool("forge_overview", {})
+        status = await client.call_tool("system_status", {"sample_seconds": 0.5})
+        resource = await client.read_resource("forge://overview")
+    if overview.is_error or status.is_error:
+        raise SystemExit(f"MCP call failed: {overview.content or status.content}")
+    return {
+        "tools": [t.name for t in tools.tools],
+        "overview": overview.structured_content,
+        "status": status.structured_content,
+        "resource_bytes": len(resource.contents[0].text),  # type: ignore[union-attr]
+    }
+
+
+async def via_a2a(url: str) -> dict[str, Any]:
+    from a2a.client import ClientConfig, create_client
+    from a2a.helpers import get_data_parts, new_data_part, new_message
+    from a2a.types import Role, SendMessageRequest, TaskState
+
+    client = await create_client(url, client_config=ClientConfig(streaming=False))
+    results: dict[str, Any] = {"skills": [s.id for s in client._card.skills]}  # noqa: SLF001 - card is resolved by the factory
+    try:
+        for tool, arguments in (("forge_overview", {}), ("system_status", {"sample_seconds": 0.5})):
+            message = new_message([new_data_part({"tool": tool, "arguments": arguments})], role=Role.ROLE_USER)
+            async for event in client.send_message(SendMessageRequest(message=message)):
+                task = event.task
+                if task.status.state != TaskState.TASK_STATE_COMPLETED:
+                    raise SystemExit(f"A2A task for {tool} ended in state {TaskState.Name(task.status.state)}")
+                results[tool] = get_data_parts(task.artifacts[0].parts)[0]
+                results[f"{tool}_task"] = task.id
+    finally:
+        await client.close()
+    return results
+
+
+def report(mcp: dict[str, Any], a2a: dict[str, Any]) -> str:
+    ov = mcp["overview"]
+    hw = ov["hardware"]
+    st = mcp["status"]
+    gpus = ", ".join(f"{g['name']} ({g['memory_total_gib']} GiB)" for g in hw["gpus"]) or f"none — {hw['gpu_note']}"
+    extras = ", ".join(e["name"] for e in ov["extras"] if e["installed"]) or "none"
+    a2a_status = a2a["system_status"]
+    lines = [
+        "",
+        "forge-mcp demo",
+        "==============",
+        f"server      forge-mcp {ov['version']}, auth {'on' if ov['auth'] else 'off (loopback)'}",
+        f"workspace   {ov['workspace']['root']}",
+        "",
+        "Through MCP (official client, Streamable HTTP):",
+        f"  tools      {', '.join(mcp['tools'])}",
+        f"  hardware   {hw['cpu']['logical_cores']} cores ({hw['cpu']['model']}), {hw['memory_total_gib']} GiB RAM, "
+        f"{hw['disk_free_gib']} GiB free disk",
+        f"  GPUs       {gpus}",
+        f"  MLX        {'can run' if hw['mlx']['can_run'] else 'not installed'}",
+        f"  extras     {extras}",
+        f"  status     CPU {st['cpu_percent']}%, RAM {st['memory_used_gib']}/{st['memory_total_gib']} GiB "
+        f"({st['memory_percent']}%), disk {st['disk_percent']}% used",
+        f"  resource   forge://overview read ({mcp['resource_bytes']} bytes)",
+        "",
+        "Through A2A (a2a-sdk client, JSON-RPC):",
+        f"  skills     {', '.join(a2a['skills'])}",
+        f"  overview   task {a2a['forge_overview_task']} completed: version {a2a['forge_overview']['version']}, "
+        f"{len(a2a['forge_overview']['toolsets'])} toolset(s)",
+        f"  status     task {a2a['system_status_task']} completed: CPU {a2a_status['cpu_percent']}%, "
+        f"RAM {a2a_status['memory_percent']}%",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", type=Path, default=Path("forge-workspace"))
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
+    args = parser.parse_args()
+    home = args.home.resolve()
+    server = ServerProcess(home, log_path=home / "demo-server.log")
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"starting forge-mcp serve (workspace {home}) …", flush=True)
+    with server:
+        print(f"listening on {server.url}", flush=True)
+        mcp = asyncio.run(via_mcp(server.url))
+        a2a = asyncio.run(via_a2a(server.url))
+        print(report(mcp, a2a))
+        if args.json:
+            print(json.dumps({"mcp": mcp, "a2a": a2a}, indent=2))
+    code = server.process.returncode if server.process else 0
+    print(f"\nserver stopped (exit code {code}); log in {server.log_path}")
+    return 0 if code == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
