@@ -1,0 +1,57 @@
+"""Shared fixtures. End-to-end tests run the real `forge-mcp serve` in a child process on
+a free loopback port and talk to it with the official clients."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from forge_mcp.server_process import ServerProcess
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def forge_cli(home: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point (`python -m forge_mcp`) and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "forge_mcp", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@dataclass(frozen=True)
+class AuthServer:
+    url: str
+    home: Path
+    log_path: Path
+    keys: dict[str, str]  # name -> key: admin, reader, trainer, revoked
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    home = tmp_path_factory.mktemp("ws") / "forge-workspace"
+    with ServerProcess(home) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    home = tmp_path_factory.mktemp("ws-auth") / "forge-workspace"
+    keys = {}
+    for name, scopes in (("admin", "admin"), ("reader", "read"), ("trainer", "train"), ("revoked", "read")):
+        created = forge_cli(home, "keys", "create", "--name", name, "--scopes", scopes)
+        assert created.returncode == 0, created.stderr
+        keys[name] = created.stdout.strip()
+    assert forge_cli(home, "keys", "revoke", "revoked").returncode == 0
+    with ServerProcess(home, args=("--auth", "on")) as live:
+        yield AuthServer(url=live.url, home=home, log_path=live.log_path, keys=keys)
