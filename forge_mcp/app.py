@@ -68,7 +68,6 @@ class ForgeApp:
         from forge_mcp.mcp_server import build_mcp_server
 
         return build_mcp_server(
-            self.registry,
             self.runner,
             auth_enabled=over_http and self.settings.auth_enabled,
             log_level=self.settings.log_level,

@@ -226,9 +226,17 @@ class CapabilityRunner:
         self._services = services
         self._metrics = metrics
 
+    def validate(self, name: str, arguments: Mapping[str, Any] | None, *, surface: str) -> dict[str, Any]:
+        """Check a call without running it; a refusal is counted like a failed call. Protocol
+        adapters call this first so that a transport's own validator never sees bad input."""
+        try:
+            return self.registry.get(name).validate(arguments)
+        except ForgeError as exc:
+            self._count(name, surface, exc.code, 0.0)
+            raise
+
     async def run(self, name: str, arguments: Mapping[str, Any] | None, principal: Principal, *, surface: str) -> BaseModel:
         started = time.perf_counter()
-        label = name if self.registry.find(name) else "unknown"
         outcome = "ok"
         try:
             cap = self.registry.get(name)
@@ -239,8 +247,12 @@ class CapabilityRunner:
             outcome = exc.code
             raise
         finally:
-            self._metrics.tool_calls.labels(tool=label, surface=surface, outcome=outcome).inc()
-            self._metrics.tool_latency.labels(tool=label).observe(time.perf_counter() - started)
+            self._count(name, surface, outcome, time.perf_counter() - started)
+
+    def _count(self, name: str, surface: str, outcome: str, seconds: float) -> None:
+        label = name if self.registry.find(name) else "unknown"
+        self._metrics.tool_calls.labels(tool=label, surface=surface, outcome=outcome).inc()
+        self._metrics.tool_latency.labels(tool=label).observe(seconds)
 
     async def read(self, spec: ResourceSpec, principal: Principal, params: Mapping[str, str]) -> BaseModel:
         principal.require(spec.scope, f"the resource {spec.uri}")

@@ -15,7 +15,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import ToolAnnotations
 
 from forge_mcp import __version__
-from forge_mcp.capabilities import Capability, CapabilityRegistry, CapabilityRunner, ResourceSpec
+from forge_mcp.capabilities import Capability, CapabilityRunner, ResourceSpec
 from forge_mcp.errors import ForgeError
 from forge_mcp.principal import Principal
 
@@ -38,23 +38,22 @@ def current_principal(auth_enabled: bool) -> Principal:
 
 
 class ForgeMCPServer(MCPServer):
-    def __init__(self, registry: CapabilityRegistry, **kwargs: Any) -> None:
+    def __init__(self, runner: CapabilityRunner, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._registry = registry
+        self._runner = runner
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
-            self._registry.get(name).validate(arguments)
+            self._runner.validate(name, arguments, surface="mcp")
         except ForgeError as exc:
             raise ToolError(exc.message) from None
         return await super().call_tool(name, arguments, context)
 
 
-def build_mcp_server(
-    registry: CapabilityRegistry, runner: CapabilityRunner, *, auth_enabled: bool, log_level: str
-) -> ForgeMCPServer:
+def build_mcp_server(runner: CapabilityRunner, *, auth_enabled: bool, log_level: str) -> ForgeMCPServer:
+    registry = runner.registry
     server = ForgeMCPServer(
-        registry,
+        runner,
         name="forge-mcp",
         title="forge-mcp",
         version=__version__,

@@ -163,7 +163,7 @@ def test_declaration_rules_are_enforced() -> None:
 
 @pytest.fixture
 def mcp_server(runner: CapabilityRunner):  # noqa: ANN201
-    return build_mcp_server(runner.registry, runner, auth_enabled=False, log_level="WARNING")
+    return build_mcp_server(runner, auth_enabled=False, log_level="WARNING")
 
 
 async def test_mcp_tool_schema_matches_the_declaration(mcp_server) -> None:  # noqa: ANN001
