@@ -19,6 +19,8 @@ from forge_mcp import __version__
 from forge_mcp.errors import ConfigError, ForgeError
 
 EXIT_USAGE = 2
+# client -> transport; the stdio variants launch this very installation of forge-mcp.
+CLIENT_CONFIGS = {"claude-desktop": "stdio", "cursor": "stdio", "cursor-http": "http"}
 log = logging.getLogger("forge_mcp.cli")
 
 
@@ -48,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--args", default="{}", help="arguments as a JSON object, e.g. '{\"sample_seconds\": 0.5}'")
 
     sub.add_parser("tools", help="list the tools this server offers")
+
+    client = sub.add_parser("client-config", help="print a ready-to-paste MCP client config with absolute paths")
+    client.add_argument("client", choices=sorted(CLIENT_CONFIGS), help="which client the config is for")
+    client.add_argument("--url", default="http://127.0.0.1:8765/mcp/", help="server URL for the HTTP variants")
+    client.add_argument("--key", default="<your forge API key>", help="API key for the HTTP variants")
 
     keys = sub.add_parser("keys", help="manage API keys for HTTP clients")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -94,6 +101,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_call(settings, args.name, args.args))
     if args.command == "tools":
         return _tools(settings)
+    if args.command == "client-config":
+        print(json.dumps(client_config(args.client, settings.home, args.url, args.key), indent=2))
+        return 0
     return asyncio.run(_keys(settings, args))
 
 
@@ -204,6 +214,23 @@ async def _call(settings: Any, name: str, raw_args: str) -> int:
         result = await app.runner.run(name, arguments, Principal.local("cli"), surface="cli")
     print(result.model_dump_json(indent=2))
     return 0
+
+
+def client_config(client: str, home: Path, url: str, key: str) -> dict[str, Any]:
+    """The `mcpServers` block Claude Desktop (claude_desktop_config.json) and Cursor
+    (~/.cursor/mcp.json) read; stdio variants use absolute paths, since those apps start
+    the server from their own working directory."""
+    if CLIENT_CONFIGS[client] == "http":
+        entry: dict[str, Any] = {"url": url, "headers": {"Authorization": f"Bearer {key}"}}
+    else:
+        executable = Path(sys.executable).with_name("forge-mcp")
+        command = [str(executable)] if executable.exists() else [sys.executable, "-m", "forge_mcp"]
+        entry = {
+            "command": command[0],
+            "args": [*command[1:], "stdio"],
+            "env": {"FORGE_HOME": str(home.expanduser().resolve())},
+        }
+    return {"mcpServers": {"forge": entry}}
 
 
 def _tools(settings: Any) -> int:

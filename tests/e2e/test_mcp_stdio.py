@@ -74,3 +74,19 @@ def test_stdout_carries_only_protocol(tmp_path: Path) -> None:
     assert all(m.get("jsonrpc") == "2.0" for m in messages)
     assert {m.get("id") for m in messages} >= {1, 2, 3}
     assert "DEBUG" in result.stderr or "INFO" in result.stderr  # the logs went to stderr
+
+
+@pytest.mark.parametrize("client", ["claude-desktop", "cursor"])
+async def test_pasted_client_config_starts_a_working_server(tmp_path: Path, client: str) -> None:
+    """What `forge-mcp client-config` prints (and the README shows) is launched the way the
+    desktop app does it: that command, those args and env, from an unrelated directory."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "forge_mcp", "--home", str(tmp_path / "ws"), "client-config", client],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    entry = json.loads(printed.stdout)["mcpServers"]["forge"]
+    params = StdioServerParameters(command=entry["command"], args=entry["args"], env=entry["env"], cwd="/")
+    async with Client(params) as client_session:
+        overview = await client_session.call_tool("forge_overview", {})
+    assert not overview.is_error
+    assert overview.structured_content["workspace"]["root"] == str((tmp_path / "ws").resolve())
