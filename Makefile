@@ -11,7 +11,7 @@ PIP    := $(PY) -m pip
 TORCH  := torch==2.13.0
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test serve install clean
+.PHONY: demo test lint serve install clean
 
 install: $(VENV)/.installed
 
@@ -29,8 +29,11 @@ node_modules/.installed: package.json package-lock.json
 demo: install
 	$(PY) -m forge_mcp.demo
 
+lint: install
+	$(VENV)/bin/ruff check forge_mcp tools agents backends tests
+
 # pytest exits 5 when it collected no test: that is a broken suite, never a pass.
-test: install node_modules/.installed
+test: install node_modules/.installed lint
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) -q -rfEs; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — failing" >&2; exit 1; fi; \
 	exit $$rc

@@ -7,21 +7,18 @@ import argparse
 import asyncio
 import json
 import logging
-import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from forge_mcp import __version__
-from forge_mcp.errors import ConfigError, ForgeError
+from forge_mcp.errors import ForgeError
 
 EXIT_USAGE = 2
 # client -> transport; the stdio variants launch this very installation of forge-mcp.
 CLIENT_CONFIGS = {"claude-desktop": "stdio", "cursor": "stdio", "cursor-http": "http"}
-log = logging.getLogger("forge_mcp.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,80 +121,10 @@ def _stdio(settings: Any) -> int:
 
 
 def _serve(settings: Any, ready_file: Path | None) -> int:
-    import uvicorn
+    from forge_mcp.http_server import serve
 
-    from forge_mcp.app import ForgeApp
-    from forge_mcp.settings import is_loopback
-
-    _GracefulServer = _graceful_server_class()
-
-    if not is_loopback(settings.host) and not settings.auth_enabled:
-        raise ConfigError(
-            f"refusing to serve on {settings.host} without authentication; drop --auth off "
-            "(auth is required on any address other than loopback)"
-        )
-    app = ForgeApp(settings)
-    if settings.auth_enabled and asyncio.run(_active_key_count(app)) == 0:
-        raise ConfigError(
-            "authentication is on but no API key exists, so no client could connect. Create one first: "
-            "forge-mcp keys create --name my-client --scopes read,train"
-        )
-    if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:
-        log.warning(
-            "listening on all interfaces: requests are accepted only for loopback Host names until you list the "
-            "names clients use in allowed_hosts (FORGE_ALLOWED_HOSTS=forge.lan:*)"
-        )
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
-    port = sock.getsockname()[1]
-    settings = settings.model_copy(update={"port": port})
-    app = ForgeApp(settings)
-    config = uvicorn.Config(
-        app.http_app(),
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    server = _GracefulServer(config)
-
-    async def run() -> None:
-        serving = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.02)
-        if server.started:
-            url = settings.base_url
-            print(f"forge-mcp {__version__} listening on {url} (MCP {url}/mcp/, A2A {url}/a2a)", file=sys.stderr)
-            if ready_file is not None:
-                ready_file.write_text(url)
-        await serving
-
-    asyncio.run(run())
+    serve(settings, ready_file)
     return 0
-
-
-def _graceful_server_class() -> type:
-    import uvicorn
-
-    class GracefulServer(uvicorn.Server):
-        """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, so the process
-        dies by the signal; a service manager and our own supervisor read that as a crash.
-        After a completed graceful shutdown we exit 0 instead."""
-
-        @contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            with super().capture_signals():
-                yield
-                self._captured_signals.clear()
-
-    return GracefulServer
-
-
-async def _active_key_count(app: Any) -> int:
-    async with app.running():
-        return int(await app.api_keys.count_active())
 
 
 async def _call(settings: Any, name: str, raw_args: str) -> int:

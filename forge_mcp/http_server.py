@@ -1,0 +1,92 @@
+"""`forge-mcp serve`: checks that refuse an unsafe start, then uvicorn on one socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+
+from forge_mcp import __version__
+from forge_mcp.app import ForgeApp
+from forge_mcp.errors import ConfigError
+from forge_mcp.settings import Settings, is_loopback
+
+log = logging.getLogger("forge_mcp.http_server")
+GRACEFUL_SHUTDOWN_S = 5
+READY_POLL_S = 0.02
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, so the process
+    dies by the signal, which supervisors read as a crash. After a completed graceful
+    shutdown we exit 0 instead."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
+def serve(settings: Settings, ready_file: Path | None = None) -> None:
+    if not is_loopback(settings.host) and not settings.auth_enabled:
+        raise ConfigError(
+            f"refusing to serve on {settings.host} without authentication; drop --auth off "
+            "(auth is required on any address other than loopback)"
+        )
+    sock = _bind(settings.host, settings.port)
+    # With --port 0 the OS picks the port; the agent card must advertise the real one.
+    app = ForgeApp(settings.model_copy(update={"port": sock.getsockname()[1]}))
+    settings = app.settings
+    if settings.auth_enabled and asyncio.run(_active_key_count(app)) == 0:
+        sock.close()
+        raise ConfigError(
+            "authentication is on but no API key exists, so no client could connect. Create one first: "
+            "forge-mcp keys create --name my-client --scopes read,train"
+        )
+    if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:
+        log.warning(
+            "listening on all interfaces: requests are accepted only for loopback Host names until you list the "
+            "names clients use in allowed_hosts (FORGE_ALLOWED_HOSTS=forge.lan:*)"
+        )
+    config = uvicorn.Config(
+        app.http_app(),
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    asyncio.run(_run(GracefulServer(config), sock, settings.base_url, ready_file))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port or --host") from None
+    return sock
+
+
+async def _active_key_count(app: ForgeApp) -> int:
+    async with app.running():
+        return await app.api_keys.count_active()
+
+
+async def _run(server: uvicorn.Server, sock: socket.socket, url: str, ready_file: Path | None) -> None:
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started and not serving.done():
+        await asyncio.sleep(READY_POLL_S)
+    if server.started:
+        print(f"forge-mcp {__version__} listening on {url} (MCP {url}/mcp/, A2A {url}/a2a)", file=sys.stderr)
+        if ready_file is not None:
+            ready_file.write_text(url)
+    await serving
