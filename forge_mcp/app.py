@@ -3,7 +3,6 @@ become the MCP server, the A2A handler and the HTTP app. Nothing else constructs
 
 from __future__ import annotations
 
-import logging
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from forge_mcp.mcp_server import ForgeMCPServer
-
-log = logging.getLogger("forge_mcp.app")
 
 PROTECTED_PREFIXES = ("/mcp", "/a2a", "/metrics")
 A2A_TASKS_TABLE = "a2a_tasks"
