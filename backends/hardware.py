@@ -151,7 +151,7 @@ def _mlx_support() -> MlxSupport:
 def _nvml() -> Iterator[Any]:
     """Yields the initialised pynvml module, or raises LookupError saying why there is none."""
     if importlib.util.find_spec("pynvml") is None:
-        raise LookupError("nvidia-ml-py is not installed (pip install 'forge-mcp[gpu]')")
+        raise LookupError("nvidia-ml-py is not installed (pip install nvidia-ml-py)")
     import pynvml
 
     try:

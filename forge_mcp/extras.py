@@ -19,7 +19,6 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "agent": ("the chat operator (langgraph + litellm)", ("langgraph", "litellm")),
     "remote": ("SSH compute hosts (paramiko)", ("paramiko",)),
     "llamacpp": ("GGUF quantisation and llama.cpp serving", ("llama_cpp",)),
-    "gpu": ("NVIDIA GPU monitoring through NVML", ("pynvml",)),
 }
 
 
