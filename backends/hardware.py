@@ -101,6 +101,15 @@ def probe_hardware(disk_path: Path) -> HardwareInfo:
     )
 
 
+def gpu_count() -> int:
+    """NVIDIA GPUs the driver reports (0 without a driver or without nvidia-ml-py)."""
+    try:
+        with _nvml() as nv:
+            return int(nv.nvmlDeviceGetCount())
+    except LookupError:
+        return 0
+
+
 def sample_status(disk_path: Path, interval_s: float) -> SystemStatus:
     """Blocks for `interval_s` to measure CPU load; call it from a worker thread."""
     per_core = psutil.cpu_percent(interval=interval_s, percpu=True)

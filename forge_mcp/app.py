@@ -3,6 +3,7 @@ become the MCP server, the A2A handler and the HTTP app. Nothing else constructs
 
 from __future__ import annotations
 
+import asyncio
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -11,6 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from forge_mcp.api_keys import ApiKeys, ApiKeyVerifier
 from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner
+from forge_mcp.jobs.admission import Capacity
+from forge_mcp.jobs.engine import EngineLimits, JobEngine
+from forge_mcp.jobs.events import JobEventBus, JobUpdate
+from forge_mcp.jobs.executor import LocalExecutor
+from forge_mcp.jobs.lock import EngineLock
+from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.metrics import Metrics
 from forge_mcp.services import Services
 from forge_mcp.settings import Settings
@@ -19,11 +26,13 @@ from forge_mcp.tools import all_toolsets
 from forge_mcp.workspace import Workspace
 
 if TYPE_CHECKING:
+    from mcp.server.subscriptions import SubscriptionBus
     from starlette.applications import Starlette
 
     from forge_mcp.mcp_server import ForgeMCPServer
 
 PROTECTED_PREFIXES = ("/mcp", "/a2a", "/metrics")
+ENGINE_LOCK = "engine.lock"
 A2A_TASKS_TABLE = "a2a_tasks"
 
 
@@ -33,28 +42,47 @@ class ForgeApp:
         self.workspace = Workspace(settings.home, settings.import_roots)
         self.store = Store(self.workspace.database_path)
         self.api_keys = ApiKeys(self.store)
-        self.registry = CapabilityRegistry(all_toolsets(), settings.toolsets)
+        toolsets = all_toolsets()
+        self.registry = CapabilityRegistry(toolsets, settings.toolsets)
         self.metrics = Metrics()
+        self.job_bus = JobEventBus()
+        # Every installed job kind stays runnable (and recoverable) even when its toolset is not exposed.
+        kinds = {kind.name: kind for toolset in toolsets for kind in toolset.job_kinds}
+        self.jobs = JobEngine(
+            JobRepository(self.store),
+            LocalExecutor(self.workspace.root),
+            self.job_bus,
+            kinds,
+            self.workspace.root / "runs",
+            _engine_limits(settings),
+            EngineLock(self.workspace.root / ENGINE_LOCK),
+        )
         self.services = Services(
             settings=settings,
             workspace=self.workspace,
             store=self.store,
             api_keys=self.api_keys,
             registry=self.registry,
+            jobs=self.jobs,
             started_at=time.time(),
         )
         self.runner = CapabilityRunner(self.registry, self.services, self.metrics)
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
+    async def start(self, *, engine: bool = True) -> None:
         self.workspace.create()
         await self.store.open()
+        if engine:
+            await self.jobs.start()
 
     async def stop(self) -> None:
+        await self.jobs.stop()
         await self.store.close()
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[ForgeApp]:
-        await self.start()
+    async def running(self, *, engine: bool = True) -> AsyncIterator[ForgeApp]:
+        """Open the workspace; with `engine`, also take part in supervising its jobs."""
+        await self.start(engine=engine)
         try:
             yield self
         finally:
@@ -68,7 +96,27 @@ class ForgeApp:
             self.runner,
             auth_enabled=over_http and self.settings.auth_enabled,
             log_level=self.settings.log_level,
+            subscriptions=self._resource_updates(),
         )
+
+    def _resource_updates(self) -> SubscriptionBus:
+        """MCP `subscriptions/listen` streams hear about every job change as resource updates
+        of forge://jobs/{id} (and /metrics when metrics arrive, /logs with progress)."""
+        from mcp.server.subscriptions import InMemorySubscriptionBus
+        from mcp.shared.subscriptions import ResourceUpdated
+
+        bus = InMemorySubscriptionBus()
+
+        def on_update(update: JobUpdate) -> None:
+            base = f"forge://jobs/{update.job.id}"
+            uris = [base, f"{base}/metrics"] if update.what == "metrics" else [base, f"{base}/logs"]
+            for uri in uris:
+                task = asyncio.get_running_loop().create_task(bus.publish(ResourceUpdated(uri=uri)))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+        self.job_bus.add_listener(on_update)
+        return bus
 
     def http_app(self) -> Starlette:
         """One Starlette app: /mcp/ (Streamable HTTP), /a2a (JSON-RPC), /a2a/rest, the agent
@@ -151,3 +199,23 @@ class ForgeApp:
             Mount("/a2a/rest", routes=create_rest_routes(handler)),
         ]
         return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def _engine_limits(settings: Settings) -> EngineLimits:
+    import psutil
+
+    from forge_mcp.backends.hardware import gpu_count
+
+    memory = settings.job_memory_gb or round(0.9 * psutil.virtual_memory().total / 1024**3, 1)
+    return EngineLimits(
+        capacity=Capacity(
+            gpu_slots=settings.gpu_slots if settings.gpu_slots is not None else gpu_count(),
+            cpu_slots=settings.cpu_job_slots,
+            memory_gb=memory,
+        ),
+        max_queued_per_principal=settings.max_queued_per_principal,
+        max_attempts=settings.job_max_attempts,
+        heartbeat_s=settings.job_heartbeat_s,
+        lease_s=settings.job_lease_s,
+        cancel_grace_s=settings.job_cancel_grace_s,
+    )

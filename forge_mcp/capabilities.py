@@ -16,11 +16,14 @@ import typing
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from forge_mcp.errors import ForgeError, InternalError, InvalidArguments, UnknownCapability
+from forge_mcp.jobs.kinds import JobFn, JobKind
+from forge_mcp.jobs.kinds import ResourceFn as JobResourceFn
+from forge_mcp.jobs.models import Resources
 from forge_mcp.principal import Principal, Scope
 
 if TYPE_CHECKING:
@@ -33,6 +36,42 @@ MAX_DESCRIPTION_CHARS = 1200
 CapabilityFn = Callable[..., Awaitable[BaseModel]]
 
 
+class ProgressReporter(Protocol):
+    """How a capability reports progress while it runs; each surface supplies its own
+    (MCP progress notifications, A2A status updates, CLI lines on stderr)."""
+
+    async def __call__(self, done: float, total: float | None = None, message: str | None = None) -> None: ...
+
+
+async def no_progress(done: float, total: float | None = None, message: str | None = None) -> None:
+    return None
+
+
+class ImageAttachment(BaseModel):
+    """An image inside a capability's result (a chart). MCP sends it as image content,
+    A2A as a file part; the JSON result keeps only a short description of it."""
+
+    mime_type: str = "image/png"
+    data_base64: str
+    description: str
+
+
+def split_images(model: BaseModel) -> tuple[dict[str, Any], list[ImageAttachment]]:
+    """The result as JSON with each top-level image's data replaced by a placeholder, and the images."""
+    data = model.model_dump(mode="json")
+    images = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, ImageAttachment):
+            images.append(value)
+            data[name] = {**data[name], "data_base64": f"<{value.mime_type}, sent as an attachment>"}
+    return data, images
+
+
+# Parameters of these types are filled in by the runner, not by the caller, and are not in the schema.
+INJECTED_TYPES: dict[Any, str] = {Principal: "principal", ProgressReporter: "progress"}
+
+
 @dataclass(frozen=True)
 class Capability:
     name: str
@@ -41,7 +80,8 @@ class Capability:
     description: str
     scope: Scope
     fn: CapabilityFn
-    parameters: tuple[inspect.Parameter, ...]  # without `services`, annotations resolved
+    parameters: tuple[inspect.Parameter, ...]  # the caller's: without `services` and injected ones
+    injected: dict[str, str]  # parameter name -> "principal" | "progress"
     arguments: type[BaseModel]
     output: type[BaseModel]
     read_only: bool
@@ -98,6 +138,21 @@ class Toolset:
     description: str
     capabilities: list[Capability] = field(default_factory=list)
     resources: list[ResourceSpec] = field(default_factory=list)
+    job_kinds: list[JobKind] = field(default_factory=list)
+
+    def job_kind(
+        self, name: str, *, resources: JobResourceFn | None = None, checkpoints: bool = False
+    ) -> Callable[[JobFn], JobFn]:
+        """Declare a job kind: `fn(job: JobContext, **arguments)` runs in a worker process.
+        `resources(arguments)` says what a job of this kind needs, for admission."""
+
+        def register(fn: JobFn) -> JobFn:
+            self.job_kinds.append(
+                JobKind(name=name, fn=fn, resources=resources or (lambda _: Resources()), checkpoints=checkpoints)
+            )
+            return fn
+
+        return register
 
     def resource(self, uri: str, *, name: str, scope: Scope = "read") -> Callable[[ResourceFn], ResourceFn]:
         def register(fn: ResourceFn) -> ResourceFn:
@@ -152,10 +207,14 @@ def _build_capability(fn: CapabilityFn, *, toolset: str, **flags: Any) -> Capabi
         raise TypeError(f"capability {name} must declare a pydantic model as its return type")
     resolved: list[inspect.Parameter] = []
     fields: dict[str, Any] = {}
+    injected: dict[str, str] = {}
     for param in params[1:]:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise TypeError(f"capability {name}: *args/**kwargs are not allowed; declare every argument")
         annotation = hints[param.name]
+        if annotation in INJECTED_TYPES:
+            injected[param.name] = INJECTED_TYPES[annotation]
+            continue
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[param.name] = (annotation, default)
         resolved.append(param.replace(annotation=annotation, kind=inspect.Parameter.KEYWORD_ONLY))
@@ -168,6 +227,7 @@ def _build_capability(fn: CapabilityFn, *, toolset: str, **flags: Any) -> Capabi
         description=description,
         fn=fn,
         parameters=tuple(resolved),
+        injected=injected,
         arguments=arguments,
         output=output,
         **flags,
@@ -235,13 +295,23 @@ class CapabilityRunner:
             self._count(name, surface, exc.code, 0.0)
             raise
 
-    async def run(self, name: str, arguments: Mapping[str, Any] | None, principal: Principal, *, surface: str) -> BaseModel:
+    async def run(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        principal: Principal,
+        *,
+        surface: str,
+        progress: ProgressReporter = no_progress,
+    ) -> BaseModel:
         started = time.perf_counter()
         outcome = "ok"
         try:
             cap = self.registry.get(name)
             principal.require(cap.scope, f"the tool {cap.name}")
             values = cap.validate(arguments)
+            available = {"principal": principal, "progress": progress}
+            values.update({param: available[what] for param, what in cap.injected.items()})
             return await _guarded(cap.name, cap.fn(self._services, **values))
         except ForgeError as exc:
             outcome = exc.code

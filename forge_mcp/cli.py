@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     call = sub.add_parser("call", help="run one tool and print its JSON result")
     call.add_argument("name", help="tool name, e.g. forge_overview")
     call.add_argument("--args", default="{}", help="arguments as a JSON object, e.g. '{\"sample_seconds\": 0.5}'")
+    call.add_argument("--no-wait", action="store_true", help="for a tool that starts a job: print its handle and exit")
 
     sub.add_parser("tools", help="list the tools this server offers")
 
@@ -95,7 +96,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(settings, args.ready_file)
     if args.command == "call":
-        return asyncio.run(_call(settings, args.name, args.args))
+        return asyncio.run(_call(settings, args.name, args.args, wait=not args.no_wait))
     if args.command == "tools":
         return _tools(settings)
     if args.command == "client-config":
@@ -127,9 +128,10 @@ def _serve(settings: Any, ready_file: Path | None) -> int:
     return 0
 
 
-async def _call(settings: Any, name: str, raw_args: str) -> int:
+async def _call(settings: Any, name: str, raw_args: str, *, wait: bool) -> int:
     from forge_mcp.app import ForgeApp
     from forge_mcp.errors import InvalidArguments
+    from forge_mcp.jobs.models import JobHandle
     from forge_mcp.principal import Principal
 
     try:
@@ -137,8 +139,19 @@ async def _call(settings: Any, name: str, raw_args: str) -> int:
     except json.JSONDecodeError as exc:
         raise InvalidArguments(f"--args is not valid JSON ({exc.msg} at column {exc.colno})") from None
     app = ForgeApp(settings)
+
+    async def progress(done: float, total: float | None = None, message: str | None = None) -> None:
+        share = f"{done:g}/{total:g}" if total else f"{done:g}"
+        print(f"[{share}] {message or ''}", file=sys.stderr, flush=True)
+
     async with app.running():
-        result = await app.runner.run(name, arguments, Principal.local("cli"), surface="cli")
+        result = await app.runner.run(name, arguments, Principal.local("cli"), surface="cli", progress=progress)
+        if wait and isinstance(result, JobHandle):
+            print(f"started {result.job_id}; waiting (Ctrl-C stops waiting, not the job)", file=sys.stderr)
+            result = await app.runner.run(
+                "job_wait", {"job_id": result.job_id, "timeout_s": 600}, Principal.local("cli"), surface="cli",
+                progress=progress,
+            )  # fmt: skip
     print(result.model_dump_json(indent=2))
     return 0
 
@@ -174,7 +187,7 @@ async def _keys(settings: Any, args: argparse.Namespace) -> int:
     from forge_mcp.app import ForgeApp
 
     app = ForgeApp(settings)
-    async with app.running():
+    async with app.running(engine=False):
         if args.keys_command == "create":
             key = await app.api_keys.create(args.name, args.scopes)
             print(key)

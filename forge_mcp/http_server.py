@@ -77,7 +77,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def _active_key_count(app: ForgeApp) -> int:
-    async with app.running():
+    async with app.running(engine=False):
         return await app.api_keys.count_active()
 
 

@@ -1,29 +1,37 @@
 """The MCP surface: every capability becomes a tool, every ResourceSpec a resource.
 
 This adapter stays thin. Arguments are validated by the capability registry before the
-SDK sees them, so MCP clients get the same messages as A2A and CLI callers.
+SDK sees them, so MCP clients get the same messages as A2A and CLI callers. Progress
+reported by a capability becomes MCP progress notifications; images in a result become
+image content; job changes are published as resource updates.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import re
 from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import ToolAnnotations
+from mcp.server.subscriptions import SubscriptionBus
+from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 
 from forge_mcp import __version__
-from forge_mcp.capabilities import Capability, CapabilityRunner, ResourceSpec
+from forge_mcp.capabilities import Capability, CapabilityRunner, ImageAttachment, ResourceSpec, split_images
 from forge_mcp.errors import ForgeError
 from forge_mcp.principal import Principal
 
 INSTRUCTIONS = (
     "forge-mcp runs the LLM fine-tuning lifecycle on this machine: datasets, training, evaluation, "
     "export, serving and a model registry. Call forge_overview first to see the tools, hardware and "
-    "workspace. Long-running tools return a job id at once; follow it with the job tools."
+    "workspace. Long-running tools return a job_id at once: follow it with job_wait (progress "
+    "notifications), job_status, job_logs and job_metrics; stop it with job_cancel."
 )
+_TEMPLATE_PARAM = re.compile(r"\{(\w+)\}")
 
 
 def current_principal(auth_enabled: bool) -> Principal:
@@ -50,7 +58,9 @@ class ForgeMCPServer(MCPServer):
         return await super().call_tool(name, arguments, context)
 
 
-def build_mcp_server(runner: CapabilityRunner, *, auth_enabled: bool, log_level: str) -> ForgeMCPServer:
+def build_mcp_server(
+    runner: CapabilityRunner, *, auth_enabled: bool, log_level: str, subscriptions: SubscriptionBus
+) -> ForgeMCPServer:
     registry = runner.registry
     server = ForgeMCPServer(
         runner,
@@ -59,6 +69,7 @@ def build_mcp_server(runner: CapabilityRunner, *, auth_enabled: bool, log_level:
         version=__version__,
         instructions=INSTRUCTIONS,
         log_level=log_level,  # type: ignore[arg-type]
+        subscriptions=subscriptions,
     )
     for cap in registry:
         server.add_tool(
@@ -84,28 +95,55 @@ def build_mcp_server(runner: CapabilityRunner, *, auth_enabled: bool, log_level:
 
 
 def _tool_function(cap: Capability, runner: CapabilityRunner, auth_enabled: bool) -> Any:
-    async def tool(**arguments: Any) -> Any:
+    async def tool(ctx: Context, **arguments: Any) -> Any:
+        async def progress(done: float, total: float | None = None, message: str | None = None) -> None:
+            await ctx.report_progress(done, total, message)
+
         try:
-            return await runner.run(cap.name, arguments, current_principal(auth_enabled), surface="mcp")
+            result = await runner.run(
+                cap.name, arguments, current_principal(auth_enabled), surface="mcp", progress=progress
+            )
         except ForgeError as exc:
             raise ToolError(exc.message) from None
+        return _with_images(result)
 
     # The SDK derives the input and output schemas from this signature: the capability's
-    # own parameters (without `services`) and its return model.
+    # own parameters (without `services` and injected ones) and its return model.
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
     tool.__name__ = cap.name
     tool.__doc__ = cap.description
-    tool.__signature__ = inspect.Signature(list(cap.parameters), return_annotation=cap.output)  # type: ignore[attr-defined]
-    tool.__annotations__ = {p.name: p.annotation for p in cap.parameters} | {"return": cap.output}
+    tool.__signature__ = inspect.Signature([context, *cap.parameters], return_annotation=cap.output)  # type: ignore[attr-defined]
+    tool.__annotations__ = {"ctx": Context} | {p.name: p.annotation for p in cap.parameters} | {"return": cap.output}
     return tool
 
 
+def _with_images(result: Any) -> Any:
+    """A result carrying images goes out as text + image content, structured content intact."""
+    data, images = split_images(result)
+    if not images:
+        return result
+    content: list[Any] = [TextContent(type="text", text=json.dumps(data, indent=2))]
+    content += [ImageContent(type="image", data=i.data_base64, mime_type=i.mime_type) for i in images]
+    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+
 def _resource_function(spec: ResourceSpec, runner: CapabilityRunner, auth_enabled: bool) -> Any:
-    async def read() -> str:
+    names = _TEMPLATE_PARAM.findall(spec.uri)
+
+    async def read(**params: str) -> str:
         try:
-            model = await runner.read(spec, current_principal(auth_enabled), {})
+            model = await runner.read(spec, current_principal(auth_enabled), params)
         except ForgeError as exc:
             raise ResourceError(exc.message) from None
         return model.model_dump_json(indent=2)
 
+    # Template parameters become the function's parameters, as the SDK matches them by name.
     read.__name__ = spec.name
+    read.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=str) for n in names], return_annotation=str
+    )
+    read.__annotations__ = {n: str for n in names} | {"return": str}
     return read
+
+
+__all__ = ["ImageAttachment", "build_mcp_server", "current_principal"]

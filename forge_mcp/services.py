@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from forge_mcp.api_keys import ApiKeys
 from forge_mcp.capabilities import CapabilityRegistry
+from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
 from forge_mcp.workspace import Workspace
@@ -19,4 +20,5 @@ class Services:
     store: Store
     api_keys: ApiKeys
     registry: CapabilityRegistry
+    jobs: JobEngine
     started_at: float

@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(600, ge=0)
+    # Jobs: admission and recovery (forge_mcp/jobs/constants.py has the rest).
+    gpu_slots: int | None = Field(None, ge=0, description="GPU job slots; null = the number of GPUs detected")
+    cpu_job_slots: int = Field(2, ge=1)
+    job_memory_gb: float | None = Field(None, gt=0, description="memory jobs may declare in total; null = 90% of RAM")
+    max_queued_per_principal: int = Field(100, ge=1)
+    job_max_attempts: int = Field(2, ge=1, le=10)
+    job_heartbeat_s: float = Field(1.0, gt=0)
+    job_lease_s: float = Field(30.0, gt=0)
+    job_cancel_grace_s: float = Field(10.0, ge=0)
 
     @field_validator("toolsets", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod

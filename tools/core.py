@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from forge_mcp import __version__
 from forge_mcp.backends.hardware import HardwareInfo, SystemStatus, probe_hardware, sample_status
 from forge_mcp.capabilities import Toolset
+from forge_mcp.errors import InvalidArguments
 from forge_mcp.extras import ExtraStatus, extras_status
+from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.jobs.models import JobHandle, Resources
+from forge_mcp.principal import Principal
 from forge_mcp.services import Services
+
+if TYPE_CHECKING:
+    from forge_mcp.backends.benchmark import BenchmarkResult
 
 toolset = Toolset("core", "What this server can do, the hardware it runs on, and live resource use.")
 
@@ -38,6 +45,12 @@ class WorkspaceSummary(BaseModel):
     models: int
 
 
+class LatestBenchmark(BaseModel):
+    job_id: str
+    finished_at: float | None
+    result: dict[str, Any]
+
+
 class Overview(BaseModel):
     name: str
     version: str
@@ -47,12 +60,16 @@ class Overview(BaseModel):
     hardware: HardwareInfo
     extras: list[ExtraStatus] = Field(description="Optional backends and whether each is installed")
     workspace: WorkspaceSummary
+    jobs: dict[str, int] = Field(description="Jobs in the workspace by state")
+    engine_active: bool = Field(description="Whether this process supervises the workspace's jobs")
+    latest_benchmark: LatestBenchmark | None = Field(None, description="The newest successful system_benchmark")
 
 
 async def build_overview(services: Services) -> Overview:
     ws = services.workspace
     counts = ws.counts()
     hardware = await asyncio.to_thread(probe_hardware, ws.root)
+    benchmark = await services.jobs.repo.latest_result("system_benchmark")
     return Overview(
         name="forge-mcp",
         version=__version__,
@@ -78,6 +95,11 @@ async def build_overview(services: Services) -> Overview:
             runs=counts.runs,
             models=counts.models,
         ),
+        jobs=await services.jobs.repo.counts(),
+        engine_active=services.jobs.active,
+        latest_benchmark=LatestBenchmark(job_id=benchmark.id, finished_at=benchmark.finished_at, result=benchmark.result)
+        if benchmark is not None and benchmark.result is not None
+        else None,
     )
 
 
@@ -110,3 +132,67 @@ async def system_status(
     Use it before starting heavy work or to see whether a running job is saturating
     the machine."""
     return await asyncio.to_thread(sample_status, services.workspace.root, sample_seconds)
+
+
+def _benchmark_resources(arguments: dict[str, Any]) -> Resources:
+    return Resources(gpus=sum(1 for d in arguments["devices"] if d.startswith("cuda")), memory_gb=1.0)
+
+
+@toolset.job_kind("system_benchmark", resources=_benchmark_resources)
+def benchmark_job(job: JobContext, devices: list[str], seconds_per_test: float, backend: str) -> BenchmarkResult:
+    from forge_mcp.backends.benchmark import run_benchmark
+
+    return run_benchmark(job, devices, seconds_per_test, backend)
+
+
+def resolve_devices(devices: list[str] | None, gpu_slots: int) -> list[str]:
+    """'cpu', 'cuda' (every GPU) or 'cuda:N' -> explicit device names; default cpu + every GPU."""
+    if devices is None:
+        return ["cpu", *(f"cuda:{i}" for i in range(gpu_slots))]
+    resolved: list[str] = []
+    for device in devices:
+        if device == "cpu":
+            names = ["cpu"]
+        elif device == "cuda":
+            if gpu_slots == 0:
+                raise InvalidArguments("devices: 'cuda' asked for, but this server has no GPU; use ['cpu']")
+            names = [f"cuda:{i}" for i in range(gpu_slots)]
+        elif device.startswith("cuda:") and device[5:].isdigit():
+            names = [device]
+        else:
+            raise InvalidArguments(f"devices: {device[:32]!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'")
+        resolved.extend(n for n in names if n not in resolved)
+    if not resolved:
+        raise InvalidArguments("devices: the list is empty; give at least 'cpu'")
+    return resolved
+
+
+@toolset.capability(scope="train", title="Benchmark this machine", long_running=True)
+async def system_benchmark(
+    services: Services,
+    principal: Principal,
+    seconds_per_test: Annotated[float, Field(ge=0.1, le=60.0, description="Time budget for each measurement")] = 3.0,
+    devices: Annotated[
+        list[str] | None, Field(description="'cpu', 'cuda' (every GPU) or 'cuda:N'; default: cpu and every GPU")
+    ] = None,
+    backend: Annotated[
+        Literal["auto", "torch", "numpy"], Field(description="Matmul library; auto = torch when installed")
+    ] = "auto",
+    priority: Annotated[int, Field(ge=-100, le=100, description="Higher starts first")] = 0,
+    idempotency_key: Annotated[
+        str | None, Field(max_length=128, description="Same key and arguments return the same job")
+    ] = None,
+) -> JobHandle:
+    """Starts a job that measures this machine: float32 matrix-multiply throughput on each
+    device (torch when installed, NumPy otherwise), memory bandwidth and the workspace
+    disk's write speed. Returns a job_id at once; follow it with job_wait. Takes about
+    (devices + 2) x seconds_per_test and loads the machine meanwhile. forge_overview shows
+    the newest result; training time estimates use it."""
+    arguments = {
+        "devices": resolve_devices(devices, services.jobs.limits.capacity.gpu_slots),
+        "seconds_per_test": seconds_per_test,
+        "backend": backend,
+    }
+    return await services.jobs.submit(
+        "system_benchmark", arguments, principal.name, priority=priority, idempotency_key=idempotency_key
+    )

@@ -1,0 +1,27 @@
+"""Every number the job engine runs by. Settings may override the ones users tune."""
+
+TICK_S = 0.2  # engine loop period when nothing wakes it earlier
+HEARTBEAT_S = 1.0  # how often a worker writes a heartbeat event
+LEASE_S = 30.0  # a RUNNING job whose heartbeat is older than this is treated as lost
+CANCEL_GRACE_S = 10.0  # SIGTERM → SIGKILL
+MAX_ATTEMPTS = 2  # tries per job, counting the first, for crash and restart recovery
+MAX_QUEUED_PER_PRINCIPAL = 100
+CPU_JOB_SLOTS = 2  # concurrent jobs that need no GPU
+LOG_TAIL_MAX_BYTES = 64 * 1024  # the most one job_logs call returns
+WAIT_MAX_S = 600.0  # the longest one job_wait call blocks
+WAIT_POLL_S = 0.5  # job_wait re-reads the database this often (for jobs another process supervises)
+METRIC_POINTS_MAX = 5000  # the most points one job_metrics call returns per series
+JOB_ID_PREFIX = "job_"
+
+RUN_SPEC = "job.json"  # what the worker runs: kind, arguments, attempt
+RUN_EVENTS = "events.jsonl"  # worker → engine: progress, metrics, heartbeats, outcome
+RUN_LOG = "worker.log"  # the worker's stdout and stderr
+RUN_CHECKPOINTS = "checkpoints"
+
+# Reasons a job ends FAILED (or is retried); stable strings clients may match on.
+REASON_SERVER_RESTART = "server_restart"
+REASON_WORKER_LOST = "worker_lost"
+REASON_HEARTBEAT_LOST = "heartbeat_lost"
+REASON_WORKER_ERROR = "worker_error"
+REASON_CANCELED = "canceled"
+REASON_LAUNCH_FAILED = "launch_failed"

@@ -1,0 +1,76 @@
+"""The allowlist of job kinds and the API a job's code sees inside its worker.
+
+A job kind is declared by the capability module it belongs to (`toolset.job_kind`); the
+worker finds it by name in that allowlist. A job's stored arguments are JSON values for
+the kind's function, never a module, class or code to run.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic import BaseModel
+
+from forge_mcp.jobs.constants import RUN_CHECKPOINTS
+from forge_mcp.jobs.events import EventWriter
+from forge_mcp.jobs.models import Resources
+
+JobFn = Callable[..., BaseModel]
+ResourceFn = Callable[[dict[str, Any]], Resources]
+
+
+class JobCanceled(Exception):
+    """Raised in the job's thread when the engine asks the worker to stop (SIGTERM)."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    fn: JobFn  # runs in the worker: fn(job: JobContext, **arguments) -> BaseModel
+    resources: ResourceFn  # arguments -> what the job needs, for admission
+    checkpoints: bool  # whether a retry resumes from runs/<job>/checkpoints
+
+
+class JobContext:
+    """What a job's code uses to report and to find its folders."""
+
+    def __init__(self, job_id: str, run_dir: Path, attempt: int, events: EventWriter) -> None:
+        self.job_id = job_id
+        self.run_dir = run_dir
+        self.attempt = attempt
+        self.checkpoint_dir = run_dir / RUN_CHECKPOINTS
+        self._events = events
+        self._stop = threading.Event()
+
+    @property
+    def resuming(self) -> bool:
+        return self.attempt > 1
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        self._events.emit("progress", done=done, total=total, message=message)
+
+    def metric(self, name: str, step: float, value: float) -> None:
+        self._events.emit("metric", name=name, step=step, value=float(value))
+
+    def log(self, message: str) -> None:
+        print(message, flush=True)  # stdout is runs/<job>/worker.log
+
+    def check_canceled(self) -> None:
+        """For code that runs long stretches in C: call between steps to stop promptly."""
+        if self._stop.is_set():
+            raise JobCanceled()
+
+    def install_cancel_handler(self) -> None:
+        def on_term(signum: int, frame: FrameType | None) -> None:
+            if self._stop.is_set():
+                return  # already stopping: a second SIGTERM must not interrupt the cleanup
+            self._stop.set()
+            raise JobCanceled()
+
+        signal.signal(signal.SIGTERM, on_term)
