@@ -5,18 +5,30 @@ request (the conversational operator is a later addition)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
-from a2a.helpers import get_data_parts, new_data_part, new_task_from_user_message, new_text_message, new_text_part
+from a2a.helpers import (
+    get_data_parts,
+    new_data_part,
+    new_raw_part,
+    new_task_from_user_message,
+    new_text_message,
+    new_text_part,
+)
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.context import ServerCallContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
-from a2a.types import Message
+from a2a.types import Message, TaskState
 
-from forge_mcp.capabilities import CapabilityRunner
+from forge_mcp.agents.a2a_tasks import A2ATaskLedger, job_outcome, progress_text
+from forge_mcp.capabilities import CapabilityRunner, split_images
 from forge_mcp.errors import ForgeError, InvalidArguments
+from forge_mcp.jobs.constants import WAIT_MAX_S
+from forge_mcp.jobs.engine import JobEngine
+from forge_mcp.jobs.models import Job, JobHandle
 from forge_mcp.principal import Principal
 
 
@@ -49,8 +61,12 @@ def principal_from(call: ServerCallContext, auth_enabled: bool) -> Principal:
 
 
 class CapabilityAgentExecutor(AgentExecutor):
-    def __init__(self, runner: CapabilityRunner, *, auth_enabled: bool) -> None:
+    def __init__(
+        self, runner: CapabilityRunner, engine: JobEngine, ledger: A2ATaskLedger, *, auth_enabled: bool
+    ) -> None:
         self._runner = runner
+        self._engine = engine
+        self._ledger = ledger
         self._auth_enabled = auth_enabled
 
     def usage(self) -> str:
@@ -78,26 +94,67 @@ class CapabilityAgentExecutor(AgentExecutor):
             task = new_task_from_user_message(message)
             await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
-        await updater.start_work()
         principal = principal_from(context.call_context, self._auth_enabled)
+        await self._ledger.track(task.id, task.context_id, context.call_context.user.user_name, name)
         try:
-            result = await self._runner.run(name, arguments, principal, surface="a2a")
-        except ForgeError as exc:
-            await updater.failed(updater.new_agent_message([new_text_part(exc.message)]))
-            return
-        await updater.add_artifact(
-            [new_data_part(result.model_dump(mode="json"), media_type="application/json")],
-            name=f"{name} result",
-            last_chunk=True,
-        )
-        await updater.complete()
+            await updater.start_work()
+
+            async def progress(done: float, total: float | None = None, message: str | None = None) -> None:
+                share = f"{done:g}/{total:g} " if total else ""
+                await updater.update_status(
+                    TaskState.TASK_STATE_WORKING, updater.new_agent_message([new_text_part(f"{share}{message or ''}")])
+                )
+
+            try:
+                result = await self._runner.run(name, arguments, principal, surface="a2a", progress=progress)
+            except ForgeError as exc:
+                await updater.failed(updater.new_agent_message([new_text_part(exc.message)]))
+                return
+            if isinstance(result, JobHandle):
+                await self._follow_job(updater, name, result)
+                return
+            data, images = split_images(result)
+            parts = [new_data_part(data, media_type="application/json")]
+            parts += [new_raw_part(base64.b64decode(i.data_base64), media_type=i.mime_type) for i in images]
+            await updater.add_artifact(parts, name=f"{name} result", last_chunk=True)
+            await updater.complete()
+        finally:
+            await self._ledger.settled(task.id)
+
+    async def _follow_job(self, updater: TaskUpdater, tool: str, handle: JobHandle) -> None:
+        """The task is the job: its progress streams as WORKING updates, its end ends the task."""
+        await self._ledger.attach_job(updater.task_id, handle.job_id)
+
+        async def on_progress(job: Job) -> None:
+            if not job.terminal:
+                await updater.update_status(
+                    TaskState.TASK_STATE_WORKING,
+                    updater.new_agent_message([new_text_part(progress_text(job))]),
+                    metadata={"job_id": job.id, "progress": job.progress.model_dump()},
+                )
+
+        await on_progress(await self._engine.repo.get(handle.job_id))
+        job = await self._engine.wait(handle.job_id, WAIT_MAX_S, on_progress)
+        while not job.terminal:
+            job = await self._engine.wait(handle.job_id, WAIT_MAX_S, on_progress)
+        state, parts, text = job_outcome(job)
+        if parts:
+            await updater.add_artifact(parts, name=f"{tool} result", last_chunk=True)
+        await updater.update_status(state, updater.new_agent_message([new_text_part(text)]))
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        """CancelTask: a task that is a job cancels the job (SIGTERM, grace, SIGKILL) first."""
         task = context.current_task
         if task is None:
             return
         updater = TaskUpdater(event_queue, task.id, task.context_id)
-        await updater.cancel(updater.new_agent_message([new_text_part("canceled at the client's request")]))
+        job_id = await self._ledger.job_for(task.id)
+        text = "canceled at the client's request"
+        if job_id is not None:
+            job = await self._engine.cancel(job_id)
+            text = f"job {job_id} is {job.state.value}"
+        await updater.cancel(updater.new_agent_message([new_text_part(text)]))
+        await self._ledger.settled(task.id)
 
     @staticmethod
     def _reply(context: RequestContext, text: str) -> Message:

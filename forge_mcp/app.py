@@ -135,6 +135,7 @@ class ForgeApp:
 
         from forge_mcp.a2a_card import build_agent_card
         from forge_mcp.agents.a2a_executor import CapabilityAgentExecutor
+        from forge_mcp.agents.a2a_tasks import A2ATaskLedger
         from forge_mcp.http_guards import AccessGuard, HostOriginGuard, RequestMetrics, TokenBuckets
         from forge_mcp.http_routes import health_endpoint, metrics_endpoint, transport_security
         from forge_mcp.request_scopes import scope_resolver
@@ -156,8 +157,9 @@ class ForgeApp:
             warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
             task_store = DatabaseTaskStore(engine, table_name=A2A_TASKS_TABLE)
         card = build_agent_card(self.registry, settings)
+        ledger = A2ATaskLedger(self.store, self.jobs)
         handler = DefaultRequestHandler(
-            agent_executor=CapabilityAgentExecutor(self.runner, auth_enabled=settings.auth_enabled),
+            agent_executor=CapabilityAgentExecutor(self.runner, self.jobs, ledger, auth_enabled=settings.auth_enabled),
             task_store=task_store,
             agent_card=card,
         )
@@ -166,8 +168,10 @@ class ForgeApp:
         async def lifespan(_: Any) -> AsyncIterator[None]:
             async with self.running():
                 await task_store.initialize()
+                await ledger.reconcile(task_store)
                 async with mcp.session_manager.run():
                     yield
+                await ledger.stop()
             await engine.dispose()
 
         middleware = [

@@ -145,20 +145,6 @@ class JobRepository:
         rows = await self._store.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
         return {r["state"]: int(r["n"]) for r in rows}
 
-    async def link_a2a_task(self, task_id: str, job_id: str, context_id: str, owner: str, tool: str) -> None:
-        await self._store.execute(
-            "INSERT OR REPLACE INTO a2a_job_links (task_id, job_id, context_id, owner, tool) VALUES (?, ?, ?, ?, ?)",
-            (task_id, job_id, context_id, owner, tool),
-        )
-
-    async def a2a_links(self) -> list[dict[str, str]]:
-        rows = await self._store.fetchall("SELECT * FROM a2a_job_links")
-        return [dict(r) for r in rows]
-
-    async def a2a_link_for_task(self, task_id: str) -> dict[str, str] | None:
-        row = await self._store.fetchone("SELECT * FROM a2a_job_links WHERE task_id = ?", (task_id,))
-        return dict(row) if row else None
-
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -54,12 +54,14 @@ CREATE TABLE job_metrics (
     PRIMARY KEY (job_id, name, step)
 );
 
--- A2A tasks that are jobs, so a restart can settle tasks whose executor is gone.
-CREATE TABLE a2a_job_links (
+-- A2A tasks this server is running, so a restart can settle those whose executor is gone:
+-- from their job when they are one, else as failed by the restart.
+CREATE TABLE a2a_task_ledger (
     task_id    TEXT PRIMARY KEY,
-    job_id     TEXT NOT NULL REFERENCES jobs(id),
     context_id TEXT NOT NULL,
     owner      TEXT NOT NULL,
-    tool       TEXT NOT NULL
+    tool       TEXT NOT NULL,
+    job_id     TEXT REFERENCES jobs(id),
+    settled    INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX a2a_job_links_job ON a2a_job_links (job_id);
+CREATE INDEX a2a_task_ledger_open ON a2a_task_ledger (settled);

@@ -1,0 +1,140 @@
+"""The ledger of A2A tasks this server runs, and how they are settled.
+
+A task that runs a long tool *is* its job: it follows the job's progress and ends with
+it. When the server restarts, the executor that followed a task is gone; the ledger
+settles such tasks from their job (at once if it ended, or when it ends), and fails
+tasks of immediate tools that were cut off, so no task stays WORKING forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from a2a.auth.user import User
+from a2a.helpers import new_data_part, new_text_part
+from a2a.server.context import ServerCallContext
+from a2a.server.tasks import TaskStore
+from a2a.types import Artifact, Message, Part, Role, TaskState, TaskStatus
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from forge_mcp.jobs.constants import WAIT_MAX_S
+from forge_mcp.jobs.engine import JobEngine
+from forge_mcp.jobs.models import Job
+from forge_mcp.jobs.states import JobState
+from forge_mcp.store import Store
+
+log = logging.getLogger("forge_mcp.a2a")
+
+TERMINAL_TASK_STATES = frozenset(
+    {TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED}
+)
+
+
+class _Owner(User):
+    """The task store scopes tasks by user name; this stands for a task's recorded owner."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def user_name(self) -> str:
+        return self._name
+
+
+def job_outcome(job: Job) -> tuple[TaskState, list[Part], str]:
+    """The A2A state, artifact parts and status text for a finished job."""
+    if job.state is JobState.SUCCEEDED:
+        return TaskState.TASK_STATE_COMPLETED, [new_data_part({"job_id": job.id, "result": job.result})], (
+            f"job {job.id} succeeded"
+        )
+    if job.state is JobState.CANCELED:
+        return TaskState.TASK_STATE_CANCELED, [], f"job {job.id} was canceled"
+    return TaskState.TASK_STATE_FAILED, [], f"job {job.id} failed ({job.reason}): {job.error or 'no detail'}"
+
+
+def progress_text(job: Job) -> str:
+    share = f" {job.progress.percent:.0f}%" if job.progress.percent is not None else ""
+    detail = f" — {job.progress.message}" if job.progress.message else ""
+    return f"job {job.id} {job.state.value}{share}{detail}"
+
+
+class A2ATaskLedger:
+    def __init__(self, store: Store, engine: JobEngine) -> None:
+        self._store = store
+        self._engine = engine
+        self.active: set[str] = set()  # tasks an executor in this process is following now
+        self._followers: set[asyncio.Task[None]] = set()
+
+    async def track(self, task_id: str, context_id: str, owner: str, tool: str) -> None:
+        self.active.add(task_id)
+        await self._store.execute(
+            "INSERT OR IGNORE INTO a2a_task_ledger (task_id, context_id, owner, tool) VALUES (?, ?, ?, ?)",
+            (task_id, context_id, owner, tool),
+        )
+
+    async def attach_job(self, task_id: str, job_id: str) -> None:
+        await self._store.execute("UPDATE a2a_task_ledger SET job_id = ? WHERE task_id = ?", (job_id, task_id))
+
+    async def job_for(self, task_id: str) -> str | None:
+        row = await self._store.fetchone("SELECT job_id FROM a2a_task_ledger WHERE task_id = ?", (task_id,))
+        return row["job_id"] if row else None
+
+    async def settled(self, task_id: str) -> None:
+        self.active.discard(task_id)
+        await self._store.execute("UPDATE a2a_task_ledger SET settled = 1 WHERE task_id = ?", (task_id,))
+
+    async def reconcile(self, task_store: TaskStore) -> None:
+        """At start-up, after the job engine has reconciled its jobs."""
+        rows = await self._store.fetchall("SELECT * FROM a2a_task_ledger WHERE settled = 0")
+        for row in rows:
+            if row["task_id"] in self.active:
+                continue
+            if row["job_id"] is None:
+                await self._settle(task_store, dict(row), TaskState.TASK_STATE_FAILED, [],
+                                   "the server restarted while this task ran; send the request again")  # fmt: skip
+                continue
+            job = await self._engine.repo.get(row["job_id"])
+            if job.terminal:
+                await self._settle(task_store, dict(row), *job_outcome(job))
+            else:
+                follower = asyncio.create_task(self._follow(task_store, dict(row)))
+                self._followers.add(follower)
+                follower.add_done_callback(self._followers.discard)
+
+    async def stop(self) -> None:
+        for follower in list(self._followers):
+            follower.cancel()
+
+    async def _follow(self, task_store: TaskStore, row: dict[str, Any]) -> None:
+        job = await self._engine.repo.get(row["job_id"])
+        while not job.terminal:
+            job = await self._engine.wait(job.id, WAIT_MAX_S)
+        await self._settle(task_store, row, *job_outcome(job))
+
+    async def _settle(
+        self, task_store: TaskStore, row: dict[str, Any], state: TaskState, parts: list[Part], text: str
+    ) -> None:
+        context = ServerCallContext(user=_Owner(row["owner"]))
+        task = await task_store.get(row["task_id"], context)
+        if task is not None and task.status.state not in TERMINAL_TASK_STATES:
+            stamp = Timestamp()
+            stamp.GetCurrentTime()
+            message = Message(
+                role=Role.ROLE_AGENT,
+                message_id=f"{row['task_id']}-settled",
+                task_id=row["task_id"],
+                context_id=row["context_id"],
+                parts=[new_text_part(text)],
+            )
+            task.status.CopyFrom(TaskStatus(state=state, message=message, timestamp=stamp))
+            if parts:
+                task.artifacts.append(Artifact(artifact_id=f"{row['task_id']}-result", name=f"{row['tool']} result", parts=parts))
+            await task_store.save(task, context)
+            log.info("settled A2A task %s as %s after a restart", row["task_id"], TaskState.Name(state))
+        await self.settled(row["task_id"])
