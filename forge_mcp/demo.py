@@ -24,14 +24,37 @@ async def via_mcp(url: str) -> dict[str, Any]:
         overview = await client.call_tool("forge_overview", {})
         status = await client.call_tool("system_status", {"sample_seconds": 0.5})
         resource = await client.read_resource("forge://overview")
-    if overview.is_error or status.is_error:
-        raise SystemExit(f"MCP call failed: {overview.content or status.content}")
+        if overview.is_error or status.is_error:
+            raise SystemExit(f"MCP call failed: {overview.content or status.content}")
+        benchmark = await run_benchmark_job(client)
     return {
         "tools": [t.name for t in tools.tools],
         "overview": overview.structured_content,
         "status": status.structured_content,
         "resource_bytes": len(resource.contents[0].text),  # type: ignore[union-attr]
+        "benchmark": benchmark,
     }
+
+
+async def run_benchmark_job(client: Any) -> dict[str, Any]:
+    """system_benchmark returns a job at once; job_wait streams its progress as MCP notifications."""
+    started = await client.call_tool("system_benchmark", {"seconds_per_test": 1.0})
+    if started.is_error:
+        raise SystemExit(f"system_benchmark failed: {started.content}")
+    job_id = started.structured_content["job_id"]
+    print(f"system_benchmark started as job {job_id} (state {started.structured_content['state']})", flush=True)
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        share = f"{done:g}/{total:g}" if total else f"{done:g}"
+        print(f"  progress [{share}] {message}", flush=True)
+
+    waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 300}, progress_callback=on_progress)
+    job = waited.structured_content["job"]
+    if job["state"] != "SUCCEEDED":
+        raise SystemExit(f"benchmark job ended {job['state']}: {job['error']}")
+    metrics = await client.call_tool("job_metrics", {"job_id": job_id, "chart": True})
+    charts = [c for c in metrics.content if c.type == "image"]
+    return {"job": job, "series": [s["name"] for s in metrics.structured_content["series"]], "chart_images": len(charts)}
 
 
 async def via_a2a(url: str) -> dict[str, Any]:
@@ -80,6 +103,8 @@ def report(mcp: dict[str, Any], a2a: dict[str, Any]) -> str:
         f"({st['memory_percent']}%), disk {st['disk_percent']}% used",
         f"  resource   forge://overview read ({mcp['resource_bytes']} bytes)",
         "",
+        *benchmark_lines(mcp["benchmark"]),
+        "",
         "Through A2A (a2a-sdk client, JSON-RPC):",
         f"  skills     {', '.join(a2a['skills'])}",
         f"  overview   task {a2a['forge_overview_task']} completed: version {a2a['forge_overview']['version']}, "
@@ -88,6 +113,21 @@ def report(mcp: dict[str, Any], a2a: dict[str, Any]) -> str:
         f"RAM {a2a_status['memory_percent']}%",
     ]
     return "\n".join(lines)
+
+
+def benchmark_lines(benchmark: dict[str, Any]) -> list[str]:
+    job = benchmark["job"]
+    result = job["result"]
+    lines = [f"system_benchmark (job {job['id']}, {job['finished_at'] - job['started_at']:.1f}s, attempt {job['attempt']}):"]
+    for m in result["matmul"]:
+        speed = f"{m['gflops']} GFLOP/s ({m['backend']}, {m['dtype']}, {m['matrix_size']}²)" if m["available"] else m["note"]
+        lines.append(f"  matmul     {m['device']}: {speed}")
+    lines += [
+        f"  memory     {result['memory_bandwidth_gbs']} GB/s copy bandwidth",
+        f"  disk       {result['disk_write_mbs']} MB/s sequential write (fsync) in the workspace",
+        f"  metrics    {', '.join(benchmark['series'])}; chart returned as {benchmark['chart_images']} PNG image",
+    ]
+    return lines
 
 
 def main() -> int:

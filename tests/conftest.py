@@ -15,6 +15,10 @@ import pytest
 from forge_mcp.server_process import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
+# The tool surface is a contract (DESIGN.md §3): tests pin it.
+CORE_TOOLS = {"forge_overview", "system_status", "system_benchmark"}
+JOB_TOOLS = {"job_list", "job_status", "job_wait", "job_logs", "job_metrics", "job_cancel", "job_resume"}
+ALL_TOOLS = CORE_TOOLS | JOB_TOOLS
 
 
 def forge_cli(home: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

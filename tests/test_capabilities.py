@@ -16,6 +16,7 @@ from forge_mcp.errors import Forbidden, InternalError, InvalidArguments, NotFoun
 from forge_mcp.mcp_server import build_mcp_server
 from forge_mcp.metrics import Metrics
 from forge_mcp.principal import Principal
+from tests.conftest import ALL_TOOLS
 
 
 class Echo(BaseModel):
@@ -163,7 +164,9 @@ def test_declaration_rules_are_enforced() -> None:
 
 @pytest.fixture
 def mcp_server(runner: CapabilityRunner):  # noqa: ANN201
-    return build_mcp_server(runner, auth_enabled=False, log_level="WARNING")
+    from mcp.server.subscriptions import InMemorySubscriptionBus
+
+    return build_mcp_server(runner, auth_enabled=False, log_level="WARNING", subscriptions=InMemorySubscriptionBus())
 
 
 async def test_mcp_tool_schema_matches_the_declaration(mcp_server) -> None:  # noqa: ANN001
@@ -192,7 +195,7 @@ def test_tools_package_declares_core() -> None:
     from forge_mcp.tools import all_toolsets
 
     names = {cap.name for t in all_toolsets() for cap in t.capabilities}
-    assert {"forge_overview", "system_status"} <= names
+    assert names == ALL_TOOLS
     for toolset in all_toolsets():
         for cap in toolset.capabilities:
             assert cap.name.count("_") >= 1 and cap.name == cap.name.lower()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import ALL_TOOLS, REPO
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,8 @@ def test_wheel_layout(wheel: Path) -> None:
         "forge_mcp/cards/agent.yaml",
         "forge_mcp/configs/server/default.yaml",
         "forge_mcp/migrations/0001_initial.sql",
+        "forge_mcp/migrations/0002_jobs.sql",
+        "forge_mcp/jobs/engine.py",
     ):
         assert expected in names, expected
     top_level = {name.split("/")[0] for name in names}
@@ -64,4 +66,4 @@ def test_installed_wheel_works_without_the_source_tree(wheel: Path, tmp_path: Pa
 
     out = json.loads(result.stdout)
     assert out["file"].startswith(str(target))
-    assert out["tools"] == ["forge_overview", "system_status"] and out["card"] == "forge-mcp"
+    assert set(out["tools"]) == ALL_TOOLS and out["card"] == "forge-mcp"

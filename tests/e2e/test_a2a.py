@@ -13,6 +13,7 @@ from a2a.types import GetTaskRequest, ListTasksRequest, Role, SendMessageRequest
 from a2a.utils.constants import TransportProtocol
 
 from forge_mcp.server_process import ServerProcess
+from tests.conftest import ALL_TOOLS
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +36,9 @@ async def send(url: str, message, *, streaming: bool, binding: str = TransportPr
 def test_agent_card_lists_every_tool_as_a_skill(server: ServerProcess) -> None:
     card = httpx.get(server.url + "/.well-known/agent-card.json").json()
     assert card["name"] == "forge-mcp"
-    assert {s["id"] for s in card["skills"]} == {"forge_overview", "system_status"}
+    assert {s["id"] for s in card["skills"]} == ALL_TOOLS
+    [benchmark] = [s for s in card["skills"] if s["id"] == "system_benchmark"]
+    assert "long-running" in benchmark["tags"] and "scope:train" in benchmark["tags"]
     bindings = {i["protocolBinding"]: i["url"] for i in card["supportedInterfaces"]}
     assert bindings == {"JSONRPC": f"{server.url}/a2a", "HTTP+JSON": f"{server.url}/a2a/rest"}
     assert card["capabilities"]["streaming"] is True

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from forge_mcp.server_process import ServerProcess
-from tests.conftest import REPO
+from tests.conftest import ALL_TOOLS, REPO
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ def stdio_command(home: Path) -> list[str]:
 
 def test_tools_list_over_stdio(tmp_path: Path) -> None:
     listed = inspector(*stdio_command(tmp_path / "ws"), "--method", "tools/list")
-    assert {t["name"] for t in listed["tools"]} == {"forge_overview", "system_status"}
+    assert {t["name"] for t in listed["tools"]} == ALL_TOOLS
 
 
 def test_tools_call_over_stdio(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_tools_list_and_call_over_http(server: ServerProcess) -> None:
         url, "--transport", "http", "--method", "tools/call", "--tool-name", "system_status",
         "--tool-arg", "sample_seconds=0.1",
     )  # fmt: skip
-    assert {t["name"] for t in listed["tools"]} == {"forge_overview", "system_status"}
+    assert {t["name"] for t in listed["tools"]} == ALL_TOOLS
     assert called["structuredContent"]["memory_total_gib"] > 0
 
 

@@ -10,6 +10,7 @@ import pytest
 from mcp import Client
 
 from forge_mcp.server_process import ServerProcess
+from tests.conftest import ALL_TOOLS
 
 pytestmark = pytest.mark.e2e
 
@@ -28,10 +29,8 @@ async def test_list_call_and_read_over_http(server: ServerProcess, mode: str) ->
     assert tools["forge_overview"].annotations.read_only_hint is True
     assert tools["system_status"].input_schema["properties"]["sample_seconds"]["maximum"] == 5.0
     assert overview.structured_content["auth"] is False
-    assert [t["name"] for t in overview.structured_content["toolsets"][0]["tools"]] == [
-        "forge_overview",
-        "system_status",
-    ]
+    listed = {t["name"] for toolset in overview.structured_content["toolsets"] for t in toolset["tools"]}
+    assert listed == ALL_TOOLS == set(tools)
     assert status.structured_content["disk_free_gib"] > 0
     assert json.loads(resource.contents[0].text)["version"] == overview.structured_content["version"]
 

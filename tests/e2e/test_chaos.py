@@ -1,0 +1,159 @@
+"""Crash recovery under fire: kill -9 the server (and sometimes every worker with it) at
+random moments while jobs run, restart it, and check that every job ends honestly —
+SUCCEEDED (adopted or retried) or FAILED(server_restart) — that nothing stays RUNNING
+without a live process, that the database passes its integrity check, and that no job
+process is left behind. Also: kill -9 one worker under a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from mcp import Client
+
+from forge_mcp.jobs.executor import job_processes
+from forge_mcp.server_process import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+ITERATIONS_PER_TEST = 5
+SETTLE_S = 60.0
+POLL_S = 0.05
+MOMENTS = ("queued", "first_running", "mid_progress", "one_finished")
+FINAL_OK = {("SUCCEEDED", "completed"), ("FAILED", "server_restart")}
+
+
+def read_jobs(home: Path) -> list[sqlite3.Row]:
+    with sqlite3.connect(f"file:{home / 'forge.db'}?mode=ro", uri=True, timeout=10) as db:
+        db.row_factory = sqlite3.Row
+        return db.execute("SELECT id, state, reason, pid, pid_started_at, attempt, progress_done FROM jobs").fetchall()
+
+
+def alive(pid: int | None, started_at: float | None) -> bool:
+    try:
+        process = psutil.Process(pid) if pid else None
+        return bool(process) and abs(process.create_time() - (started_at or 0)) < 1 and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def poll_until(predicate, timeout_s: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+def reach_moment(home: Path, moment: str, job_ids: list[str]) -> None:
+    """Wait (bounded) for the chosen moment of the jobs' lives; that is when the kill lands."""
+    def states() -> list[sqlite3.Row]:
+        return [r for r in read_jobs(home) if r["id"] in job_ids]
+
+    checks = {
+        "queued": lambda: True,
+        "first_running": lambda: any(r["state"] == "RUNNING" and r["pid"] for r in states()),
+        "mid_progress": lambda: any((r["progress_done"] or 0) >= 1 for r in states()),
+        "one_finished": lambda: any(r["state"] == "SUCCEEDED" for r in states()),
+    }
+    poll_until(checks[moment], 30, f"moment {moment}")
+
+
+async def submit(url: str, count: int, rng: random.Random) -> list[str]:
+    async with Client(f"{url}/mcp/") as client:
+        ids = []
+        for _ in range(count):
+            seconds = round(rng.uniform(0.1, 0.4), 2)
+            result = await client.call_tool(
+                "system_benchmark", {"seconds_per_test": seconds, "backend": "numpy", "devices": ["cpu"]}
+            )
+            assert not result.is_error, result.content
+            ids.append(result.structured_content["job_id"])
+        return ids
+
+
+def chaos_iteration(home: Path, rng: random.Random, log: list[str]) -> None:
+    moment = rng.choice(MOMENTS)
+    kill_workers = rng.random() < 0.5
+    first = ServerProcess(home)
+    first.start()
+    job_ids = asyncio.run(submit(first.url, 3, rng))
+    reach_moment(home, moment, job_ids)
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    if kill_workers:  # the whole machine went down, not just the server
+        for job_id in job_ids:
+            for process in job_processes(job_id):
+                process.kill()
+    log.append(f"moment={moment} kill_workers={kill_workers}")
+
+    with ServerProcess(home) as second:
+        # Right after start-up: a RUNNING job with a dead worker must move on within two ticks.
+        suspects = {r["id"]: r["pid"] for r in read_jobs(home) if r["state"] == "RUNNING" and not alive(r["pid"], r["pid_started_at"])}
+        if suspects:
+            poll_until(
+                lambda: all(
+                    r["state"] != "RUNNING" or r["pid"] != suspects[r["id"]] for r in read_jobs(home) if r["id"] in suspects
+                ),
+                2.0,
+                f"jobs {sorted(suspects)} to leave RUNNING without a live worker",
+            )
+        poll_until(lambda: all(r["state"] in ("SUCCEEDED", "FAILED", "CANCELED") for r in read_jobs(home)), SETTLE_S, "every job to end")
+        assert second.process.poll() is None  # still serving
+    assert second.process.returncode == 0
+
+    for row in read_jobs(home):
+        assert (row["state"], row["reason"]) in FINAL_OK, dict(row)
+        assert row["attempt"] <= 2
+        assert not job_processes(row["id"])
+    with sqlite3.connect(home / "forge.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("seed", [11, 23, 37, 53])
+def test_kill_the_server_at_random_moments(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    log: list[str] = []
+    home = tmp_path / "ws"
+    for iteration in range(ITERATIONS_PER_TEST):
+        try:
+            chaos_iteration(home, rng, log)
+        except AssertionError as exc:
+            raise AssertionError(f"seed {seed}, iteration {iteration} ({log[-1] if log else 'start'}): {exc}") from exc
+    finished = read_jobs(home)
+    assert len(finished) == 3 * ITERATIONS_PER_TEST
+    assert any(r["state"] == "SUCCEEDED" for r in finished)
+
+
+def test_kill_one_worker_and_the_server_keeps_serving(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    with ServerProcess(home, env={"FORGE_JOB_MAX_ATTEMPTS": "1"}) as live:
+        [job_id] = asyncio.run(submit_long(live.url))
+        poll_until(lambda: any(r["id"] == job_id and r["state"] == "RUNNING" and r["pid"] for r in read_jobs(home)), 30, "the job to run")
+        [row] = [r for r in read_jobs(home) if r["id"] == job_id]
+        os.kill(row["pid"], signal.SIGKILL)
+        poll_until(lambda: [r for r in read_jobs(home) if r["id"] == job_id][0]["state"] == "FAILED", 30, "the job to fail")
+        status, overview = asyncio.run(after_kill(live.url, job_id))
+    assert status["state"] == "FAILED" and status["reason"] == "worker_lost"
+    assert "killed by signal 9" in status["error"]
+    assert overview["jobs"]["FAILED"] == 1
+
+
+async def submit_long(url: str) -> list[str]:
+    async with Client(f"{url}/mcp/") as client:
+        result = await client.call_tool("system_benchmark", {"seconds_per_test": 60, "backend": "numpy", "devices": ["cpu"]})
+        return [result.structured_content["job_id"]]
+
+
+async def after_kill(url: str, job_id: str) -> tuple[dict, dict]:
+    async with Client(f"{url}/mcp/") as client:
+        status = await client.call_tool("job_status", {"job_id": job_id})
+        overview = await client.call_tool("forge_overview", {})
+    return status.structured_content, overview.structured_content

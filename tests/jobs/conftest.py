@@ -1,0 +1,56 @@
+"""A real ForgeApp (store, engine lock, local executor, real worker processes) in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forge_mcp.app import ForgeApp
+from forge_mcp.jobs.models import Job
+from forge_mcp.settings import load_settings
+
+AppFactory = Callable[..., Awaitable[ForgeApp]]
+POLL_S = 0.05
+QUICK = {"seconds_per_test": 0.1, "backend": "numpy", "devices": ["cpu"]}
+LONG = {"seconds_per_test": 60.0, "backend": "numpy", "devices": ["cpu"]}
+
+
+@pytest.fixture
+async def forge(tmp_path: Path) -> AsyncIterator[AppFactory]:
+    apps: list[ForgeApp] = []
+
+    async def make(**overrides: Any) -> ForgeApp:
+        app = ForgeApp(load_settings(home=tmp_path / "ws", **overrides))
+        await app.start()
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        for job in await app.jobs.repo.list(limit=1000):
+            if not job.terminal:
+                await app.jobs.cancel(job.id)
+        await app.stop()
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, what: str = "condition") -> None:
+    """Poll with a bound (never a bare sleep to wait for something)."""
+    deadline = time.monotonic() + timeout_s
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(POLL_S)
+
+
+async def running_with_pid(app: ForgeApp, job_id: str) -> Job:
+    async def ready() -> bool:
+        job = await app.jobs.repo.get(job_id)
+        return job.state.value == "RUNNING" and job.pid is not None
+
+    await until(ready, what=f"{job_id} to run")
+    return await app.jobs.repo.get(job_id)

@@ -1,0 +1,59 @@
+"""Admission: priorities first, one job per GPU slot, CPU slots, memory budget."""
+
+from __future__ import annotations
+
+import itertools
+
+from forge_mcp.jobs.admission import Capacity, admit
+from forge_mcp.jobs.models import Job, Progress, Resources
+from forge_mcp.jobs.states import JobState
+
+_ids = itertools.count()
+
+
+def job(priority: int = 0, gpus: int = 0, memory_gb: float = 0.0, state: JobState = JobState.QUEUED) -> Job:
+    n = next(_ids)
+    return Job(
+        id=f"job_{n:08x}", kind="k", state=state, arguments={}, principal="p", priority=priority,
+        resources=Resources(gpus=gpus, memory_gb=memory_gb), attempt=0, max_attempts=2,
+        progress=Progress(), created_at=float(n),
+    )  # fmt: skip
+
+
+def by_priority(*jobs: Job) -> list[Job]:
+    return sorted(jobs, key=lambda j: (-j.priority, j.created_at))
+
+
+CAP = Capacity(gpu_slots=1, cpu_slots=2, memory_gb=100.0)
+
+
+def test_one_gpu_slot_admits_one_gpu_job_highest_priority_first() -> None:
+    low, high = job(priority=0, gpus=1), job(priority=5, gpus=1)
+    assert admit(by_priority(low, high), [], CAP) == [high]
+
+
+def test_busy_gpu_slot_admits_no_gpu_job() -> None:
+    running = [job(gpus=1, state=JobState.RUNNING)]
+    assert admit([job(gpus=1)], running, CAP) == []
+
+
+def test_cpu_jobs_use_their_own_slots_while_gpu_jobs_wait() -> None:
+    running = [job(gpus=1, state=JobState.RUNNING)]
+    waiting_gpu, cpu_a, cpu_b, cpu_c = job(priority=9, gpus=1), job(), job(), job()
+    assert admit(by_priority(waiting_gpu, cpu_a, cpu_b, cpu_c), running, CAP) == [cpu_a, cpu_b]
+
+
+def test_a_blocked_job_is_not_overtaken_by_a_lower_priority_one_of_its_lane() -> None:
+    capacity = Capacity(gpu_slots=2, cpu_slots=2, memory_gb=100.0)
+    running = [job(gpus=1, state=JobState.RUNNING)]
+    big, small = job(priority=5, gpus=2), job(priority=1, gpus=1)
+    assert admit(by_priority(big, small), running, capacity) == []
+
+
+def test_memory_budget_holds_but_an_oversized_job_may_run_alone() -> None:
+    capacity = Capacity(gpu_slots=0, cpu_slots=4, memory_gb=10.0)
+    first, second = job(memory_gb=6.0), job(memory_gb=6.0)
+    assert admit(by_priority(first, second), [], capacity) == [first]
+    huge = job(memory_gb=50.0)
+    assert admit([huge], [], capacity) == [huge]
+    assert admit([huge], [job(memory_gb=1.0, state=JobState.RUNNING)], capacity) == []
