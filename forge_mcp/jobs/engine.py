@@ -79,6 +79,7 @@ class JobEngine:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._supervising = False  # lock held and recovery done
 
     # lifecycle -----------------------------------------------------------------------
 
@@ -97,22 +98,26 @@ class JobEngine:
             except asyncio.CancelledError:
                 pass
             self._loop_task = None
+        self._supervising = False
         self.lock.release()
 
     @property
     def active(self) -> bool:
-        return self.lock.held
+        """Whether this engine supervises the workspace's jobs (and has recovered them)."""
+        return self._supervising
 
     async def _take_over_if_free(self) -> None:
-        if not self.lock.held and self.lock.try_acquire():
-            log.info("supervising jobs in this workspace")
-            await self.reconcile()
+        if self._supervising or not (self.lock.held or self.lock.try_acquire()):
+            return
+        log.info("supervising jobs in this workspace")
+        await self.reconcile()  # if this fails, the next tick tries again, still holding the lock
+        self._supervising = True
 
     async def _loop(self) -> None:
         while True:
             try:
                 await self._take_over_if_free()
-                if self.lock.held:
+                if self._supervising:
                     await self.tick()
             except Exception:  # one bad tick must not stop supervision
                 log.exception("job engine tick failed")
