@@ -39,7 +39,9 @@ def build_agent_card(registry: CapabilityRegistry, settings: Settings) -> AgentC
         documentation_url=data["documentation_url"],
         default_input_modes=data["default_input_modes"],
         default_output_modes=data["default_output_modes"],
-        capabilities=AgentCapabilities(**data["capabilities"]),
+        capabilities=AgentCapabilities(
+            **data["capabilities"], push_notifications=bool(settings.push_allowed_hosts)
+        ),
         supported_interfaces=[
             AgentInterface(
                 url=f"{base}/a2a", protocol_binding=TransportProtocol.JSONRPC, protocol_version=A2A_PROTOCOL_VERSION

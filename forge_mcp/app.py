@@ -8,6 +8,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from forge_mcp.api_keys import ApiKeys, ApiKeyVerifier
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 PROTECTED_PREFIXES = ("/mcp", "/a2a", "/metrics")
 ENGINE_LOCK = "engine.lock"
 A2A_TASKS_TABLE = "a2a_tasks"
+A2A_PUSH_TABLE = "a2a_push_configs"
 
 
 class ForgeApp:
@@ -158,20 +160,26 @@ class ForgeApp:
             task_store = DatabaseTaskStore(engine, table_name=A2A_TASKS_TABLE)
         card = build_agent_card(self.registry, settings)
         ledger = A2ATaskLedger(self.store, self.jobs)
+        push = _push_notifications(settings, engine)
         handler = DefaultRequestHandler(
             agent_executor=CapabilityAgentExecutor(self.runner, self.jobs, ledger, auth_enabled=settings.auth_enabled),
             task_store=task_store,
             agent_card=card,
+            **(push.handler_arguments() if push else {}),
         )
 
         @asynccontextmanager
         async def lifespan(_: Any) -> AsyncIterator[None]:
             async with self.running():
                 await task_store.initialize()
+                if push:
+                    await push.store.initialize()
                 await ledger.reconcile(task_store)
                 async with mcp.session_manager.run():
                     yield
                 await ledger.stop()
+            if push:
+                await push.http.aclose()
             await engine.dispose()
 
         middleware = [
@@ -223,3 +231,31 @@ def _engine_limits(settings: Settings) -> EngineLimits:
         lease_s=settings.job_lease_s,
         cancel_grace_s=settings.job_cancel_grace_s,
     )
+
+
+@dataclass
+class _Push:
+    store: Any
+    http: Any
+    validator: Any
+
+    def handler_arguments(self) -> dict[str, Any]:
+        from a2a.server.tasks import BasePushNotificationSender
+
+        sender = BasePushNotificationSender(self.http, self.store, push_url_validator=self.validator)
+        return {"push_config_store": self.store, "push_sender": sender, "push_url_validator": self.validator}
+
+
+def _push_notifications(settings: Settings, engine: Any) -> _Push | None:
+    """A2A push notifications, when the operator allowed some hosts to receive them."""
+    if not settings.push_allowed_hosts:
+        return None
+    import httpx
+    from a2a.server.tasks import DatabasePushNotificationConfigStore
+
+    from forge_mcp.a2a_push import allowlisted_push_urls
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
+        store = DatabasePushNotificationConfigStore(engine, table_name=A2A_PUSH_TABLE)
+    return _Push(store=store, http=httpx.AsyncClient(timeout=10.0), validator=allowlisted_push_urls(settings.push_allowed_hosts))

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     # Lists read from the environment are comma-separated (import_roots: os.pathsep, like PATH).
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    push_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     import_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     toolsets: Annotated[list[str] | None, NoDecode] = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(30.0, gt=0)
     job_cancel_grace_s: float = Field(10.0, ge=0)
 
-    @field_validator("toolsets", "allowed_hosts", "allowed_origins", mode="before")
+    @field_validator("toolsets", "allowed_hosts", "allowed_origins", "push_allowed_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -59,3 +59,27 @@ def test_tools_list_and_call_over_http(server: ServerProcess) -> None:
 def test_resource_read_over_http(server: ServerProcess) -> None:
     read = inspector(f"{server.url}/mcp/", "--transport", "http", "--method", "resources/read", "--uri", "forge://overview")
     assert json.loads(read["contents"][0]["text"])["name"] == "forge-mcp"
+
+
+def test_start_watch_and_cancel_jobs_from_the_inspector(server: ServerProcess) -> None:
+    """The user story: start a benchmark from the Inspector, wait for it, cancel another."""
+    url = f"{server.url}/mcp/"
+    started = inspector(
+        url, "--transport", "http", "--method", "tools/call", "--tool-name", "system_benchmark",
+        "--tool-arg", "seconds_per_test=0.2", "--tool-arg", "backend=numpy",
+    )  # fmt: skip
+    job_id = started["structuredContent"]["job_id"]
+    waited = inspector(
+        url, "--transport", "http", "--method", "tools/call", "--tool-name", "job_wait",
+        "--tool-arg", f"job_id={job_id}", "--tool-arg", "timeout_s=60",
+    )  # fmt: skip
+    assert waited["structuredContent"]["job"]["state"] == "SUCCEEDED"
+    other = inspector(
+        url, "--transport", "http", "--method", "tools/call", "--tool-name", "system_benchmark",
+        "--tool-arg", "seconds_per_test=60", "--tool-arg", "backend=numpy",
+    )  # fmt: skip
+    canceled = inspector(
+        url, "--transport", "http", "--method", "tools/call", "--tool-name", "job_cancel",
+        "--tool-arg", f"job_id={other['structuredContent']['job_id']}",
+    )  # fmt: skip
+    assert canceled["structuredContent"]["state"] == "CANCELED"
