@@ -97,29 +97,36 @@ class CapabilityAgentExecutor(AgentExecutor):
         principal = principal_from(context.call_context, self._auth_enabled)
         await self._ledger.track(task.id, task.context_id, context.call_context.user.user_name, name)
         try:
-            await updater.start_work()
+            await self._run(updater, name, arguments, principal)
+        except BaseException:
+            # Cut off (shutdown, CancelTask): the ledger keeps the task open, so a restart or
+            # cancel() settles it; marking it settled here would leave it WORKING forever.
+            self._ledger.active.discard(task.id)
+            raise
+        await self._ledger.settled(task.id)
 
-            async def progress(done: float, total: float | None = None, message: str | None = None) -> None:
-                share = f"{done:g}/{total:g} " if total else ""
-                await updater.update_status(
-                    TaskState.TASK_STATE_WORKING, updater.new_agent_message([new_text_part(f"{share}{message or ''}")])
-                )
+    async def _run(self, updater: TaskUpdater, name: str, arguments: Mapping[str, Any], principal: Principal) -> None:
+        await updater.start_work()
 
-            try:
-                result = await self._runner.run(name, arguments, principal, surface="a2a", progress=progress)
-            except ForgeError as exc:
-                await updater.failed(updater.new_agent_message([new_text_part(exc.message)]))
-                return
-            if isinstance(result, JobHandle):
-                await self._follow_job(updater, name, result)
-                return
-            data, images = split_images(result)
-            parts = [new_data_part(data, media_type="application/json")]
-            parts += [new_raw_part(base64.b64decode(i.data_base64), media_type=i.mime_type) for i in images]
-            await updater.add_artifact(parts, name=f"{name} result", last_chunk=True)
-            await updater.complete()
-        finally:
-            await self._ledger.settled(task.id)
+        async def progress(done: float, total: float | None = None, message: str | None = None) -> None:
+            share = f"{done:g}/{total:g} " if total else ""
+            await updater.update_status(
+                TaskState.TASK_STATE_WORKING, updater.new_agent_message([new_text_part(f"{share}{message or ''}")])
+            )
+
+        try:
+            result = await self._runner.run(name, arguments, principal, surface="a2a", progress=progress)
+        except ForgeError as exc:
+            await updater.failed(updater.new_agent_message([new_text_part(exc.message)]))
+            return
+        if isinstance(result, JobHandle):
+            await self._follow_job(updater, name, result)
+            return
+        data, images = split_images(result)
+        parts = [new_data_part(data, media_type="application/json")]
+        parts += [new_raw_part(base64.b64decode(i.data_base64), media_type=i.mime_type) for i in images]
+        await updater.add_artifact(parts, name=f"{name} result", last_chunk=True)
+        await updater.complete()
 
     async def _follow_job(self, updater: TaskUpdater, tool: str, handle: JobHandle) -> None:
         """The task is the job: its progress streams as WORKING updates, its end ends the task."""
