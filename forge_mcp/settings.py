@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from forge_mcp.errors import ConfigError
+from forge_mcp.jobs import constants as jobs
 from forge_mcp.package_data import config_file
 
 AuthMode = Literal["auto", "on", "off"]
@@ -53,13 +54,13 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(600, ge=0)
     # Jobs: admission and recovery (forge_mcp/jobs/constants.py has the rest).
     gpu_slots: int | None = Field(None, ge=0, description="GPU job slots; null = the number of GPUs detected")
-    cpu_job_slots: int = Field(2, ge=1)
+    cpu_job_slots: int = Field(jobs.CPU_JOB_SLOTS, ge=1)
     job_memory_gb: float | None = Field(None, gt=0, description="memory jobs may declare in total; null = 90% of RAM")
-    max_queued_per_principal: int = Field(100, ge=1)
-    job_max_attempts: int = Field(2, ge=1, le=10)
-    job_heartbeat_s: float = Field(1.0, gt=0)
-    job_lease_s: float = Field(30.0, gt=0)
-    job_cancel_grace_s: float = Field(10.0, ge=0)
+    max_queued_per_principal: int = Field(jobs.MAX_QUEUED_PER_PRINCIPAL, ge=1)
+    job_max_attempts: int = Field(jobs.MAX_ATTEMPTS, ge=1, le=10)
+    job_heartbeat_s: float = Field(jobs.HEARTBEAT_S, gt=0)
+    job_lease_s: float = Field(jobs.LEASE_S, gt=0)
+    job_cancel_grace_s: float = Field(jobs.CANCEL_GRACE_S, ge=0)
 
     @field_validator("toolsets", "allowed_hosts", "allowed_origins", "push_allowed_hosts", mode="before")
     @classmethod
