@@ -95,3 +95,22 @@ async def test_job_tools_refuse_bad_ids_and_arguments(server: ServerProcess) -> 
     assert missing.is_error and "no job 'job_00000000dead'" in missing.content[0].text
     assert device.is_error and "devices: 'tpu' is not a device" in device.content[0].text
     assert no_gpu.is_error and "this server has no GPU" in no_gpu.content[0].text
+
+
+async def test_job_changes_arrive_as_resource_updates(server: ServerProcess) -> None:
+    """2026-07-28 clients `listen` to forge://jobs/{id} and hear each change of the job."""
+    async with Client(f"{server.url}/mcp/") as client:
+        started = await client.call_tool("system_benchmark", {**QUICK, "seconds_per_test": 0.5})
+        uri = f"forge://jobs/{started.structured_content['job_id']}"
+        updates = []
+        async with client.listen(resource_subscriptions=[uri]) as subscription:
+            assert subscription.honored.resource_subscriptions == [uri]
+
+            async def collect() -> None:
+                async for event in subscription:
+                    updates.append(event)
+                    if len(updates) >= 3:
+                        return
+
+            await asyncio.wait_for(collect(), 30)
+    assert {u.uri for u in updates} == {uri}
