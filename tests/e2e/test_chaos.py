@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 import random
 import signal
 import sqlite3
@@ -130,6 +131,8 @@ def test_kill_the_server_at_random_moments(tmp_path: Path, seed: int) -> None:
     finished = read_jobs(home)
     assert len(finished) == 3 * ITERATIONS_PER_TEST
     assert any(r["state"] == "SUCCEEDED" for r in finished)
+    outcomes = Counter(f"{r['state']}/{r['reason']}/attempt {r['attempt']}" for r in finished)
+    print(f"seed {seed}: {'; '.join(log)} -> {dict(sorted(outcomes.items()))}")  # shown with -rA
 
 
 def test_kill_one_worker_and_the_server_keeps_serving(tmp_path: Path) -> None:
@@ -157,3 +160,21 @@ async def after_kill(url: str, job_id: str) -> tuple[dict, dict]:
         status = await client.call_tool("job_status", {"job_id": job_id})
         overview = await client.call_tool("forge_overview", {})
     return status.structured_content, overview.structured_content
+
+
+def test_a_job_whose_worker_died_with_the_server_fails_with_server_restart(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    env = {"FORGE_JOB_MAX_ATTEMPTS": "1"}
+    first = ServerProcess(home, env=env)
+    first.start()
+    [job_id] = asyncio.run(submit_long(first.url))
+    poll_until(lambda: any(r["id"] == job_id and r["state"] == "RUNNING" and r["pid"] for r in read_jobs(home)), 30, "the job to run")
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    for process in job_processes(job_id):
+        process.kill()
+    with ServerProcess(home, env=env) as second:
+        poll_until(lambda: [r for r in read_jobs(home) if r["id"] == job_id][0]["state"] == "FAILED", 10, "the job to fail")
+        status, _ = asyncio.run(after_kill(second.url, job_id))
+    assert status["reason"] == "server_restart"
+    assert "no attempts remain" in status["error"]
