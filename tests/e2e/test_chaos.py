@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import Counter
 import random
 import signal
 import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
