@@ -21,7 +21,7 @@ from mcp.server.subscriptions import SubscriptionBus
 from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 
 from forge_mcp import __version__
-from forge_mcp.capabilities import Capability, CapabilityRunner, ImageAttachment, ResourceSpec, split_images
+from forge_mcp.capabilities import Capability, CapabilityRunner, ResourceSpec, split_images
 from forge_mcp.errors import ForgeError
 from forge_mcp.principal import Principal
 
@@ -145,5 +145,3 @@ def _resource_function(spec: ResourceSpec, runner: CapabilityRunner, auth_enable
     read.__annotations__ = {n: str for n in names} | {"return": str}
     return read
 
-
-__all__ = ["ImageAttachment", "build_mcp_server", "current_principal"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from forge_mcp.errors import ForgeError
 from forge_mcp.jobs.constants import HEARTBEAT_S, RUN_EVENTS, RUN_SPEC
 from forge_mcp.jobs.events import EventWriter
-from forge_mcp.jobs.kinds import JobCanceled, JobContext
+from forge_mcp.jobs.kinds import JobCanceled, JobContext, JobKind
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELED, EXIT_USAGE = 0, 1, 143, 2
 ERROR_MESSAGE_MAX = 600
@@ -72,7 +72,7 @@ def _beat(events: EventWriter, stop: threading.Event, every_s: float) -> None:
             return
 
 
-def _find_kind(name: str):  # noqa: ANN202
+def _find_kind(name: str) -> JobKind:
     from forge_mcp.errors import NotFound
     from forge_mcp.tools import all_toolsets
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -104,21 +105,23 @@ async def job_logs(
     return await asyncio.to_thread(_read_log, job_id, path, since, max_bytes)
 
 
-def _read_log(job_id: str, path, since: int | None, max_bytes: int) -> JobLogs:  # noqa: ANN001
+def _read_log(job_id: str, path: Path, since: int | None, max_bytes: int) -> JobLogs:
+    """From `since` (default: the start) to the end, keeping at most the last `max_bytes`."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return JobLogs(job_id=job_id, text="", cursor=0, size=0, truncated=False)
-    start = size - max_bytes if since is None else since
-    start = max(0, min(start, size))
-    truncated = size - start > max_bytes
-    if truncated:
-        start = size - max_bytes
+    requested = min(since or 0, size)
+    start = max(requested, size - max_bytes)
     with path.open("rb") as f:
         f.seek(start)
         data = f.read(size - start)
     return JobLogs(
-        job_id=job_id, text=data.decode("utf-8", errors="replace"), cursor=start + len(data), size=size, truncated=truncated or (since is None and start > 0)
+        job_id=job_id,
+        text=data.decode("utf-8", errors="replace"),
+        cursor=start + len(data),
+        size=size,
+        truncated=start > requested,
     )
 
 
