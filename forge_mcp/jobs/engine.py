@@ -316,10 +316,10 @@ class JobEngine:
             await self._finish(job_id, sup, lost_reason=self._exit_reason(sup.handle))
         elif now - sup.last_beat > self.limits.lease_s:
             log.warning("job %s: no heartbeat for %.0fs; killing its worker", job_id, now - sup.last_beat)
-            self.executor.kill_now(sup.handle)
+            await asyncio.to_thread(self.executor.kill_now, sup.handle)
             await self._finish(job_id, sup, lost_reason=C.REASON_HEARTBEAT_LOST)
         elif sup.kill_at is not None and now > sup.kill_at:
-            self.executor.kill_now(sup.handle)
+            await asyncio.to_thread(self.executor.kill_now, sup.handle)
 
     def _exit_reason(self, handle: WorkerHandle) -> str:
         code = self.executor.exit_code(handle)
@@ -360,7 +360,8 @@ class JobEngine:
     async def _finish(self, job_id: str, sup: Supervision, *, lost_reason: str) -> None:
         """The worker is gone: settle the job from its outcome event, or as lost."""
         self._running.pop(job_id, None)
-        self.executor.kill_now(sup.handle)  # children that outlived the worker
+        # Children that outlived the worker; scanning processes and reaping blocks, so off the loop.
+        await asyncio.to_thread(self.executor.kill_now, sup.handle)
         job = await self.repo.get(job_id)
         outcome = sup.outcome or {}
         kind = outcome.get("type")
