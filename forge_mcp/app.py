@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from forge_mcp.api_keys import ApiKeys, ApiKeyVerifier
 from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner
+from forge_mcp.datasets.importer import DatasetImporter
+from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.engine import EngineLimits, JobEngine
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
@@ -59,6 +61,7 @@ class ForgeApp:
             _engine_limits(settings),
             EngineLock(self.workspace.root / ENGINE_LOCK),
         )
+        self.datasets = DatasetImporter(self.workspace, DatasetRepository(self.store))
         self.services = Services(
             settings=settings,
             workspace=self.workspace,
@@ -66,6 +69,7 @@ class ForgeApp:
             api_keys=self.api_keys,
             registry=self.registry,
             jobs=self.jobs,
+            datasets=self.datasets,
             started_at=time.time(),
         )
         self.runner = CapabilityRunner(self.registry, self.services, self.metrics)
@@ -74,6 +78,7 @@ class ForgeApp:
     async def start(self, *, engine: bool = True) -> None:
         self.workspace.create()
         await self.store.open()
+        self.datasets.clean_staging()
         if engine:
             await self.jobs.start()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from forge_mcp.api_keys import ApiKeys
 from forge_mcp.capabilities import CapabilityRegistry
+from forge_mcp.datasets.importer import DatasetImporter
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
@@ -21,4 +22,5 @@ class Services:
     api_keys: ApiKeys
     registry: CapabilityRegistry
     jobs: JobEngine
+    datasets: DatasetImporter
     started_at: float

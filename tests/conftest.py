@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 # The tool surface is a contract (DESIGN.md §3): tests pin it.
 CORE_TOOLS = {"forge_overview", "system_status", "system_benchmark"}
 JOB_TOOLS = {"job_list", "job_status", "job_wait", "job_logs", "job_metrics", "job_cancel", "job_resume"}
-ALL_TOOLS = CORE_TOOLS | JOB_TOOLS
+DATASET_TOOLS = {"dataset_import", "dataset_list"}
+ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS
 
 
 def forge_cli(home: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -91,7 +91,7 @@ async def build_overview(services: Services) -> Overview:
         workspace=WorkspaceSummary(
             root=str(ws.root),
             import_roots=[str(p) for p in ws.import_roots],
-            datasets=counts.datasets,
+            datasets=await services.datasets.repo.count(),
             runs=counts.runs,
             models=counts.models,
         ),

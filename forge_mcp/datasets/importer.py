@@ -1,0 +1,230 @@
+"""Import: stream a source into a staged Parquet folder, fingerprint it, detect its kind,
+then publish it as a new version — or recognise it as one that already exists.
+
+Publishing is a rename of a complete folder followed by the index row, so a crash or a
+refusal never leaves a half-written dataset visible: leftovers in datasets/.staging are
+removed at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forge_mcp.datasets.kinds import DatasetKind, Detection, detect
+from forge_mcp.datasets.models import BadLine, DatasetInfo, FieldSummary, ImportResult
+from forge_mcp.datasets.readers import BATCH_ROWS, SourceFormat, guess_format, read
+from forge_mcp.datasets.repository import DatasetRepository, check_name
+from forge_mcp.errors import InvalidArguments
+from forge_mcp.workspace import Workspace
+
+DATA_FILE = "data.parquet"
+MANIFEST = "manifest.json"
+STAGING = ".staging"
+DETECTION_SAMPLE = 1000
+BAD_LINE_EXAMPLES = 20
+SCHEMA_FIELDS_MAX = 200
+
+
+def canonical_json(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class Staged:
+    folder: Path
+    rows: int = 0
+    bad: int = 0
+    bad_examples: list[BadLine] = field(default_factory=list)
+    fingerprint: str = ""
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    fields: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+
+def stage(source: Path, fmt: SourceFormat, split: str | None, column_map: dict[str, str], folder: Path) -> Staged:
+    """Stream `source` into folder/data.parquet as (line, row-as-canonical-JSON); runs in a thread."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("line", pa.string()), ("row", pa.string())])
+    staged = Staged(folder=folder)
+    digest = hashlib.sha256()
+    lines: list[str] = []
+    rows: list[str] = []
+    with pq.ParquetWriter(folder / DATA_FILE, schema, compression="zstd") as writer:
+        for record in read(source, fmt, split):
+            if record.error is not None or record.row is None:
+                staged.bad += 1
+                if len(staged.bad_examples) < BAD_LINE_EXAMPLES:
+                    staged.bad_examples.append(BadLine(line=record.line, reason=record.error or "empty"))
+                continue
+            row = {column_map.get(k, k): v for k, v in record.row.items()} if column_map else record.row
+            text = canonical_json(row)
+            digest.update(text.encode())
+            digest.update(b"\n")
+            lines.append(record.line)
+            rows.append(text)
+            staged.rows += 1
+            if len(staged.sample) < DETECTION_SAMPLE:
+                staged.sample.append(row)
+            for key, value in row.items():
+                if key in staged.fields or len(staged.fields) < SCHEMA_FIELDS_MAX:
+                    staged.fields[key][_json_type(value)] += 1
+            if len(rows) >= BATCH_ROWS:
+                writer.write_table(pa.table({"line": lines, "row": rows}, schema=schema))
+                lines, rows = [], []
+        if rows:
+            writer.write_table(pa.table({"line": lines, "row": rows}, schema=schema))
+    staged.fingerprint = digest.hexdigest()
+    return staged
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+class DatasetImporter:
+    def __init__(self, workspace: Workspace, repository: DatasetRepository) -> None:
+        self.workspace = workspace
+        self.repo = repository
+        self.root = workspace.root / "datasets"
+        self._publish = asyncio.Lock()
+
+    def clean_staging(self) -> None:
+        """Remove what an interrupted import or prepare left behind (never visible to anyone)."""
+        shutil.rmtree(self.root / STAGING, ignore_errors=True)
+
+    async def import_(
+        self,
+        path: str,
+        name: str,
+        *,
+        fmt: SourceFormat | None = None,
+        kind: DatasetKind | None = None,
+        column_map: dict[str, str] | None = None,
+        split: str | None = None,
+        max_bad_fraction: float = 0.1,
+    ) -> ImportResult:
+        check_name(name)
+        source = self.workspace.resolve(path, field="path")
+        if not source.exists():
+            raise InvalidArguments("path: nothing exists there; check the path (relative to the workspace or an import root)")
+        fmt = fmt or guess_format(source)
+        folder = self.root / STAGING / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        try:
+            staged = await asyncio.to_thread(stage, source, fmt, split, column_map or {}, folder)
+            detection = _decide_kind(staged, kind)
+            read_total = staged.rows + staged.bad
+            if staged.rows == 0:
+                raise InvalidArguments(f"path: no row could be read ({_examples(staged)})")
+            if staged.bad / read_total > max_bad_fraction:
+                raise InvalidArguments(
+                    f"path: {staged.bad} of {read_total} lines could not be read, more than max_bad_fraction "
+                    f"({max_bad_fraction:g}); first: {_examples(staged)}. Fix those lines, or raise max_bad_fraction "
+                    "to import the good rows only"
+                )
+            async with self._publish:
+                existing = await self.repo.find_content(name, staged.fingerprint)
+                if existing is not None:
+                    return _result(existing, True, detection, staged)
+                version = await self.repo.next_version(name)
+                info = await self._publish_version(name, version, staged, detection, source, fmt)
+            return _result(info, False, detection, staged)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    async def _publish_version(
+        self, name: str, version: int, staged: Staged, detection: Detection, source: Path, fmt: SourceFormat
+    ) -> DatasetInfo:
+        assert detection.kind is not None
+        schema = [
+            FieldSummary(name=key, rows=sum(types.values()), types=dict(types)).model_dump()
+            for key, types in staged.fields.items()
+        ]
+        values = {
+            "id": f"{name}@v{version}",
+            "name": name,
+            "version": version,
+            "fingerprint": staged.fingerprint,
+            "kind": detection.kind.value,
+            "kind_confidence": detection.confidence,
+            "rows": staged.rows,
+            "schema": schema,
+            "source": {
+                "format": fmt,
+                "path": _shown_path(self.workspace, source),
+                "bytes": _size(source),
+                "bad_lines": staged.bad,
+            },
+            "steps": [{"step": "import", "rows_in": staged.rows + staged.bad, "rows_out": staged.rows,
+                       "dropped_unreadable": staged.bad}],  # fmt: skip
+            "report": {"detection": detection.model_dump(), "bad_line_examples": [b.model_dump() for b in staged.bad_examples]},
+            "created_at": time.time(),
+        }
+        (staged.folder / MANIFEST).write_text(json.dumps(values, indent=2))
+        target = self.root / name / f"v{version}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged.folder.rename(target)  # complete folder first, index row second
+        try:
+            return await self.repo.insert(values)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+
+
+def _decide_kind(staged: Staged, kind: DatasetKind | None) -> Detection:
+    detection = detect(staged.sample)
+    if kind is not None:
+        return detection.model_copy(update={"kind": kind, "confidence": detection.scores[kind.value], "ambiguous": False})
+    if detection.kind is None:
+        fields = ", ".join(list(staged.fields)[:12]) or "none"
+        raise InvalidArguments(
+            f"kind: no known layout fits these rows (fields seen: {fields}). Pass column_map to rename columns, e.g. "
+            '{"question": "instruction", "answer": "output"} for alpaca or {"body": "text"} for text, or pass kind'
+        )
+    return detection
+
+
+def _examples(staged: Staged) -> str:
+    return "; ".join(f"line {b.line}: {b.reason}" for b in staged.bad_examples[:3]) or "the source is empty"
+
+
+def _result(info: DatasetInfo, deduplicated: bool, detection: Detection, staged: Staged) -> ImportResult:
+    return ImportResult(
+        dataset=info,
+        deduplicated=deduplicated,
+        detection=detection,
+        rows_read=staged.rows,
+        bad_lines=staged.bad,
+        bad_line_examples=staged.bad_examples,
+    )
+
+
+def _shown_path(workspace: Workspace, source: Path) -> str:
+    """Workspace sources relative; import-root sources as given (the operator allowlisted them)."""
+    return workspace.relative(source) if source.is_relative_to(workspace.root) else str(source)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

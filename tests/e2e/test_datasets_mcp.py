@@ -1,0 +1,56 @@
+"""Datasets through the MCP client: import a messy CSV of support chats, list, read the
+resource; bad input answered with the field and the fix."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+pytestmark = pytest.mark.e2e
+
+
+def support_chats_csv(path: Path) -> None:
+    rows = ["ticket,messages"]
+    for i in range(12):
+        chat = [{"role": "user", "content": f"My order #{i} is late"}, {"role": "assistant", "content": f"Sorry! Order #{i} ships today."}]
+        rows.append(f'{i},"' + json.dumps(chat).replace('"', '""') + '"')
+    rows.append('12,"not, a chat",extra')  # a ragged line
+    path.write_text("\n".join(rows) + "\n")
+
+
+async def test_import_list_and_read_over_stdio(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    home.mkdir()
+    support_chats_csv(home / "support.csv")
+    params = StdioServerParameters(command=sys.executable, args=["-m", "forge_mcp", "--home", str(home), "stdio"])
+    async with Client(params) as client:
+        imported = await client.call_tool("dataset_import", {"path": "support.csv", "name": "support-chats"})
+        again = await client.call_tool("dataset_import", {"path": "support.csv", "name": "support-chats"})
+        listed = await client.call_tool("dataset_list", {})
+        resource = await client.read_resource("forge://datasets/support-chats@v1")
+        overview = await client.call_tool("forge_overview", {})
+    assert not imported.is_error, imported.content
+    result = imported.structured_content
+    assert result["dataset"]["id"] == "support-chats@v1" and result["dataset"]["kind"] == "messages"
+    assert result["dataset"]["rows"] == 12 and result["bad_lines"] == 1
+    assert result["bad_line_examples"][0] == {"line": "14", "reason": "3 fields where the header has 2; check quoting"}
+    assert again.structured_content["deduplicated"] is True
+    assert [d["id"] for d in listed.structured_content["datasets"]] == ["support-chats@v1"]
+    assert json.loads(resource.contents[0].text)["fingerprint"] == result["dataset"]["fingerprint"]
+    assert overview.structured_content["workspace"]["datasets"] == 1
+
+
+async def test_bad_dataset_input_names_the_field(server) -> None:  # noqa: ANN001
+    async with Client(f"{server.url}/mcp/") as client:
+        traversal = await client.call_tool("dataset_import", {"path": "../../etc/passwd", "name": "x"})
+        bad_name = await client.call_tool("dataset_import", {"path": "a.jsonl", "name": "Not OK"})
+        bad_format = await client.call_tool("dataset_import", {"path": "a.jsonl", "name": "x", "format": "xlsx"})
+        missing = await client.call_tool("dataset_import", {"path": "nope.jsonl", "name": "x"})
+    assert traversal.is_error and "argument 'path'" in traversal.content[0].text and "/etc" not in traversal.content[0].text
+    assert bad_name.is_error and "name: use 1-64 lowercase" in bad_name.content[0].text
+    assert bad_format.is_error and "'format'" in bad_format.content[0].text
+    assert missing.is_error and "path: nothing exists there" in missing.content[0].text
