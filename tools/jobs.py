@@ -141,7 +141,7 @@ async def job_metrics(
     if chart:
         if not series:
             raise InvalidArguments(f"chart: job {job_id} has reported no metrics yet; ask again once it has")
-        from forge_mcp.jobs.charts import line_chart_png
+        from forge_mcp.charts import line_chart_png
 
         png = await asyncio.to_thread(line_chart_png, f"{job_id} metrics", series)
         image = ImageAttachment(

@@ -54,3 +54,35 @@ async def test_bad_dataset_input_names_the_field(server) -> None:  # noqa: ANN00
     assert bad_name.is_error and "name: use 1-64 lowercase" in bad_name.content[0].text
     assert bad_format.is_error and "'format'" in bad_format.content[0].text
     assert missing.is_error and "path: nothing exists there" in missing.content[0].text
+
+
+async def test_inspect_tells_what_is_wrong(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    home.mkdir()
+    chats = [
+        {"messages": [{"role": "user", "content": f"Where is parcel {i}? It was due on Monday and nothing came."},
+                      {"role": "assistant", "content": f"Parcel {i} is at the depot and will be delivered tomorrow."}]}
+        for i in range(30)
+    ]  # fmt: skip
+    chats.append(chats[2])  # an exact duplicate
+    near = json.loads(json.dumps(chats[4]))
+    near["messages"][1]["content"] += " Sorry!"
+    chats.append(near)  # a near duplicate
+    chats.append({"messages": [{"role": "user", "content": "mail me: ann@example.org, call +1 (415) 555-2671"},
+                               {"role": "assistant", "content": "Noted."}]})  # fmt: skip
+    chats.append({"messages": [{"role": "user", "content": "hello?"}]})  # no assistant turn
+    (home / "chats.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "forge_mcp", "--home", str(home), "stdio"])
+    async with Client(params) as client:
+        await client.call_tool("dataset_import", {"path": "chats.jsonl", "name": "parcels"})
+        inspected = await client.call_tool("dataset_inspect", {"dataset": "parcels", "histogram": True, "samples": 2})
+    assert not inspected.is_error, inspected.content
+    report = inspected.structured_content
+    assert report["invalid_rows"] == 1 and report["invalid_examples"][0] == {
+        "line": "34", "reason": "'messages' has no assistant turn to learn from"}  # fmt: skip
+    assert report["duplicates"]["exact_rows"] == 1 and report["duplicates"]["exact_examples"] == [["3", "31"]]
+    assert report["duplicates"]["near_groups"] == 1 and report["duplicates"]["near_examples"] == [["5", "32"]]
+    assert report["pii"] == {"email": 1, "phone": 1} and report["rows_with_pii"] == 1
+    assert report["chat"]["roles"] == {"user": 32, "assistant": 32}
+    assert len(report["samples"]) == 2 and report["sampled"] is False
+    assert [c.type for c in inspected.content] == ["text", "image"]

@@ -1,4 +1,5 @@
-"""Metric series as a PNG line chart (matplotlib's Agg backend, imported on first use)."""
+"""Charts as PNG (matplotlib's Agg backend, imported on first use): job metric series,
+dataset length histograms."""
 
 from __future__ import annotations
 
@@ -27,6 +28,25 @@ def line_chart_png(title: str, series: list[MetricSeries]) -> bytes:
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=8)
     figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def histogram_png(title: str, values: list[int], unit: str, bins: int = 40) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(WIDTH_IN, 3.0), dpi=DPI)
+    ax = figure.subplots()
+    ax.hist(values, bins=bins)
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_xlabel(unit, fontsize=8)
+    ax.set_ylabel("rows", fontsize=8)
+    ax.grid(True, alpha=0.3)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
