@@ -72,6 +72,7 @@ class ForgeApp:
             datasets=self.datasets,
             started_at=time.time(),
         )
+        self.jobs.services = self.services  # publish hooks run with the services (built after the engine)
         self.runner = CapabilityRunner(self.registry, self.services, self.metrics)
         self._background: set[asyncio.Task[None]] = set()
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from forge_mcp.errors import ForgeError, InternalError, InvalidArguments, UnknownCapability
-from forge_mcp.jobs.kinds import JobFn, JobKind
+from forge_mcp.jobs.kinds import JobFn, JobKind, PublishFn
 from forge_mcp.jobs.kinds import ResourceFn as JobResourceFn
 from forge_mcp.jobs.models import Resources
 from forge_mcp.principal import Principal, Scope
@@ -141,14 +141,25 @@ class Toolset:
     job_kinds: list[JobKind] = field(default_factory=list)
 
     def job_kind(
-        self, name: str, *, resources: JobResourceFn | None = None, checkpoints: bool = False
+        self,
+        name: str,
+        *,
+        resources: JobResourceFn | None = None,
+        checkpoints: bool = False,
+        publish: PublishFn | None = None,
     ) -> Callable[[JobFn], JobFn]:
         """Declare a job kind: `fn(job: JobContext, **arguments)` runs in a worker process.
         `resources(arguments)` says what a job of this kind needs, for admission."""
 
         def register(fn: JobFn) -> JobFn:
             self.job_kinds.append(
-                JobKind(name=name, fn=fn, resources=resources or (lambda _: Resources()), checkpoints=checkpoints)
+                JobKind(
+                    name=name,
+                    fn=fn,
+                    resources=resources or (lambda _: Resources()),
+                    checkpoints=checkpoints,
+                    publish=publish,
+                )
             )
             return fn
 

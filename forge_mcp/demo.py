@@ -15,8 +15,50 @@ from typing import Any
 
 from forge_mcp.server_process import ServerProcess
 
+SUPPORT_TOPICS = ("billing", "shipping", "refund", "account")
 
-async def via_mcp(url: str) -> dict[str, Any]:
+
+def write_support_chats(path: Path, rows: int = 240) -> None:
+    """A messy CSV of support chats, as an export from a help desk would be: stray
+    whitespace, a duplicate, customer PII, a line with a broken quote, an empty chat."""
+    lines = ["ticket,topic,created,messages"]
+
+    def add(ticket: int, topic: str, chat: list[dict[str, str]]) -> None:
+        lines.append(f"{ticket},{topic},2026-{1 + ticket % 12:02d}-{1 + ticket % 28:02d}," + '"' + json.dumps(chat).replace('"', '""') + '"')
+
+    for i in range(rows):
+        topic = SUPPORT_TOPICS[i % len(SUPPORT_TOPICS)]
+        add(i, topic, [
+            {"role": "user", "content": f"  Hi, ticket {i}: I have a {topic} problem with order {1000 + i * 37}.  "},
+            {"role": "assistant", "content": f"Thanks! The {topic} problem on order {1000 + i * 37} is solved; "
+                                             f"you will get an email confirmation for case {i * 7919}."},
+        ])  # fmt: skip
+    lines.append(lines[3].replace("1,", f"{rows},", 1))  # the same chat exported twice
+    add(rows + 1, "billing", [{"role": "user", "content": "My card 4111 1111 1111 1111 was charged twice, mail me at kim@example.com"},
+                              {"role": "assistant", "content": "Refunded. Please never send card numbers by chat."}])  # fmt: skip
+    add(rows + 2, "refund", [])
+    lines.append(f"{rows + 3},refund,2026-01-01,\"broken")
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def import_and_prepare(client: Any, workspace: Path) -> dict[str, Any]:
+    write_support_chats(workspace / "support-chats.csv")
+    imported = await client.call_tool("dataset_import", {"path": "support-chats.csv", "name": "support-chats"})
+    if imported.is_error:
+        raise SystemExit(f"dataset_import failed: {imported.content}")
+    inspected = await client.call_tool("dataset_inspect", {"dataset": "support-chats", "samples": 0})
+    started = await client.call_tool(
+        "dataset_prepare",
+        {"dataset": "support-chats", "split_method": "stratified", "split_column": "topic", "test_fraction": 0.1},
+    )
+    waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 300})
+    job = waited.structured_content["job"]
+    if job["state"] != "SUCCEEDED":
+        raise SystemExit(f"dataset_prepare ended {job['state']}: {job['error']}")
+    return {"import": imported.structured_content, "inspect": inspected.structured_content, "prepared": job["result"]}
+
+
+async def via_mcp(url: str, workspace: Path) -> dict[str, Any]:
     from mcp import Client
 
     async with Client(f"{url}/mcp/") as client:
@@ -27,7 +69,9 @@ async def via_mcp(url: str) -> dict[str, Any]:
         if overview.is_error or status.is_error:
             raise SystemExit(f"MCP call failed: {overview.content or status.content}")
         benchmark = await run_benchmark_job(client)
+        data = await import_and_prepare(client, workspace)
     return {
+        "data": data,
         "tools": [t.name for t in tools.tools],
         "overview": overview.structured_content,
         "status": status.structured_content,
@@ -105,6 +149,8 @@ def report(mcp: dict[str, Any], a2a: dict[str, Any]) -> str:
         "",
         *benchmark_lines(mcp["benchmark"]),
         "",
+        *data_lines(mcp["data"]),
+        "",
         "Through A2A (a2a-sdk client, JSON-RPC):",
         f"  skills     {', '.join(a2a['skills'])}",
         f"  overview   task {a2a['forge_overview_task']} completed: version {a2a['forge_overview']['version']}, "
@@ -113,6 +159,23 @@ def report(mcp: dict[str, Any], a2a: dict[str, Any]) -> str:
         f"RAM {a2a_status['memory_percent']}%",
     ]
     return "\n".join(lines)
+
+
+def data_lines(data: dict[str, Any]) -> list[str]:
+    imported, inspected, prepared = data["import"], data["inspect"], data["prepared"]
+    source = imported["dataset"]
+    result = prepared["dataset"]
+    steps = ", ".join(f"{s['step']} {s['rows_in']}→{s['rows_out']}" for s in prepared["steps"])
+    return [
+        "Data (a messy CSV of support chats):",
+        f"  import     {source['id']}: {source['rows']} rows, kind {source['kind']} "
+        f"({imported['detection']['confidence']:.0%} of rows fit), {imported['bad_lines']} unreadable line(s) skipped",
+        f"  inspect    {inspected['invalid_rows']} invalid row(s), {inspected['duplicates']['exact_rows']} exact and "
+        f"{inspected['duplicates']['near_rows']} near duplicate(s), PII {inspected['pii']}",
+        f"  prepare    {result['id']} ← {result['parent_id']}: {steps}",
+        f"  splits     {prepared['splits']}, PII redacted {prepared['pii']}",
+        f"  fingerprint {result['fingerprint']}",
+    ]
 
 
 def benchmark_lines(benchmark: dict[str, Any]) -> list[str]:
@@ -141,7 +204,7 @@ def main() -> int:
     print(f"starting forge-mcp serve (workspace {home}) …", flush=True)
     with server:
         print(f"listening on {server.url}", flush=True)
-        mcp = asyncio.run(via_mcp(server.url))
+        mcp = asyncio.run(via_mcp(server.url, home))
         a2a = asyncio.run(via_a2a(server.url))
         print(report(mcp, a2a))
         if args.json:

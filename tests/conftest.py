@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The tool surface is a contract (DESIGN.md §3): tests pin it.
 CORE_TOOLS = {"forge_overview", "system_status", "system_benchmark"}
 JOB_TOOLS = {"job_list", "job_status", "job_wait", "job_logs", "job_metrics", "job_cancel", "job_resume"}
-DATASET_TOOLS = {"dataset_import", "dataset_list", "dataset_inspect"}
+DATASET_TOOLS = {"dataset_import", "dataset_list", "dataset_inspect", "dataset_prepare"}
 ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS
 
 

@@ -13,7 +13,13 @@ from forge_mcp.capabilities import ImageAttachment, Toolset
 from forge_mcp.datasets.inspect import Inspection, inspect_rows
 from forge_mcp.datasets.kinds import DatasetKind
 from forge_mcp.datasets.models import DatasetInfo, ImportResult
+from forge_mcp.datasets.prepare import PrepareOptions, PrepareOutcome, prepare
+from forge_mcp.datasets.repository import check_name
+from forge_mcp.errors import InvalidArguments
 from forge_mcp.extras import require_extra
+from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.jobs.models import JobHandle, Resources
+from forge_mcp.principal import Principal
 from forge_mcp.services import Services
 
 toolset = Toolset("datasets", "Import, inspect and prepare training data as versioned, fingerprinted datasets.")
@@ -141,3 +147,93 @@ def _load_tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+
+
+def _prepare_resources(arguments: dict[str, Any]) -> Resources:
+    # Near-dedup keeps every row's text in memory: about 1 GB per million rows.
+    return Resources(memory_gb=max(1.0, arguments["rows"] / 1_000_000))
+
+
+async def _publish_prepared(services: Services, job: Any, result: dict[str, Any]) -> dict[str, Any]:
+    outcome = PrepareOutcome(**result)
+    arguments = job.arguments
+    published = await services.datasets.publish_prepared(
+        arguments["output_name"],
+        arguments["dataset_id"],
+        services.workspace.root / "runs" / job.id / outcome.staging,
+        outcome.fingerprint,
+        outcome.kind,
+        outcome.rows,
+        [s.model_dump() for s in outcome.steps],
+        {"splits": outcome.splits, "pii": outcome.pii, "truncated_at_max_length": outcome.truncated_at_max_length,
+         "options": arguments["options"], "job_id": job.id},  # fmt: skip
+    )
+    return {**result, "dataset": published.dataset.model_dump(mode="json"), "deduplicated": published.deduplicated}
+
+
+@toolset.job_kind("dataset_prepare", resources=_prepare_resources, publish=_publish_prepared)
+def prepare_job(
+    job: JobContext, dataset_id: str, dataset_path: str, kind: str, rows: int, output_name: str, options: dict[str, Any]
+) -> PrepareOutcome:
+    staging = job.run_dir / "output"
+    staging.mkdir(exist_ok=True)
+    return prepare(job, job.workspace_root / dataset_path, DatasetKind(kind), staging, PrepareOptions(**options), rows)
+
+
+@toolset.capability(scope="train", title="Prepare a dataset", long_running=True)
+async def dataset_prepare(
+    services: Services,
+    principal: Principal,
+    dataset: Annotated[str, Field(max_length=80, description="'<name>' (newest version) or '<name>@v<N>'")],
+    output_name: Annotated[str | None, Field(max_length=64, description="Name of the result (default: the same name, next version)")] = None,
+    clean: Annotated[bool, Field(description="Unicode NFC, control characters out, whitespace normalised, empty rows dropped")] = True,
+    dedup: Annotated[Literal["none", "exact", "near"], Field(description="near = exact + MinHash-LSH near duplicates")] = "near",
+    near_threshold: Annotated[float, Field(ge=0.5, le=1.0, description="Jaccard similarity of word 3-grams")] = 0.85,
+    pii: Annotated[Literal["report", "redact", "drop"], Field(description="What to do with emails, phones, cards, SSNs, IPs, IBANs, secrets")] = "redact",
+    min_chars: Annotated[int | None, Field(ge=0)] = None,
+    max_chars: Annotated[int | None, Field(ge=1)] = None,
+    max_length: Annotated[int | None, Field(ge=8, description="With tokenizer_path: count rows the chat template would push past this many tokens")] = None,
+    tokenizer_path: Annotated[str | None, Field(description="Local tokenizer or model folder, for the max_length check")] = None,
+    split_method: Annotated[Literal["random", "stratified", "temporal"], Field(description="stratified/temporal need split_column")] = "random",
+    test_fraction: Annotated[float, Field(ge=0, le=0.5)] = 0.1,
+    validation_fraction: Annotated[float, Field(ge=0, le=0.5)] = 0.0,
+    split_column: Annotated[str | None, Field(max_length=64, description="Source column to stratify by, or to order by time")] = None,
+    seed: int = 0,
+    priority: Annotated[int, Field(ge=-100, le=100)] = 0,
+    idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+) -> JobHandle:
+    """Starts a job that turns a dataset version into a training-ready one: canonical form
+    (messages, preference or text), cleaning, PII redaction (or report, or drop), length
+    filters, exact and near-duplicate removal, an optional chat-template length check,
+    and train/validation/test splits (random, stratified or temporal; deterministic per
+    seed). The result is a new version with lineage and per-step counts, published only
+    when the job succeeds. Follow it with job_wait."""
+    info = await services.datasets.repo.get(dataset)
+    if (max_length is None) != (tokenizer_path is None):
+        raise InvalidArguments("max_length and tokenizer_path: give both for the chat-template check, or neither")
+    if split_method != "random" and split_column is None:
+        raise InvalidArguments(f"split_column: a {split_method} split needs the column to split by")
+    if split_column is not None and split_column not in {c.name for c in info.columns}:
+        raise InvalidArguments(f"split_column: {info.id} has no column {split_column!r}; its columns are "
+                               + ", ".join(c.name for c in info.columns))  # fmt: skip
+    if test_fraction + validation_fraction >= 1:
+        raise InvalidArguments("test_fraction + validation_fraction must leave rows for training (sum below 1)")
+    tokenizer = str(services.workspace.resolve(tokenizer_path, field="tokenizer_path")) if tokenizer_path else None
+    if tokenizer is not None:
+        require_extra("train", "the chat-template check")
+    options = PrepareOptions(
+        clean=clean, dedup=dedup, near_threshold=near_threshold, pii=pii, min_chars=min_chars, max_chars=max_chars,
+        max_length=max_length, tokenizer_path=tokenizer, split_method=split_method, test_fraction=test_fraction,
+        validation_fraction=validation_fraction, split_column=split_column, seed=seed,
+    )  # fmt: skip
+    arguments = {
+        "dataset_id": info.id,
+        "dataset_path": info.path,
+        "kind": info.kind,
+        "rows": info.rows,
+        "output_name": check_name(output_name or info.name),
+        "options": options.model_dump(),
+    }
+    return await services.jobs.submit(
+        "dataset_prepare", arguments, principal.name, priority=priority, idempotency_key=idempotency_key
+    )

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from forge_mcp.datasets.kinds import DatasetKind, Detection, detect
 from forge_mcp.datasets.models import BadLine, DatasetInfo, FieldSummary, ImportResult
 from forge_mcp.datasets.readers import BATCH_ROWS, SourceFormat, guess_format, read
@@ -152,6 +154,42 @@ class DatasetImporter:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    async def publish_prepared(
+        self, name: str, parent_id: str, folder: Path, fingerprint: str, kind: str, rows: int,
+        steps: list[dict[str, Any]], report: dict[str, Any],
+    ) -> PublishedDataset:  # fmt: skip
+        """Publish a prepared folder (a job's output) as the next version of `name`."""
+        check_name(name)
+        parent = await self.repo.get(parent_id)
+        if not (folder / DATA_FILE).exists():
+            raise InvalidArguments(f"the prepared output of {parent_id} is missing; run dataset_prepare again")
+        async with self._publish:
+            existing = await self.repo.find_content(name, fingerprint)
+            if existing is not None:
+                return PublishedDataset(dataset=existing, deduplicated=True)
+            version = await self.repo.next_version(name)
+            values = {
+                "id": f"{name}@v{version}", "name": name, "version": version, "fingerprint": fingerprint,
+                "kind": kind, "kind_confidence": 1.0, "rows": rows,
+                "schema": [{"name": key, "rows": rows, "types": {"array" if key == "messages" else "string": rows}}
+                           for key in _canonical_fields(kind)] + [{"name": "split", "rows": rows, "types": {"string": rows}}],
+                "source": {"prepared_from": parent.id, "parent_fingerprint": parent.fingerprint},
+                "parent_id": parent.id, "steps": [*parent.steps, *steps], "report": report, "created_at": time.time(),
+            }  # fmt: skip
+            return PublishedDataset(dataset=await self._place(folder, values), deduplicated=False)
+
+    async def _place(self, folder: Path, values: dict[str, Any]) -> DatasetInfo:
+        """Manifest into the complete folder, rename it into place, then the index row."""
+        (folder / MANIFEST).write_text(json.dumps(values, indent=2))
+        target = self.root / values["name"] / f"v{values['version']}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.rename(target)
+        try:
+            return await self.repo.insert(values)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+
     async def _publish_version(
         self, name: str, version: int, staged: Staged, detection: Detection, source: Path, fmt: SourceFormat
     ) -> DatasetInfo:
@@ -180,15 +218,12 @@ class DatasetImporter:
             "report": {"detection": detection.model_dump(), "bad_line_examples": [b.model_dump() for b in staged.bad_examples]},
             "created_at": time.time(),
         }
-        (staged.folder / MANIFEST).write_text(json.dumps(values, indent=2))
-        target = self.root / name / f"v{version}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staged.folder.rename(target)  # complete folder first, index row second
-        try:
-            return await self.repo.insert(values)
-        except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
-            raise
+        return await self._place(staged.folder, values)
+
+
+class PublishedDataset(BaseModel):
+    dataset: DatasetInfo
+    deduplicated: bool
 
 
 def _decide_kind(staged: Staged, kind: DatasetKind | None) -> Detection:
@@ -202,6 +237,10 @@ def _decide_kind(staged: Staged, kind: DatasetKind | None) -> Detection:
             '{"question": "instruction", "answer": "output"} for alpaca or {"body": "text"} for text, or pass kind'
         )
     return detection
+
+
+def _canonical_fields(kind: str) -> list[str]:
+    return {"messages": ["messages"], "preference": ["prompt", "chosen", "rejected"], "text": ["text"]}[kind]
 
 
 def _examples(staged: Staged) -> str:

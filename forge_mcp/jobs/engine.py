@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forge_mcp.errors import Conflict, InvalidArguments, NotFound
+from forge_mcp.errors import Conflict, ForgeError, InvalidArguments, NotFound
 from forge_mcp.jobs import constants as C
 from forge_mcp.jobs.admission import Capacity, admit
 from forge_mcp.jobs.events import TERMINAL_EVENTS, EventTail, JobEventBus, JobUpdate
@@ -80,6 +80,7 @@ class JobEngine:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._supervising = False  # lock held and recovery done
+        self.services: Any = None  # handed to publish hooks; set by the composition root
 
     # lifecycle -----------------------------------------------------------------------
 
@@ -366,9 +367,7 @@ class JobEngine:
         outcome = sup.outcome or {}
         kind = outcome.get("type")
         if kind == "result":
-            settled = await self.repo.transition(
-                job_id, JobState.SUCCEEDED, reason="completed", result=dumps(outcome.get("result"))
-            )
+            settled = await self._succeed(job, outcome.get("result") or {})
         elif kind == "canceled" or job.cancel_requested:
             settled = await self.repo.transition(job_id, JobState.CANCELED, reason=C.REASON_CANCELED)
         elif kind == "error":
@@ -379,6 +378,22 @@ class JobEngine:
             settled = await self._lost(job, lost_reason)
         self.bus.publish(JobUpdate(settled, "state"))
         self._wake.set()
+
+    async def _succeed(self, job: Job, result: dict[str, Any]) -> Job:
+        """Publish what the job produced (when its kind does), then SUCCEEDED; a refused
+        publication fails the job with the reason instead."""
+        job_kind = self.kinds.get(job.kind)
+        if job_kind is not None and job_kind.publish is not None:
+            try:
+                result = await job_kind.publish(self.services, job, result)
+            except ForgeError as exc:
+                return await self.repo.transition(job.id, JobState.FAILED, reason="publish_failed", error=exc.message)
+            except Exception:
+                log.exception("publishing the output of job %s failed", job.id)
+                return await self.repo.transition(
+                    job.id, JobState.FAILED, reason="publish_failed", error="publishing the output failed; see the server log"
+                )
+        return await self.repo.transition(job.id, JobState.SUCCEEDED, reason="completed", result=dumps(result))
 
     async def _lost(self, job: Job, reason: str) -> Job:
         """No outcome and no process: retry while attempts remain, else FAILED with the reason."""

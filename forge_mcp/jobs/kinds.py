@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -23,6 +23,10 @@ from forge_mcp.jobs.models import Resources
 
 JobFn = Callable[..., BaseModel]
 ResourceFn = Callable[[dict[str, Any]], Resources]
+# Runs in the server once the worker reported success, before the job is SUCCEEDED:
+# (services, job, result) -> the result clients see. For outputs that must be published
+# (a dataset version, a model) exactly when, and only if, the job succeeds.
+PublishFn = Callable[[Any, Any, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class JobCanceled(Exception):
@@ -35,6 +39,7 @@ class JobKind:
     fn: JobFn  # runs in the worker: fn(job: JobContext, **arguments) -> BaseModel
     resources: ResourceFn  # arguments -> what the job needs, for admission
     checkpoints: bool  # whether a retry resumes from runs/<job>/checkpoints
+    publish: PublishFn | None = None
 
 
 class JobContext:
@@ -47,6 +52,10 @@ class JobContext:
         self.checkpoint_dir = run_dir / RUN_CHECKPOINTS
         self._events = events
         self._stop = threading.Event()
+
+    @property
+    def workspace_root(self) -> Path:
+        return self.run_dir.parents[1]
 
     @property
     def resuming(self) -> bool:

@@ -11,46 +11,22 @@ import os
 import random
 import signal
 import sqlite3
-import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 from mcp import Client
 
 from forge_mcp.jobs.executor import job_processes
 from forge_mcp.server_process import ServerProcess
+from tests.e2e.jobs_db import alive, poll_until, read_jobs
 
 pytestmark = pytest.mark.e2e
 
 ITERATIONS_PER_TEST = 5
 SETTLE_S = 60.0
-POLL_S = 0.05
 MOMENTS = ("queued", "first_running", "mid_progress", "one_finished")
 FINAL_OK = {("SUCCEEDED", "completed"), ("FAILED", "server_restart")}
-
-
-def read_jobs(home: Path) -> list[sqlite3.Row]:
-    with sqlite3.connect(f"file:{home / 'forge.db'}?mode=ro", uri=True, timeout=10) as db:
-        db.row_factory = sqlite3.Row
-        return db.execute("SELECT id, state, reason, pid, pid_started_at, attempt, progress_done FROM jobs").fetchall()
-
-
-def alive(pid: int | None, started_at: float | None) -> bool:
-    try:
-        process = psutil.Process(pid) if pid else None
-        return bool(process) and abs(process.create_time() - (started_at or 0)) < 1 and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def poll_until(predicate, timeout_s: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(POLL_S)
 
 
 def reach_moment(home: Path, moment: str, job_ids: list[str]) -> None:

@@ -1,0 +1,33 @@
+"""Reading the job table of a live server's workspace, and polling it with a bound."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import psutil
+
+POLL_S = 0.05
+
+
+def read_jobs(home: Path) -> list[sqlite3.Row]:
+    with sqlite3.connect(f"file:{home / 'forge.db'}?mode=ro", uri=True, timeout=10) as db:
+        db.row_factory = sqlite3.Row
+        return db.execute("SELECT id, state, reason, pid, pid_started_at, attempt, progress_done FROM jobs").fetchall()
+
+
+def alive(pid: int | None, started_at: float | None) -> bool:
+    try:
+        process = psutil.Process(pid) if pid else None
+        return bool(process) and abs(process.create_time() - (started_at or 0)) < 1 and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def poll_until(predicate, timeout_s: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(POLL_S)
