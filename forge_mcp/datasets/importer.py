@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import shutil
 import time
 import uuid
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 from pydantic import BaseModel
 
 from forge_mcp.datasets.kinds import DatasetKind, Detection, detect
@@ -111,8 +113,15 @@ class DatasetImporter:
         self._publish = asyncio.Lock()
 
     def clean_staging(self) -> None:
-        """Remove what an interrupted import or prepare left behind (never visible to anyone)."""
-        shutil.rmtree(self.root / STAGING, ignore_errors=True)
+        """Remove what interrupted imports left behind (never visible to anyone). Folders are
+        named after the importing process, so another live process's import is left alone."""
+        staging = self.root / STAGING
+        if not staging.is_dir():
+            return
+        for folder in staging.iterdir():
+            owner = folder.name.split("-", 1)[0]
+            if not (owner.isdigit() and psutil.pid_exists(int(owner))):
+                shutil.rmtree(folder, ignore_errors=True)
 
     async def import_(
         self,
@@ -130,7 +139,7 @@ class DatasetImporter:
         if not source.exists():
             raise InvalidArguments("path: nothing exists there; check the path (relative to the workspace or an import root)")
         fmt = fmt or guess_format(source)
-        folder = self.root / STAGING / uuid.uuid4().hex
+        folder = self.root / STAGING / f"{os.getpid()}-{uuid.uuid4().hex}"
         folder.mkdir(parents=True)
         try:
             staged = await asyncio.to_thread(stage, source, fmt, split, column_map or {}, folder)

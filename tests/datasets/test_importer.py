@@ -114,3 +114,16 @@ async def test_staging_leftovers_are_removed_at_start(tmp_path: Path) -> None:
         assert await forge.datasets.repo.list() == []
     finally:
         await forge.stop()
+
+
+async def test_a_live_process_staging_is_left_alone(tmp_path: Path) -> None:
+    import os
+
+    mine = tmp_path / "ws" / "datasets" / ".staging" / f"{os.getppid()}-busy"
+    mine.mkdir(parents=True)
+    forge = ForgeApp(load_settings(home=tmp_path / "ws"))
+    await forge.start(engine=False)
+    try:
+        assert mine.exists()  # its owner (this test's parent process) is alive
+    finally:
+        await forge.stop()
