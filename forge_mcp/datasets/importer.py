@@ -170,12 +170,14 @@ class DatasetImporter:
         """Publish a prepared folder (a job's output) as the next version of `name`."""
         check_name(name)
         parent = await self.repo.get(parent_id)
-        if not (folder / DATA_FILE).exists():
-            raise InvalidArguments(f"the prepared output of {parent_id} is missing; run dataset_prepare again")
         async with self._publish:
+            # Checked before the folder: a publication cut off after its index row (the server
+            # died before the job was marked SUCCEEDED) is found here when the job is settled again.
             existing = await self.repo.find_content(name, fingerprint)
             if existing is not None:
                 return PublishedDataset(dataset=existing, deduplicated=True)
+            if not (folder / DATA_FILE).exists():
+                raise InvalidArguments(f"the prepared output of {parent_id} is missing; run dataset_prepare again")
             version = await self.repo.next_version(name)
             values = {
                 "id": f"{name}@v{version}", "name": name, "version": version, "fingerprint": fingerprint,
@@ -192,6 +194,8 @@ class DatasetImporter:
         (folder / MANIFEST).write_text(json.dumps(values, indent=2))
         target = self.root / values["name"] / f"v{values['version']}"
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # versions come from the index, so a folder it does not list is a leftover
+            shutil.rmtree(target)
         folder.rename(target)
         try:
             return await self.repo.insert(values)
