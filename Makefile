@@ -30,7 +30,7 @@ demo: install
 	$(PY) -m forge_mcp.demo
 
 lint: install
-	$(VENV)/bin/ruff check forge_mcp tools agents backends tests
+	$(VENV)/bin/ruff check forge_mcp tools agents backends tests benchmarks
 
 # pytest exits 5 when it collected no test: that is a broken suite, never a pass.
 test: install node_modules/.installed lint

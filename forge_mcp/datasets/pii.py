@@ -22,6 +22,7 @@ class Detector:
     kind: str
     pattern: re.Pattern[str]
     valid: Callable[[str], bool]
+    hint: re.Pattern[str] | None = None  # a cheap search any match needs; most text fails it at once
 
 
 def _luhn(number: str) -> bool:
@@ -71,7 +72,7 @@ def _phone(value: str) -> bool:
 
 
 DETECTORS = (
-    Detector("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"), lambda _: True),
+    Detector("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"), lambda _: True, re.compile("@")),
     Detector(
         "secret",
         re.compile(
@@ -80,10 +81,11 @@ DETECTORS = (
             r"|(?i:(?:api[_-]?key|secret|password|passwd|token)\s*[:=]\s*['\"]?[A-Za-z0-9_\-/+=]{12,})"
         ),
         lambda _: True,
+        re.compile(r"AKIA|gh[pousr]_|sk-|xox[abpr]-|AIza|PRIVATE KEY|(?i:api[_-]?key|secret|passw(?:or)?d|token)\s*[:=]"),
     ),
-    Detector("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), _iban),
-    Detector("credit_card", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), _luhn),
-    Detector("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), _ssn),
+    Detector("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), _iban, re.compile(r"[A-Z]{2}\d{2}")),
+    Detector("credit_card", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), _luhn, re.compile(r"\d{4}")),
+    Detector("ssn", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), _ssn, re.compile(r"\d-\d\d-\d")),
     Detector(
         "ip_address",
         re.compile(
@@ -91,8 +93,9 @@ DETECTORS = (
             r"|(?<![\w.:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"  # IPv6, checked by ipaddress
         ),
         _ip,
+        re.compile(r"\d\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]*:"),
     ),
-    Detector("phone", re.compile(r"(?<![\w.])\+?\(?\d[\d\s().-]{6,18}\d(?!\w|\.\d)"), _phone),
+    Detector("phone", re.compile(r"(?<![\w.])\+?\(?\d[\d\s().-]{6,18}\d(?!\w|\.\d)"), _phone, re.compile(r"\d[\d\s().-]{5}")),
 )
 
 
@@ -111,11 +114,18 @@ class Finding:
     end: int
 
 
+_ANY_HINT = re.compile("|".join(f"(?:{d.hint.pattern})" for d in DETECTORS if d.hint is not None))
+
+
 def find(text: str) -> list[Finding]:
     """Non-overlapping findings; earlier detectors win (a card number is not also a phone)."""
+    if _ANY_HINT.search(text) is None:
+        return []  # the common case: one search and done
     taken: list[tuple[int, int]] = []
     found: list[Finding] = []
     for detector in DETECTORS:
+        if detector.hint is not None and detector.hint.search(text) is None:
+            continue
         for match in detector.pattern.finditer(text):
             start, end = match.span()
             if any(start < e and s < end for s, e in taken):
