@@ -11,7 +11,9 @@ PIP    := $(PY) -m pip
 TORCH  := torch==2.13.0
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint serve install clean
+BENCH_ROWS ?= 1000000
+
+.PHONY: demo test lint serve install clean bench-data
 
 install: $(VENV)/.installed
 
@@ -37,6 +39,14 @@ test: install node_modules/.installed lint
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) -q -rfEs; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — failing" >&2; exit 1; fi; \
 	exit $$rc
+
+# The data benchmark: dataset_prepare against a straightforward pandas script, side by side.
+bench-data: install
+	$(PIP) install --quiet -e ".[bench]"
+	mkdir -p .bench
+	$(PY) -m benchmarks.synthetic_chats .bench/chats.jsonl --rows $(BENCH_ROWS)
+	$(PY) -m benchmarks.prepare_forge .bench/chats.jsonl --home .bench/forge-workspace-$$$$
+	$(PY) -m benchmarks.prepare_pandas .bench/chats.jsonl .bench/pandas.parquet
 
 serve: install
 	$(VENV)/bin/forge-mcp serve

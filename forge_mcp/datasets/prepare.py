@@ -134,19 +134,27 @@ def prepare(job: JobContext, source: Path, kind: DatasetKind, staging: Path, opt
                 continue
             if options.clean:
                 canonical = map_strings(canonical, clean_text)
-            text = row_text(canonical)
+            if options.pii == "redact":
+                found: Counter[str] = Counter()
+
+                def redact(value: str, found: Counter[str] = found) -> str:
+                    clean, counted = pii.redact(value)
+                    found.update(counted)
+                    return clean
+
+                canonical = map_strings(canonical, redact)  # one pass finds and replaces
+                text = row_text(canonical)
+            else:
+                text = row_text(canonical)
+                found = pii.count(text)
+                if found and options.pii == "drop":
+                    counts["pii_dropped"] += 1
+            pii_found.update(found)
             if options.clean and not text.strip():
                 counts["emptied"] += 1
                 continue
-            found = pii.count(text)
-            if found:
-                pii_found.update(found)
-                if options.pii == "drop":
-                    counts["pii_dropped"] += 1
-                    continue
-                if options.pii == "redact":
-                    canonical = map_strings(canonical, lambda s: pii.redact(s)[0])
-                    text = row_text(canonical)
+            if found and options.pii == "drop":
+                continue
             if not low <= len(text) <= high:
                 counts["length_dropped"] += 1
                 continue
