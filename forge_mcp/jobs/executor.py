@@ -112,8 +112,8 @@ class LocalExecutor:
     def request_stop(self, handle: WorkerHandle) -> None:
         self._signal_group(handle, signal.SIGTERM)
 
-    def kill_now(self, handle: WorkerHandle, members: list[psutil.Process] | None = None) -> None:
-        members = members if members is not None else self._members(handle)
+    def kill_now(self, handle: WorkerHandle) -> None:
+        members = self._members(handle)
         self._signal_group(handle, signal.SIGKILL)
         for process in members:
             try:

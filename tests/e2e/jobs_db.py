@@ -1,14 +1,13 @@
-"""Reading the job table of a live server's workspace, and polling it with a bound."""
+"""Reading the job table of a live server's workspace."""
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import psutil
 
-POLL_S = 0.05
+from tests.polling import poll_until
 
 
 def read_jobs(home: Path) -> list[sqlite3.Row]:
@@ -25,9 +24,4 @@ def alive(pid: int | None, started_at: float | None) -> bool:
         return False
 
 
-def poll_until(predicate, timeout_s: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(POLL_S)
+__all__ = ["alive", "poll_until", "read_jobs"]

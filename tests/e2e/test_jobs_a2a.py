@@ -3,7 +3,6 @@ artifact, CancelTask cancels the job, and a task outlives a server restart hones
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from mcp import Client
 
 from forge_mcp.jobs.executor import job_processes
 from forge_mcp.server_process import ServerProcess
+from tests.polling import until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,18 +38,19 @@ async def test_streamed_benchmark_task_reports_progress_and_its_result(server: S
     assert payload["job_id"].startswith("job_") and payload["result"]["matmul"][0]["gflops"] > 0
 
 
-POLL_S = 0.05
-
-
 async def job_of_task(client, task_id: str) -> str:  # noqa: ANN001
-    """Bounded poll until the task's WORKING status names its job ("job job_… RUNNING …")."""
-    for _ in range(600):
+    """The job a task's WORKING status names ("job job_… RUNNING …"), once it names one."""
+    found: list[str] = []
+
+    async def named() -> bool:
         task = await client.get_task(GetTaskRequest(id=task_id))
         words = task.status.message.parts[0].text.split() if task.status.message.parts else []
         if len(words) > 1 and words[0] == "job" and words[1].startswith("job_"):
-            return words[1]
-        await asyncio.sleep(POLL_S)
-    raise AssertionError(f"task {task_id} never named its job")
+            found.append(words[1])
+        return bool(found)
+
+    await until(named, what=f"task {task_id} to name its job")
+    return found[0]
 
 
 async def test_cancel_task_cancels_the_job(server: ServerProcess) -> None:
@@ -81,12 +82,14 @@ async def test_task_of_a_job_is_settled_after_the_server_dies(tmp_path: Path) ->
     first.process.wait(10)
     with ServerProcess(home) as second:
         client = await create_client(second.url)
+        settled = (TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED)
+
+        async def is_settled() -> bool:  # the adopted job finishes, then the ledger settles the task
+            return (await client.get_task(GetTaskRequest(id=event.task.id))).status.state in settled
+
         try:
-            for _ in range(600):  # bounded: the adopted job finishes, then the ledger settles the task
-                task = await client.get_task(GetTaskRequest(id=event.task.id))
-                if task.status.state in (TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED):
-                    break
-                await asyncio.sleep(POLL_S)
+            await until(is_settled, what="the task to be settled after the restart")
+            task = await client.get_task(GetTaskRequest(id=event.task.id))
         finally:
             await client.close()
     assert task.status.state == TaskState.TASK_STATE_COMPLETED, task.status

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,9 +11,9 @@ import pytest
 from forge_mcp.app import ForgeApp
 from forge_mcp.jobs.models import Job
 from forge_mcp.settings import load_settings
+from tests.polling import until
 
 AppFactory = Callable[..., Awaitable[ForgeApp]]
-POLL_S = 0.05
 QUICK = {"seconds_per_test": 0.1, "backend": "numpy", "devices": ["cpu"]}
 LONG = {"seconds_per_test": 60.0, "backend": "numpy", "devices": ["cpu"]}
 
@@ -36,15 +34,6 @@ async def forge(tmp_path: Path) -> AsyncIterator[AppFactory]:
             if not job.terminal:
                 await app.jobs.cancel(job.id)
         await app.stop()
-
-
-async def until(predicate: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, what: str = "condition") -> None:
-    """Poll with a bound (never a bare sleep to wait for something)."""
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(POLL_S)
 
 
 async def running_with_pid(app: ForgeApp, job_id: str) -> Job:
