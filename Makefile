@@ -43,10 +43,7 @@ test: install node_modules/.installed lint
 # The data benchmark: dataset_prepare against a straightforward pandas script, side by side.
 bench-data: install
 	$(PIP) install --quiet -e ".[bench]"
-	mkdir -p .bench
-	$(PY) -m benchmarks.synthetic_chats .bench/chats.jsonl --rows $(BENCH_ROWS)
-	$(PY) -m benchmarks.prepare_forge .bench/chats.jsonl --home .bench/forge-workspace-$$$$
-	$(PY) -m benchmarks.prepare_pandas .bench/chats.jsonl .bench/pandas.parquet
+	$(PY) -m benchmarks.data_prepare --rows $(BENCH_ROWS) --folder .bench
 
 serve: install
 	$(VENV)/bin/forge-mcp serve

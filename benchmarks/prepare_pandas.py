@@ -1,7 +1,11 @@
 """The baseline of the data benchmark: a straightforward pandas script doing the same
 steps as dataset_prepare — load, keep valid chats, clean, redact PII, drop exact then near
 duplicates, split, write Parquet — with the same text functions, the way one would write
-it by hand: everything in one DataFrame, a per-row MinHash. Prints timings as JSON."""
+it by hand: everything in one DataFrame, and the textbook MinHash (64 hash functions over
+each row's shingle set, one row at a time). Prints timings as JSON.
+
+    python -m benchmarks.prepare_pandas .bench/chats.jsonl .bench/pandas.parquet
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,23 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from forge_mcp.datasets import pii
-from forge_mcp.datasets.near_dup import MinHasher, jaccard, lsh_shape, shingle
+from forge_mcp.datasets.near_dup import jaccard, lsh_shape, shingle
 from forge_mcp.datasets.prepare import clean_text
 
 THRESHOLD = 0.85
+PERMUTATIONS = 64
+_rng = np.random.default_rng(1)
+A = _rng.integers(1, 2**63, PERMUTATIONS, dtype=np.uint64) | np.uint64(1)
+B = _rng.integers(0, 2**63, PERMUTATIONS, dtype=np.uint64)
+
+
+def minhash(text: str) -> np.ndarray:
+    hashes = np.fromiter((hash(s) for s in shingle(text)), dtype=np.int64).view(np.uint64)
+    return ((hashes[:, None] * A + B) >> np.uint64(32)).min(axis=0).astype(np.uint32)
 
 
 def valid(messages: object) -> bool:
@@ -39,9 +53,8 @@ def main(source: Path, output: Path) -> dict:
     df["key"] = df["messages"].map(lambda ms: json.dumps(ms, sort_keys=True))
     df = df.drop_duplicates("key")
     df["text"] = df["messages"].map(lambda ms: "\n".join(m["content"] for m in ms))
-    hasher = MinHasher()
-    df["signature"] = df["text"].map(lambda t: hasher.signatures([t])[0])
-    bands, rows = lsh_shape(hasher.num_perm, THRESHOLD - 0.2)
+    df["signature"] = df["text"].map(minhash)
+    bands, rows = lsh_shape(PERMUTATIONS, THRESHOLD - 0.2)
     texts = df["text"].tolist()
     signatures = df["signature"].tolist()
     drop: set[int] = set()

@@ -1,14 +1,20 @@
-"""Preparation steps: cleaning, and splits that are deterministic per seed and keep
-stratified proportions."""
+"""Preparation steps: cleaning, splits that are deterministic per seed and keep stratified
+proportions, and a first pass that gives the same version in one process or a pool."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from forge_mcp.datasets.prepare import PrepareOptions, assign_splits, clean_text, map_strings
+from forge_mcp.datasets.importer import canonical_json
+from forge_mcp.datasets.kinds import DatasetKind
+from forge_mcp.datasets.prepare import PrepareOptions, PrepareOutcome, assign_splits, clean_text, map_strings, prepare
 from forge_mcp.errors import InvalidArguments
+from forge_mcp.jobs.events import EventWriter
+from forge_mcp.jobs.kinds import JobContext
 
 
 def test_clean_text_normalises_unicode_and_whitespace() -> None:
@@ -49,3 +55,49 @@ def test_temporal_split_puts_the_newest_rows_in_test() -> None:
 def test_split_methods_that_need_a_column_say_so() -> None:
     with pytest.raises(InvalidArguments, match="split_column: a temporal split needs"):
         assign_splits([1, 2], PrepareOptions(split_method="temporal"))
+
+
+def stored_dataset(folder: Path, rows: list[dict], row_group_rows: int) -> Path:
+    """A dataset folder as dataset_import leaves it: data.parquet of (line, canonical JSON)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True)
+    table = pa.table({"line": [str(i + 1) for i in range(len(rows))], "row": [canonical_json(r) for r in rows]})
+    pq.write_table(table, folder / "data.parquet", row_group_size=row_group_rows)
+    return folder
+
+
+def chats(n: int) -> list[dict]:
+    rng = random.Random(5)
+    words = "order parcel refund late card account reset login help thanks week today".split()
+    rows = []
+    for i in range(n):
+        if i % 50 == 49:
+            rows.append(rows[i - 10])  # exact duplicate
+            continue
+        answer = " ".join(rng.choice(words) for _ in range(40))
+        if i % 50 == 48:
+            answer = rows[i - 20]["messages"][1]["content"].replace(" ", "  ", 1) + " ok"  # near duplicate
+        question = f"Question {i}: " + (f" email me at a{i}@example.com" if i % 30 == 0 else "where is it?")
+        rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]})
+    return rows
+
+
+def run_prepare(tmp_path: Path, source: Path, name: str, workers: int) -> PrepareOutcome:
+    run = tmp_path / name
+    (run / "output").mkdir(parents=True)
+    job = JobContext(name, run, 1, EventWriter(run / "events.jsonl"))
+    return prepare(job, source, DatasetKind.MESSAGES, run / "output", PrepareOptions(), 3000, workers=workers)
+
+
+def test_parallel_first_pass_gives_the_same_version_as_one_process(tmp_path: Path) -> None:
+    source = stored_dataset(tmp_path / "source", chats(3000), row_group_rows=400)
+    alone = run_prepare(tmp_path, source, "alone", workers=1)
+    pooled = run_prepare(tmp_path, source, "pooled", workers=2)
+    assert pooled.fingerprint == alone.fingerprint
+    assert pooled.steps == alone.steps and pooled.splits == alone.splits and pooled.pii == alone.pii == {"email": 100}
+    steps = {s.step: s for s in alone.steps}
+    assert steps["dedup_exact"].rows_in - steps["dedup_exact"].rows_out == 60
+    assert steps["dedup_near"].rows_in - steps["dedup_near"].rows_out == 60
+    assert not (tmp_path / "pooled" / "output" / "pass1").exists()  # scratch shards are gone

@@ -17,6 +17,7 @@ from a2a.helpers import get_data_parts, new_data_part, new_message
 from a2a.types import Role, SendMessageRequest, TaskState
 from mcp import Client
 
+from forge_mcp.jobs.executor import job_processes
 from forge_mcp.server_process import ServerProcess
 from tests.e2e.jobs_db import poll_until, read_jobs
 
@@ -94,6 +95,8 @@ async def test_prepare_through_a2a(tmp_path: Path) -> None:
 
 
 def test_killing_the_worker_mid_prepare_leaves_no_visible_version(tmp_path: Path) -> None:
+    """40,000 rows: the first pass runs in a process pool. Killing the worker leaves no
+    version and no pool process behind; job_resume then publishes the version."""
     import asyncio
 
     home = tmp_path / "ws"
@@ -107,13 +110,24 @@ def test_killing_the_worker_mid_prepare_leaves_no_visible_version(tmp_path: Path
             started = await client.call_tool("dataset_prepare", {"dataset": "corpus"})
             return started.structured_content["job_id"]
 
+    async def resume(url: str, job_id: str) -> dict:
+        async with Client(f"{url}/mcp/") as client:
+            again = await client.call_tool("job_resume", {"job_id": job_id})
+            waited = await client.call_tool("job_wait", {"job_id": again.structured_content["job_id"], "timeout_s": 240})
+            return waited.structured_content["job"]
+
     with ServerProcess(home, env={"FORGE_JOB_MAX_ATTEMPTS": "1"}) as live:
         job_id = asyncio.run(start(live.url))
         poll_until(lambda: any(r["id"] == job_id and r["state"] == "RUNNING" and r["pid"] for r in read_jobs(home)), 60, "prepare to run")
         [row] = [r for r in read_jobs(home) if r["id"] == job_id]
         os.kill(row["pid"], signal.SIGKILL)
         poll_until(lambda: [r for r in read_jobs(home) if r["id"] == job_id][0]["state"] == "FAILED", 30, "prepare to fail")
-    with sqlite3.connect(home / "forge.db") as db:
-        versions = [r[0] for r in db.execute("SELECT id FROM datasets ORDER BY id")]
-    assert versions == ["corpus@v1"]
-    assert sorted(p.name for p in (home / "datasets" / "corpus").iterdir()) == ["v1"]
+        poll_until(lambda: not job_processes(job_id), 30, "the pool processes to go")
+        with sqlite3.connect(home / "forge.db") as db:
+            versions = [r[0] for r in db.execute("SELECT id FROM datasets ORDER BY id")]
+        assert versions == ["corpus@v1"]
+        assert sorted(p.name for p in (home / "datasets" / "corpus").iterdir()) == ["v1"]
+        resumed = asyncio.run(resume(live.url, job_id))
+    assert resumed["state"] == "SUCCEEDED", resumed
+    assert resumed["result"]["dataset"]["id"] == "corpus@v2"
+    assert {s["step"]: s for s in resumed["result"]["steps"]}["normalise"]["rows_in"] == 40_000
