@@ -101,13 +101,13 @@ class Capability:
         return {name: getattr(model, name) for name in type(model).model_fields}
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError, container: str = "this tool", noun: str = "an argument") -> str:
     """'field: problem' for each error, without echoing the (untrusted, maybe huge) input."""
     parts = []
     for err in exc.errors(include_url=False, include_input=False):
         where = ".".join(str(p) for p in err["loc"]) or "arguments"
         if err["type"] == "extra_forbidden":
-            parts.append(f"'{where}' is not an argument of this tool; remove it")
+            parts.append(f"'{where}' is not {noun} of {container}; remove it")
         elif err["type"] == "missing":
             parts.append(f"'{where}' is required")
         else:

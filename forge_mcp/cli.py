@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
+
+    dev = sub.add_parser("dev", help="developer helpers (need the train extra)")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True, metavar="ACTION")
+    tiny = dev_sub.add_parser("tiny-model", help="build a tiny chat model offline (tokenizer, Llama, brief pre-training)")
+    tiny.add_argument("path", type=Path, help="folder to write the Hugging Face model into")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--steps", type=int, default=300, help="pre-training steps (default 300)")
     return parser
 
 
@@ -99,10 +106,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_call(settings, args.name, args.args, wait=not args.no_wait))
     if args.command == "tools":
         return _tools(settings)
+    if args.command == "dev":
+        return _tiny_model(args.path, args.seed, args.steps)
     if args.command == "client-config":
         print(json.dumps(client_config(args.client, settings.home, args.url, args.key), indent=2))
         return 0
     return asyncio.run(_keys(settings, args))
+
+
+def _tiny_model(path: Path, seed: int, steps: int) -> int:
+    from forge_mcp.backends.tiny_model import build_tiny_model
+    from forge_mcp.extras import require_extra
+
+    require_extra("train", "forge-mcp dev tiny-model")
+    info = build_tiny_model(path, seed=seed, steps=steps, progress=lambda s, n, loss: print(f"step {s}/{n} loss {loss:.3f}"))
+    print(json.dumps({"path": str(path.resolve()), **info}, indent=2))
+    return 0
 
 
 def _stdio(settings: Any) -> int:

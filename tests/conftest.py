@@ -19,7 +19,24 @@ REPO = Path(__file__).resolve().parent.parent
 CORE_TOOLS = {"forge_overview", "system_status", "system_benchmark"}
 JOB_TOOLS = {"job_list", "job_status", "job_wait", "job_logs", "job_metrics", "job_cancel", "job_resume"}
 DATASET_TOOLS = {"dataset_import", "dataset_list", "dataset_inspect", "dataset_prepare"}
-ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS
+TRAINING_TOOLS = {"train_plan", "train_start"}
+ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny offline chat model, built once per test run and shared by the xdist workers."""
+    import fcntl
+
+    from forge_mcp.backends.tiny_model import build_tiny_model
+
+    shared = tmp_path_factory.getbasetemp().parent
+    path = shared / "tiny-model"
+    with (shared / "tiny-model.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / "forge_tiny_model.json").exists():
+            build_tiny_model(path)
+    return path
 
 
 def forge_cli(home: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,296 @@
+"""The hf training recipe, run inside a job worker: transformers + peft + trl.
+
+Reads top to bottom: setup (data, tokenizer, model, adapter), train (with metrics,
+progress, divergence checks and verified checkpoints), save (adapter or weights, the
+resolved spec, a summary, the environment), cleanup.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from forge_mcp.errors import InvalidArguments
+from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.training.checkpoints import newest_verified, write_manifest
+from forge_mcp.training.plan import TrainPlan
+
+DIVERGENCE_FACTOR = 4.0  # a logged loss this many times the first one is an explosion
+
+
+class TrainResult(BaseModel):
+    output: str  # folder inside the run, relative to the workspace
+    adapter: str
+    method: str
+    steps: int
+    final_loss: float | None
+    first_loss: float | None
+    best_eval_loss: float | None
+    train_runtime_s: float
+    tokens_per_second: float | None
+    resumed_from: str | None
+    dataset_fingerprint: str
+    warnings: list[str]
+
+
+def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path) -> TrainResult:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+
+    spec = plan.spec
+    set_seed(spec.seed)
+    # -- setup ------------------------------------------------------------------------
+    train_rows = _rows(dataset_file, spec.split)
+    eval_rows = _rows(dataset_file, spec.eval_split) if spec.eval_split else None
+    tokenizer = AutoTokenizer.from_pretrained(base_path, local_files_only=True, trust_remote_code=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = getattr(torch, plan.dtype)
+    model_kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True, "trust_remote_code": False}
+    if spec.adapter == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        model_kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype
+        )
+        model_kwargs["device_map"] = {"": 0} if plan.device == "cuda" else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(base_path, **model_kwargs)
+    peft_config = None
+    if spec.adapter in ("lora", "qlora"):
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
+            target_modules=spec.lora_target_modules, task_type="CAUSAL_LM",
+        )  # fmt: skip
+    reporter = _Reporter(job, plan)
+    trainer = _trainer(plan, model, tokenizer, peft_config, train_rows, eval_rows, reporter)
+    # -- train ------------------------------------------------------------------------
+    resume = newest_verified(job.checkpoint_dir) if job.resuming else None
+    if resume is not None:
+        job.log(f"resuming from {resume.name}")
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    runtime = time.perf_counter() - started
+    if reporter.diverged:
+        raise InvalidArguments(f"learning_rate: training diverged ({reporter.diverged}); lower it and start again")
+    # -- save -------------------------------------------------------------------------
+    output = job.run_dir / "output"
+    adapter_dir = output / ("adapter" if peft_config is not None else "model")
+    trainer.save_model(str(adapter_dir))
+    tokenizer.save_pretrained(str(adapter_dir))
+    result = TrainResult(
+        output=str(output.relative_to(job.workspace_root)),
+        adapter=str(adapter_dir.relative_to(job.workspace_root)),
+        method=spec.method,
+        steps=trainer.state.global_step,
+        final_loss=reporter.last_loss,
+        first_loss=reporter.first_loss,
+        best_eval_loss=reporter.best_eval,
+        train_runtime_s=round(runtime, 2),
+        tokens_per_second=reporter.tokens_per_second(),
+        resumed_from=resume.name if resume else None,
+        dataset_fingerprint=plan.dataset_fingerprint,
+        warnings=reporter.warnings,
+    )
+    (output / "spec.json").write_text(plan.spec.model_dump_json(indent=2))
+    (output / "summary.json").write_text(result.model_dump_json(indent=2))
+    (output / "environment.json").write_text(json.dumps(environment(), indent=2))
+    # -- cleanup ----------------------------------------------------------------------
+    del trainer, model
+    return result
+
+
+def _trainer(plan: TrainPlan, model: Any, tokenizer: Any, peft_config: Any, train_rows: list[dict[str, Any]],
+             eval_rows: list[dict[str, Any]] | None, reporter: Any) -> Any:  # fmt: skip
+    from datasets import Dataset
+
+    spec = plan.spec
+    common = {
+        "output_dir": str(reporter.job.checkpoint_dir),
+        "learning_rate": spec.learning_rate,
+        "num_train_epochs": spec.epochs,
+        "max_steps": spec.max_steps or -1,
+        "per_device_train_batch_size": spec.batch_size,
+        "per_device_eval_batch_size": spec.batch_size,
+        "gradient_accumulation_steps": spec.gradient_accumulation,
+        "lr_scheduler_type": spec.scheduler,
+        "warmup_steps": spec.warmup_ratio,
+        "weight_decay": spec.weight_decay,
+        "max_grad_norm": spec.max_grad_norm,
+        "seed": spec.seed,
+        "data_seed": spec.seed,
+        "logging_steps": spec.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": spec.save_steps or max(1, plan.steps // 10),
+        "save_total_limit": 2,
+        "eval_strategy": "steps" if eval_rows else "no",
+        "eval_steps": spec.eval_steps or spec.logging_steps * 2,
+        "gradient_checkpointing": spec.gradient_checkpointing,
+        "use_cpu": plan.device == "cpu",
+        "bf16": plan.dtype == "bfloat16" and plan.device == "cuda",
+        "fp16": plan.dtype == "float16" and plan.device == "cuda",
+        "report_to": spec.report_to or "none",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        "include_num_input_tokens_seen": "non_padding",
+        "max_length": spec.max_length,
+    }
+    callbacks: list[Any] = [reporter.callback()]
+    if spec.early_stopping_patience is not None:
+        from transformers import EarlyStoppingCallback
+
+        common.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
+    train_set = Dataset.from_list(train_rows)
+    eval_set = Dataset.from_list(eval_rows) if eval_rows else None
+    if spec.method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(**common, beta=spec.dpo_beta)
+        return DPOTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)  # fmt: skip
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(**common, packing=spec.packing, assistant_only_loss=spec.method == "sft" and spec.assistant_only_loss,
+                     dataset_text_field="text")  # fmt: skip
+    return SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                      processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)  # fmt: skip
+
+
+def _rows(dataset_file: Path, split: str) -> list[dict[str, Any]]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(dataset_file, columns=["row", "split"])
+    rows = table.filter(pc.equal(table.column("split"), split)).column("row").to_pylist()
+    if not rows:
+        raise InvalidArguments(f"split: the dataset has no rows in split {split!r}")
+    return [json.loads(r) for r in rows]
+
+
+class _Reporter:
+    """Trainer events -> job metrics, progress with ETA, divergence warnings, manifests."""
+
+    def __init__(self, job: JobContext, plan: TrainPlan) -> None:
+        self.job = job
+        self.plan = plan
+        self.first_loss: float | None = None
+        self.last_loss: float | None = None
+        self.best_eval: float | None = None
+        self.eval_history: list[float] = []
+        self.train_at_eval: list[float] = []
+        self.warnings: list[str] = []
+        self.diverged: str | None = None
+        self._started = time.perf_counter()
+        self._tokens = 0
+        self._mark: tuple[float, int] = (self._started, 0)
+
+    def tokens_per_second(self) -> float | None:
+        elapsed = time.perf_counter() - self._started
+        return round(self._tokens / elapsed, 1) if self._tokens and elapsed > 0 else None
+
+    def callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        reporter = self
+
+        class Callback(TrainerCallback):
+            def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+                reporter.on_log(state, control, logs or {})
+
+            def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if folder.is_dir():
+                    write_manifest(folder, state.global_step)
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                reporter.job.check_canceled()
+
+        return Callback()
+
+    def on_log(self, state: Any, control: Any, logs: dict[str, Any]) -> None:
+        step = state.global_step
+        self._tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+        now = time.perf_counter()
+        if self._tokens > self._mark[1]:
+            self.job.metric("tokens_per_s", step, (self._tokens - self._mark[1]) / max(now - self._mark[0], 1e-9))
+            self._mark = (now, self._tokens)
+        for key, name in (("loss", "loss"), ("learning_rate", "learning_rate"), ("grad_norm", "grad_norm"),
+                          ("eval_loss", "eval_loss"), ("rewards/accuracies", "reward_accuracy")):  # fmt: skip
+            value = logs.get(key)
+            if isinstance(value, int | float):
+                self.job.metric(name, step, float(value))
+        memory = _peak_memory_gib()
+        if memory is not None:
+            self.job.metric("memory_gib", step, memory)
+        if isinstance(logs.get("loss"), int | float):
+            self._check_loss(float(logs["loss"]), control)
+        if isinstance(logs.get("eval_loss"), int | float):
+            self._check_eval(float(logs["eval_loss"]))
+        total = state.max_steps or self.plan.steps
+        elapsed = now - self._started
+        eta = elapsed / step * (total - step) if step else None
+        loss = f"loss {self.last_loss:.4f}" if self.last_loss is not None else "starting"
+        self.job.progress(step, total, f"step {step}/{total}, {loss}" + (f", ETA {eta:.0f} s" if eta is not None else ""))
+
+    def _check_loss(self, loss: float, control: Any) -> None:
+        if self.first_loss is None:
+            self.first_loss = loss
+        self.last_loss = loss
+        if not math.isfinite(loss):
+            self.diverged = "the loss became NaN or infinite"
+        elif loss > DIVERGENCE_FACTOR * self.first_loss:
+            self.diverged = f"the loss rose from {self.first_loss:.3f} to {loss:.3f}"
+        if self.diverged:
+            self.warnings.append(f"divergence: {self.diverged}")
+            self.job.log(f"[warning] divergence: {self.diverged}; stopping")
+            control.should_training_stop = True
+
+    def _check_eval(self, eval_loss: float) -> None:
+        self.best_eval = eval_loss if self.best_eval is None else min(self.best_eval, eval_loss)
+        self.eval_history.append(eval_loss)
+        self.train_at_eval.append(self.last_loss if self.last_loss is not None else math.inf)
+        if len(self.eval_history) >= 3:
+            evals, trains = self.eval_history[-3:], self.train_at_eval[-3:]
+            if evals[0] < evals[1] < evals[2] and trains[0] > trains[2]:
+                message = f"overfitting: eval loss rose to {evals[2]:.4f} while train loss fell to {trains[2]:.4f}"
+                if message not in self.warnings:
+                    self.warnings.append(message)
+                    self.job.log(f"[warning] {message}")
+
+
+def _peak_memory_gib() -> float | None:
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 1024**3, 3)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)
+
+
+def environment() -> dict[str, Any]:
+    import importlib.metadata
+
+    import torch
+
+    packages = {}
+    for name in ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes", "forge-mcp"):
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": packages,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+    }

@@ -1,0 +1,1 @@
+"""Training: the spec, the plan (validation and estimates) and checkpoints — no torch here."""

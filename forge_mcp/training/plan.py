@@ -1,0 +1,197 @@
+"""train_plan's arithmetic, instant and without torch: what the base model is (from its
+config.json and safetensors headers), which backend runs the spec, how much memory it
+needs and roughly how long it takes, and what to change when it does not fit."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import struct
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from forge_mcp.errors import InvalidArguments
+from forge_mcp.training.spec import METHOD_KINDS, TrainSpec
+
+GIB = 1024**3
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+SAFETENSORS_DTYPE_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "I64": 8, "I32": 4, "I8": 1, "U8": 1, "BOOL": 1}
+ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN = 34  # per layer, without recomputation (Korthikanti et al. 2022)
+RUNTIME_OVERHEAD_GIB = {"cuda": 0.8, "cpu": 0.5, "mlx": 0.3}  # context, allocator slack, the interpreter
+ASSUMED_UTILISATION = 0.3  # share of measured matmul GFLOP/s a training step reaches
+MLX_METHODS = ("sft", "cpt")
+
+
+class BaseModelInfo(BaseModel):
+    path: str
+    architecture: str
+    parameters: int
+    hidden_size: int
+    layers: int
+    vocab_size: int
+    max_positions: int | None
+    weights_dtype: str
+
+
+class MemoryEstimate(BaseModel):
+    weights_gib: float
+    adapter_gib: float
+    gradients_gib: float
+    optimizer_gib: float
+    activations_gib: float
+    overhead_gib: float
+    total_gib: float
+    available_gib: float = Field(description="GPU memory (CUDA) or system RAM (CPU, MLX) on this machine")
+    fits: bool
+
+
+class TrainPlan(BaseModel):
+    spec: TrainSpec
+    backend: str = Field(description="hf or mlx")
+    device: str = Field(description="cuda, cpu or mlx")
+    dtype: str
+    base: BaseModelInfo
+    dataset_id: str
+    dataset_fingerprint: str
+    train_rows: int
+    eval_rows: int | None
+    trainable_parameters: int
+    steps: int
+    tokens: int = Field(description="Estimated training tokens (rows x mean tokens per row x epochs)")
+    memory: MemoryEstimate
+    estimated_seconds: float | None = Field(description="From system_benchmark's GFLOP/s; null until it has run")
+    throughput_source: str
+    warnings: list[str]
+    suggestions: list[str] = Field(description="What to change when it does not fit or will be slow")
+
+
+def read_base_model(folder: Path, shown: str) -> BaseModelInfo:
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise InvalidArguments(f"base_model: {shown} has no config.json; give a Hugging Face model folder")
+    config = json.loads(config_path.read_text())
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise InvalidArguments(f"base_model: {shown} has no *.safetensors weights (.bin pickles are not loaded)")
+    parameters, dtypes = 0, set()
+    for file in weights:
+        for name, tensor in _safetensors_header(file).items():
+            if name != "__metadata__":
+                parameters += math.prod(tensor["shape"])
+                dtypes.add(tensor["dtype"])
+    text = config.get("text_config", config)
+    return BaseModelInfo(
+        path=shown,
+        architecture=(config.get("architectures") or [config.get("model_type", "unknown")])[0],
+        parameters=parameters,
+        hidden_size=int(text.get("hidden_size", 0)),
+        layers=int(text.get("num_hidden_layers", 0)),
+        vocab_size=int(text.get("vocab_size", 0)),
+        max_positions=text.get("max_position_embeddings"),
+        weights_dtype="/".join(sorted(dtypes)),
+    )
+
+
+def _safetensors_header(file: Path) -> dict[str, Any]:
+    with file.open("rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        if size > 100 * 2**20:
+            raise InvalidArguments(f"base_model: {file.name} has an implausible safetensors header")
+        return json.loads(f.read(size))
+
+
+def choose_backend(spec: TrainSpec, gpus: int, mlx_metal: bool) -> tuple[str, str]:
+    if spec.backend == "mlx" or (spec.backend == "auto" and mlx_metal and gpus == 0):
+        if spec.method not in MLX_METHODS:
+            raise InvalidArguments(f"backend: {spec.method} is not supported on mlx yet; use backend hf")
+        if spec.adapter != "lora":
+            raise InvalidArguments(f"backend: adapter {spec.adapter} is not supported on mlx yet; use lora or backend hf")
+        return "mlx", "mlx"
+    return "hf", "cuda" if gpus > 0 else "cpu"
+
+
+def lora_parameters(config: dict[str, Any], r: int, targets: list[str] | str) -> int:
+    """r x (in + out) for each adapted linear layer of a Llama-style block, times layers."""
+    text = config.get("text_config", config)
+    hidden = int(text["hidden_size"])
+    heads = int(text["num_attention_heads"])
+    head_dim = int(text.get("head_dim") or hidden // heads)
+    kv = int(text.get("num_key_value_heads", heads)) * head_dim
+    inter = int(text.get("intermediate_size", 4 * hidden))
+    shapes = {"q_proj": (hidden, heads * head_dim), "k_proj": (hidden, kv), "v_proj": (hidden, kv),
+              "o_proj": (heads * head_dim, hidden), "gate_proj": (hidden, inter), "up_proj": (hidden, inter),
+              "down_proj": (inter, hidden)}  # fmt: skip
+    chosen = shapes if targets == "all-linear" else {k: v for k, v in shapes.items() if k in targets}
+    return int(text["num_hidden_layers"]) * sum(r * (i + o) for i, o in chosen.values())
+
+
+def estimate_memory(spec: TrainSpec, base: BaseModelInfo, device: str, dtype: str,
+                    trainable: int, available_gib: float) -> MemoryEstimate:  # fmt: skip
+    weight_bytes = 0.55 if spec.adapter == "qlora" else DTYPE_BYTES[dtype]  # NF4 plus scales and 16-bit norms
+    weights = base.parameters * weight_bytes
+    adapter = trainable * 4 if spec.adapter != "full" else 0
+    grad_bytes = 4 if spec.adapter != "full" else DTYPE_BYTES[dtype]
+    gradients = trainable * grad_bytes
+    optimizer = trainable * (8 + (4 if spec.adapter == "full" and dtype != "float32" else 0))  # Adam moments (+ fp32 master)
+    tokens = spec.batch_size * spec.max_length * (2 if spec.method == "dpo" else 1)  # DPO: chosen and rejected
+    per_layer = tokens * base.hidden_size * (2 * DTYPE_BYTES[dtype] if spec.gradient_checkpointing else ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN)
+    logits = tokens * base.vocab_size * 4 * 2  # float32 logits and their gradient
+    activations = per_layer * base.layers + logits
+    overhead = RUNTIME_OVERHEAD_GIB[device] * GIB
+    total = weights + adapter + gradients + optimizer + activations + overhead
+    if spec.method == "dpo" and spec.adapter == "full":
+        total += weights  # a frozen reference copy; LoRA uses the base itself as reference
+    return MemoryEstimate(
+        weights_gib=_gib(weights), adapter_gib=_gib(adapter), gradients_gib=_gib(gradients),
+        optimizer_gib=_gib(optimizer), activations_gib=_gib(activations), overhead_gib=_gib(overhead),
+        total_gib=_gib(total), available_gib=round(available_gib, 2), fits=total <= available_gib * GIB * 0.95,
+    )  # fmt: skip
+
+
+def suggestions(spec: TrainSpec, memory: MemoryEstimate, device: str) -> list[str]:
+    out = []
+    if memory.fits:
+        return out
+    if spec.adapter == "full":
+        out.append("adapter: lora trains ~1% of the parameters: no full gradients or optimizer state")
+    if spec.adapter != "qlora" and device == "cuda":
+        out.append("adapter: qlora keeps the base in 4-bit (about a quarter of 16-bit weights)")
+    if spec.batch_size > 1:
+        out.append(f"batch_size: {max(1, spec.batch_size // 4)} with gradient_accumulation "
+                   f"{spec.gradient_accumulation * min(4, spec.batch_size)} keeps the effective batch")  # fmt: skip
+    if not spec.gradient_checkpointing:
+        out.append("gradient_checkpointing: true recomputes activations instead of storing them")
+    if spec.max_length > 512:
+        out.append(f"max_length: {spec.max_length // 2} halves activation memory (check truncation with dataset_prepare)")
+    return out
+
+
+def default_dtype(spec: TrainSpec, device: str, bf16_gpu: bool) -> str:
+    if spec.dtype != "auto":
+        return spec.dtype
+    if device == "cuda":
+        return "bfloat16" if bf16_gpu else "float16"
+    return "float32"
+
+
+def check_fit(spec: TrainSpec, dataset_kind: str, base: BaseModelInfo) -> list[str]:
+    """Problems that make the spec impossible, each naming the field and the fix."""
+    problems = []
+    if dataset_kind not in METHOD_KINDS[spec.method]:
+        wanted = " or ".join(METHOD_KINDS[spec.method])
+        problems.append(f"dataset: {spec.method} learns from {wanted} data, and {spec.dataset} is {dataset_kind}; "
+                        + ("use method dpo" if dataset_kind == "preference" else f"prepare a {wanted} dataset"))  # fmt: skip
+    if base.max_positions is not None and spec.max_length > base.max_positions:
+        problems.append(f"max_length: {spec.max_length} is over the model's limit of {base.max_positions} positions")
+    return problems
+
+
+def mlx_on_metal() -> bool:
+    return platform.system() == "Darwin" and platform.machine() == "arm64"
+
+
+def _gib(value: float) -> float:
+    return round(value / GIB, 3)

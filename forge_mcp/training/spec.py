@@ -1,0 +1,97 @@
+"""One training spec for every method, adapter and backend: pydantic, YAML-loadable, with
+sane bounds. Recipes in configs/recipes/*.yaml are partial specs (hyperparameters); the
+caller's own fields override them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from forge_mcp.capabilities import describe_validation_error
+from forge_mcp.errors import InvalidArguments, NotFound
+from forge_mcp.package_data import config_file
+
+Method = Literal["sft", "dpo", "cpt"]
+Adapter = Literal["lora", "qlora", "full"]
+Backend = Literal["auto", "hf", "mlx"]
+# Which canonical dataset kinds each method learns from.
+METHOD_KINDS = {"sft": ("messages",), "dpo": ("preference",), "cpt": ("text", "messages")}
+
+
+class TrainSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method = Field("sft", description="sft (chat), dpo (preference pairs) or cpt (continued pre-training on text)")
+    adapter: Adapter = Field("lora", description="lora, qlora (4-bit base, bitsandbytes) or full fine-tuning")
+    base_model: str = Field(max_length=512, description="Local Hugging Face model folder (in the workspace or an import root)")
+    dataset: str = Field(max_length=80, description="Prepared dataset: '<name>' (newest) or '<name>@v<N>'")
+    split: str = Field("train", max_length=32, description="Split to train on")
+    eval_split: str | None = Field(None, max_length=32, description="Split for eval loss, e.g. 'test' or 'validation'")
+    general_dataset: str | None = Field(None, max_length=80, description="cpt: general text mixed in against forgetting")
+    mix_ratio: float = Field(0.0, ge=0.0, le=0.9, description="cpt: share of rows drawn from general_dataset")
+    backend: Backend = Field("auto", description="auto: CUDA -> hf, Apple Silicon -> mlx, otherwise hf on CPU")
+    learning_rate: float = Field(2e-4, gt=0.0, le=0.1)
+    epochs: float = Field(1.0, gt=0.0, le=100.0)
+    max_steps: int | None = Field(None, ge=1, le=10_000_000, description="Overrides epochs when set")
+    batch_size: int = Field(4, ge=1, le=4096, description="Per device")
+    gradient_accumulation: int = Field(1, ge=1, le=1024)
+    max_length: int = Field(1024, ge=16, le=1_048_576, description="Tokens per row; longer rows are truncated")
+    lora_r: int = Field(16, ge=1, le=1024)
+    lora_alpha: int = Field(32, ge=1, le=8192)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | Literal["all-linear"] = Field("all-linear", description="Module names, or all-linear")
+    warmup_ratio: float = Field(0.0, ge=0.0, le=0.5)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    max_grad_norm: float = Field(1.0, gt=0.0, le=1000.0)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    logging_steps: int = Field(5, ge=1, le=100_000, description="Metrics every N optimizer steps")
+    eval_steps: int | None = Field(None, ge=1, le=1_000_000, description="Eval loss every N steps (needs eval_split)")
+    save_steps: int | None = Field(None, ge=1, le=1_000_000, description="Checkpoint every N steps (default: about 10 per run)")
+    packing: bool = Field(False, description="Pack short rows into full max_length sequences")
+    gradient_checkpointing: bool = False
+    assistant_only_loss: bool = Field(True, description="sft: learn from assistant tokens only")
+    dpo_beta: float = Field(0.1, gt=0.0, le=10.0)
+    early_stopping_patience: int | None = Field(None, ge=1, le=1000, description="Stop after N evals without improvement")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bf16 on recent GPUs, fp32 on CPU")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainSpec:
+        problems = []
+        if self.general_dataset is not None and self.method != "cpt":
+            problems.append("general_dataset: data mixing is for method cpt")
+        if self.mix_ratio > 0 and self.general_dataset is None:
+            problems.append("mix_ratio: give general_dataset to mix with")
+        if self.eval_steps is not None and self.eval_split is None:
+            problems.append("eval_steps: give eval_split to evaluate on")
+        if self.early_stopping_patience is not None and self.eval_split is None:
+            problems.append("early_stopping_patience: early stopping watches eval loss; give eval_split")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def list_recipes() -> list[str]:
+    return sorted(f.name.removesuffix(".yaml") for f in config_file("recipes").iterdir() if f.name.endswith(".yaml"))
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    if name not in list_recipes():
+        raise NotFound(f"recipe: no recipe {name!r}; the recipes are " + ", ".join(list_recipes()))
+    data = yaml.safe_load(config_file("recipes", f"{name}.yaml").read_text()) or {}
+    if not isinstance(data, dict):
+        raise InvalidArguments(f"recipe {name}: must be a mapping of spec fields")
+    return data
+
+
+def resolve_spec(fields: dict[str, Any], recipe: str | None = None) -> TrainSpec:
+    """The recipe's fields, then the caller's; every problem reported at once."""
+    merged = {**(load_recipe(recipe) if recipe else {}), **fields}
+    try:
+        return TrainSpec.model_validate(merged)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc, "the training spec", "a field")
+        raise InvalidArguments(f"invalid training spec: {problems}") from None
