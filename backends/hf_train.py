@@ -35,11 +35,13 @@ class TrainResult(BaseModel):
     train_runtime_s: float
     tokens_per_second: float | None
     resumed_from: str | None
+    base_quantized_4bit: bool
+    train_rows: int
     dataset_fingerprint: str
     warnings: list[str]
 
 
-def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path) -> TrainResult:
+def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None = None) -> TrainResult:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
@@ -51,6 +53,11 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path)
     tokenizer = AutoTokenizer.from_pretrained(base_path, local_files_only=True, trust_remote_code=False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if spec.method == "cpt":
+        general = _rows(general_file, "train") if general_file is not None and spec.mix_ratio > 0 else []
+        train_rows = mix([_as_text(r, tokenizer) for r in train_rows], [_as_text(r, tokenizer) for r in general],
+                         spec.mix_ratio, spec.seed)  # fmt: skip
+        eval_rows = [_as_text(r, tokenizer) for r in eval_rows] if eval_rows else None
     dtype = getattr(torch, plan.dtype)
     model_kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True, "trust_remote_code": False}
     if spec.adapter == "qlora":
@@ -61,6 +68,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path)
         )
         model_kwargs["device_map"] = {"": 0} if plan.device == "cuda" else "cpu"
     model = AutoModelForCausalLM.from_pretrained(base_path, **model_kwargs)
+    quantized = any("4bit" in type(m).__name__ for m in model.modules())
     peft_config = None
     if spec.adapter in ("lora", "qlora"):
         from peft import LoraConfig
@@ -72,7 +80,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path)
     reporter = _Reporter(job, plan)
     trainer = _trainer(plan, model, tokenizer, peft_config, train_rows, eval_rows, reporter)
     # -- train ------------------------------------------------------------------------
-    resume = newest_verified(job.checkpoint_dir) if job.resuming else None
+    resume = next(filter(None, map(newest_verified, job.checkpoint_dirs())), None) if job.resuming else None
     if resume is not None:
         job.log(f"resuming from {resume.name}")
     started = time.perf_counter()
@@ -96,6 +104,8 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path)
         train_runtime_s=round(runtime, 2),
         tokens_per_second=reporter.tokens_per_second(),
         resumed_from=resume.name if resume else None,
+        base_quantized_4bit=quantized,
+        train_rows=len(train_rows),
         dataset_fingerprint=plan.dataset_fingerprint,
         warnings=reporter.warnings,
     )
@@ -175,6 +185,27 @@ def _rows(dataset_file: Path, split: str) -> list[dict[str, Any]]:
     return [json.loads(r) for r in rows]
 
 
+def _as_text(row: dict[str, Any], tokenizer: Any) -> dict[str, str]:
+    """Continued pre-training reads plain text; a chat is rendered with the model's template."""
+    if "text" in row:
+        return {"text": row["text"]}
+    return {"text": tokenizer.apply_chat_template(row["messages"], tokenize=False)}
+
+
+def mix(domain: list[dict[str, Any]], general: list[dict[str, Any]], ratio: float, seed: int) -> list[dict[str, Any]]:
+    """Domain rows plus general rows making up `ratio` of the result, shuffled by seed."""
+    import random
+
+    if not general or ratio <= 0:
+        return domain
+    rng = random.Random(seed)
+    wanted = round(len(domain) * ratio / (1 - ratio))
+    drawn = rng.sample(general, wanted) if wanted <= len(general) else [rng.choice(general) for _ in range(wanted)]
+    rows = domain + drawn
+    rng.shuffle(rows)
+    return rows
+
+
 class _Reporter:
     """Trainer events -> job metrics, progress with ETA, divergence warnings, manifests."""
 
@@ -223,7 +254,8 @@ class _Reporter:
             self.job.metric("tokens_per_s", step, (self._tokens - self._mark[1]) / max(now - self._mark[0], 1e-9))
             self._mark = (now, self._tokens)
         for key, name in (("loss", "loss"), ("learning_rate", "learning_rate"), ("grad_norm", "grad_norm"),
-                          ("eval_loss", "eval_loss"), ("rewards/accuracies", "reward_accuracy")):  # fmt: skip
+                          ("eval_loss", "eval_loss"), ("rewards/accuracies", "reward_accuracy"),
+                          ("rewards/margins", "reward_margin")):  # fmt: skip
             value = logs.get(key)
             if isinstance(value, int | float):
                 self.job.metric(name, step, float(value))

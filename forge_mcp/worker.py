@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     run_dir = Path(os.environ.get("FORGE_HOME", "forge-workspace")) / "runs" / job_id
     spec = json.loads((run_dir / RUN_SPEC).read_text())
     events = EventWriter(run_dir / RUN_EVENTS)
-    job = JobContext(job_id, run_dir, int(spec["attempt"]), events)
+    job = JobContext(job_id, run_dir, int(spec["attempt"]), events, parent_id=spec.get("parent_id"))
     job.install_cancel_handler()
     stop_heartbeat = threading.Event()
     heartbeat = threading.Thread(

@@ -54,6 +54,11 @@ async def build_plan(services: Services, fields: dict[str, Any], recipe: str | N
     dataset = await services.datasets.repo.get(spec.dataset)
     base = await asyncio.to_thread(read_base_model, base_path, spec.base_model)
     problems = check_fit(spec, dataset.kind, base)
+    general = await services.datasets.repo.get(spec.general_dataset) if spec.general_dataset else None
+    if general is not None and general.kind not in ("text", "messages"):
+        problems.append(f"general_dataset: {general.id} is {general.kind}; mix in text or messages data")
+    if general is not None and "train" not in (general.report.get("splits") or {}):
+        problems.append(f"general_dataset: {general.id} has no train split; run dataset_prepare on it first")
     splits = dataset.report.get("splits") or {}
     for field, split in (("split", spec.split), ("eval_split", spec.eval_split)):
         if split is not None and split not in splits:
@@ -81,6 +86,7 @@ async def build_plan(services: Services, fields: dict[str, Any], recipe: str | N
     return TrainPlan(
         spec=spec, backend=backend, device=device, dtype=dtype, base=base, dataset_id=dataset.id,
         dataset_fingerprint=dataset.fingerprint, train_rows=rows,
+        general_dataset_id=general.id if general else None, general_dataset_fingerprint=general.fingerprint if general else None,
         eval_rows=int(splits[spec.eval_split]) if spec.eval_split else None, trainable_parameters=trainable,
         steps=steps, tokens=tokens, memory=memory, estimated_seconds=seconds, throughput_source=source,
         warnings=warnings, suggestions=suggestions(spec, memory, device),
@@ -134,13 +140,14 @@ def _train_resources(arguments: dict[str, Any]) -> Resources:
 
 
 @toolset.job_kind("train", resources=_train_resources, checkpoints=True)
-def train_job(job: JobContext, plan: dict[str, Any], base_path: str, dataset_path: str) -> Any:
+def train_job(job: JobContext, plan: dict[str, Any], base_path: str, dataset_path: str, general_path: str | None = None) -> Any:
     from forge_mcp.backends.hf_train import train
 
     resolved = TrainPlan.model_validate(plan)
     if resolved.backend == "mlx":
         raise InvalidArguments("backend: the mlx trainer is not built yet; use backend hf")
-    return train(job, resolved, job.workspace_root / base_path, job.workspace_root / dataset_path / "data.parquet")
+    general = job.workspace_root / general_path / "data.parquet" if general_path else None
+    return train(job, resolved, job.workspace_root / base_path, job.workspace_root / dataset_path / "data.parquet", general)
 
 
 @toolset.capability(scope="train", title="Start training", long_running=True)
@@ -164,7 +171,9 @@ async def train_start(
                                "available; " + "; ".join(plan.suggestions))  # fmt: skip
     dataset: DatasetInfo = await services.datasets.repo.get(plan.dataset_id)
     base = services.workspace.resolve(plan.spec.base_model, field="spec.base_model")
-    arguments = {"plan": plan.model_dump(mode="json"), "base_path": _inside(services, base), "dataset_path": dataset.path}
+    general = await services.datasets.repo.get(plan.general_dataset_id) if plan.general_dataset_id else None
+    arguments = {"plan": plan.model_dump(mode="json"), "base_path": _inside(services, base), "dataset_path": dataset.path,
+                 "general_path": general.path if general else None}  # fmt: skip
     return await services.jobs.submit("train", arguments, principal.name, priority=priority, idempotency_key=idempotency_key)
 
 

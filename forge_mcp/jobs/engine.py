@@ -281,7 +281,8 @@ class JobEngine:
         events = run_dir / C.RUN_EVENTS
         if events.exists():  # a previous attempt's events stay readable beside the new ones
             events.rename(run_dir / f"events.attempt{job.attempt}.jsonl")
-        spec = {"kind": job.kind, "arguments": job.arguments, "attempt": attempt, "heartbeat_s": self.limits.heartbeat_s}
+        spec = {"kind": job.kind, "arguments": job.arguments, "attempt": attempt, "heartbeat_s": self.limits.heartbeat_s,
+                "parent_id": job.parent_id}  # fmt: skip
         _write_atomic(run_dir / C.RUN_SPEC, json.dumps(spec, indent=2))
         # RUNNING is written before the process exists: a crash in between leaves a RUNNING
         # job without a process, which recovery handles; the reverse would leave a worker

@@ -7,6 +7,7 @@ the kind's function, never a module, class or code to run.
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from forge_mcp.jobs.constants import RUN_CHECKPOINTS
+from forge_mcp.jobs.constants import RUN_CHECKPOINTS, RUN_SPEC
 from forge_mcp.jobs.events import EventWriter
 from forge_mcp.jobs.models import Resources
 
@@ -45,10 +46,11 @@ class JobKind:
 class JobContext:
     """What a job's code uses to report and to find its folders."""
 
-    def __init__(self, job_id: str, run_dir: Path, attempt: int, events: EventWriter) -> None:
+    def __init__(self, job_id: str, run_dir: Path, attempt: int, events: EventWriter, parent_id: str | None = None) -> None:
         self.job_id = job_id
         self.run_dir = run_dir
         self.attempt = attempt
+        self.parent_id = parent_id  # set when job_resume started this job to repeat that one
         self.checkpoint_dir = run_dir / RUN_CHECKPOINTS
         self._events = events
         self._stop = threading.Event()
@@ -59,7 +61,21 @@ class JobContext:
 
     @property
     def resuming(self) -> bool:
-        return self.attempt > 1
+        return self.attempt > 1 or self.parent_id is not None
+
+    def checkpoint_dirs(self) -> list[Path]:
+        """Where to look for a checkpoint to resume from: this job's own folder (a retry),
+        then those of the jobs it repeats (job_resume), newest first."""
+        dirs, parent, seen = [self.checkpoint_dir], self.parent_id, {self.job_id}
+        while parent is not None and parent not in seen:
+            seen.add(parent)
+            run = self.run_dir.parent / parent
+            dirs.append(run / RUN_CHECKPOINTS)
+            try:
+                parent = json.loads((run / RUN_SPEC).read_text()).get("parent_id")
+            except (OSError, ValueError):
+                break
+        return dirs
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         self._events.emit("progress", done=done, total=total, message=message)

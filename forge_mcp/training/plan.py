@@ -58,6 +58,8 @@ class TrainPlan(BaseModel):
     dataset_fingerprint: str
     train_rows: int
     eval_rows: int | None
+    general_dataset_id: str | None = None
+    general_dataset_fingerprint: str | None = None
     trainable_parameters: int
     steps: int
     tokens: int = Field(description="Estimated training tokens (rows x mean tokens per row x epochs)")

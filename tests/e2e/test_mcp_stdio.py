@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,19 +63,31 @@ def test_stdout_carries_only_protocol(tmp_path: Path) -> None:
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "system_status", "arguments": {}}},
     ]  # fmt: skip
-    stdin = "".join(json.dumps(r) + "\n" for r in requests)
-    result = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "forge_mcp", "--home", str(tmp_path / "ws"), "--log-level", "DEBUG", "stdio"],
-        input=stdin,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
     )
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    messages = [json.loads(line) for line in lines]
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write("".join(json.dumps(r) + "\n" for r in requests))
+    process.stdin.flush()
+    messages = []
+    deadline = time.monotonic() + 60
+    # Keep stdin open until every answer is in: EOF tells the server to stop, in-flight requests too.
+    while not {1, 2, 3} <= {m.get("id") for m in messages} and time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        line = process.stdout.readline() if ready else ""
+        if not line:
+            break
+        if line.strip():
+            messages.append(json.loads(line))
+    rest, stderr = process.communicate(timeout=30)  # closes stdin: the server stops
+    messages += [json.loads(line) for line in rest.splitlines() if line.strip()]
     assert all(m.get("jsonrpc") == "2.0" for m in messages)
     assert {m.get("id") for m in messages} >= {1, 2, 3}
-    assert "DEBUG" in result.stderr or "INFO" in result.stderr  # the logs went to stderr
+    assert "DEBUG" in stderr or "INFO" in stderr  # the logs went to stderr
 
 
 @pytest.mark.parametrize("client", ["claude-desktop", "cursor"])

@@ -1,0 +1,114 @@
+"""Every method and adapter through the MCP client on the tiny model: DPO's reward accuracy
+rises, continued pre-training lowers held-out perplexity (with general data mixed in),
+QLoRA really trains a 4-bit base, full fine-tuning writes whole weights."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from forge_mcp.server_process import ServerProcess
+from tests.e2e.test_training_mcp import NAMES, greetings
+
+pytestmark = pytest.mark.e2e
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def preference_rows(n: int) -> list[dict[str, Any]]:
+    rng = random.Random(1)
+    rows = []
+    for _ in range(n):
+        name = f"{rng.choice(NAMES)}{rng.randrange(100)}"
+        rows.append({"prompt": [{"role": "user", "content": f"Greet {name}."}],
+                     "chosen": [{"role": "assistant", "content": f"Hello, {name}!"}],
+                     "rejected": [{"role": "assistant", "content": "Go away."}]})  # fmt: skip
+    return rows
+
+
+def text_rows(n: int) -> list[dict[str, Any]]:
+    rng = random.Random(2)
+    days = ("monday", "tuesday", "friday")
+    return [{"text": f"The courier {rng.choice(NAMES)} delivers parcel {rng.randrange(10_000)} on {rng.choice(days)} and "
+                     "rings twice."} for _ in range(n)]  # fmt: skip
+
+
+async def prepare_all(url: str) -> None:
+    async with Client(f"{url}/mcp/") as client:
+        for name in ("greet", "prefs", "notes"):
+            await client.call_tool("dataset_import", {"path": f"{name}.jsonl", "name": name})
+            job = await client.call_tool("dataset_prepare", {"dataset": name, "dedup": "exact", "test_fraction": 0.2})
+            await client.call_tool("job_wait", {"job_id": job.structured_content["job_id"], "timeout_s": 120})
+
+
+@pytest.fixture(scope="module")
+def trainer(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[tuple[ServerProcess, Path]]:
+    home = tmp_path_factory.mktemp("methods") / "ws"
+    shutil.copytree(tiny_model, home / "models" / "tiny")
+    greetings(home / "greet.jsonl", rows=200)
+    write_jsonl(home / "prefs.jsonl", preference_rows(200))
+    write_jsonl(home / "notes.jsonl", text_rows(300))
+    with ServerProcess(home) as live:
+        asyncio.run(prepare_all(live.url))
+        yield live, home
+
+
+async def train(url: str, spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    full = {"base_model": "models/tiny", "max_steps": 20, "logging_steps": 1, **spec}
+    async with Client(f"{url}/mcp/") as client:
+        started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": full})
+        assert not started.is_error, started.content
+        waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 300})
+        metrics = await client.call_tool("job_metrics", {"job_id": started.structured_content["job_id"]})
+    job = waited.structured_content["job"]
+    assert job["state"] == "SUCCEEDED", job
+    return job["result"], {s["name"]: [p["value"] for p in s["points"]] for s in metrics.structured_content["series"]}
+
+
+async def plan(url: str, spec: dict[str, Any]) -> dict[str, Any]:
+    async with Client(f"{url}/mcp/") as client:
+        planned = await client.call_tool("train_plan", {"recipe": "sft-lora-tiny", "spec": spec})
+    assert not planned.is_error, planned.content
+    return planned.structured_content
+
+
+def test_dpo_reward_accuracy_rises(trainer: tuple[ServerProcess, Path]) -> None:
+    result, series = asyncio.run(train(trainer[0].url, {"dataset": "prefs", "method": "dpo"}))
+    accuracy = series["reward_accuracy"]
+    assert accuracy[-1] > accuracy[0] and accuracy[-1] >= 0.9, accuracy
+    assert series["reward_margin"][-1] > series["reward_margin"][0]
+
+
+def test_cpt_lowers_held_out_perplexity_with_general_data_mixed_in(trainer: tuple[ServerProcess, Path]) -> None:
+    spec = {"dataset": "notes", "method": "cpt", "eval_split": "test", "eval_steps": 5,
+            "general_dataset": "greet", "mix_ratio": 0.2}  # fmt: skip
+    result, series = asyncio.run(train(trainer[0].url, spec))
+    perplexity = [math.exp(v) for v in series["eval_loss"]]
+    assert len(perplexity) >= 3 and perplexity[-1] < 0.5 * perplexity[0], perplexity
+    notes_train = asyncio.run(plan(trainer[0].url, {**spec, "base_model": "models/tiny"}))["train_rows"]
+    assert result["train_rows"] == notes_train + round(notes_train * 0.2 / 0.8)  # a fifth of the rows are general
+
+
+def test_qlora_trains_a_4bit_base(trainer: tuple[ServerProcess, Path]) -> None:
+    result, series = asyncio.run(train(trainer[0].url, {"dataset": "greet", "adapter": "qlora"}))
+    assert result["base_quantized_4bit"] is True
+    assert series["loss"][-1] < series["loss"][0]
+    assert (trainer[1] / result["adapter"] / "adapter_model.safetensors").is_file()
+
+
+def test_full_fine_tuning_writes_whole_weights(trainer: tuple[ServerProcess, Path]) -> None:
+    result, series = asyncio.run(train(trainer[0].url, {"dataset": "greet", "adapter": "full", "learning_rate": 1e-3}))
+    model = trainer[1] / result["adapter"]
+    assert result["adapter"].endswith("/model") and (model / "model.safetensors").is_file() and (model / "config.json").is_file()
+    assert series["loss"][-1] < series["loss"][0]

@@ -1,0 +1,97 @@
+"""Exact resume: kill -9 the server and the training worker mid-run; the restarted server
+retries the job, which continues from the newest verified checkpoint and logs the same
+loss curve as an uninterrupted run with the same seed (within 1e-4 relative)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from forge_mcp.jobs.executor import job_processes
+from forge_mcp.server_process import ServerProcess
+from tests.e2e.jobs_db import poll_until
+from tests.e2e.test_training_mcp import greetings
+
+pytestmark = pytest.mark.e2e
+SPEC = {"base_model": "models/tiny", "dataset": "greet", "max_steps": 30, "save_steps": 10, "logging_steps": 1}
+
+
+async def prepare_data(url: str) -> None:
+    async with Client(f"{url}/mcp/") as client:
+        await client.call_tool("dataset_import", {"path": "greet.jsonl", "name": "greet"})
+        prepared = await client.call_tool("dataset_prepare", {"dataset": "greet", "dedup": "exact"})
+        await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 120})
+
+
+async def start(url: str) -> str:
+    async with Client(f"{url}/mcp/") as client:
+        started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": SPEC})
+        assert not started.is_error, started.content
+        return started.structured_content["job_id"]
+
+
+async def finish(url: str, job_id: str) -> tuple[dict, dict[float, float]]:
+    async with Client(f"{url}/mcp/") as client:
+        waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 300})
+        metrics = await client.call_tool("job_metrics", {"job_id": job_id, "names": ["loss"]})
+    [loss] = [s for s in metrics.structured_content["series"] if s["name"] == "loss"]
+    return waited.structured_content["job"], {p["step"]: p["value"] for p in loss["points"]}
+
+
+def test_a_run_killed_mid_training_resumes_with_the_same_loss_curve(tmp_path: Path, tiny_model: Path) -> None:
+    home = tmp_path / "ws"
+    shutil.copytree(tiny_model, home / "models" / "tiny")
+    greetings(home / "greet.jsonl")
+    with ServerProcess(home) as live:
+        asyncio.run(prepare_data(live.url))
+        reference_job, reference = asyncio.run(finish(live.url, asyncio.run(start(live.url))))
+    assert reference_job["state"] == "SUCCEEDED" and sorted(reference) == [float(s) for s in range(1, 31)]
+
+    first = ServerProcess(home)
+    first.start()
+    job_id = asyncio.run(start(first.url))
+    manifest = home / "runs" / job_id / "checkpoints" / "checkpoint-10" / "forge_manifest.json"
+    poll_until(manifest.exists, 120, "the first verified checkpoint")
+    first.process.send_signal(signal.SIGKILL)  # the machine goes down: server and worker
+    first.process.wait(10)
+    for process in job_processes(job_id):
+        process.kill()
+    with ServerProcess(home) as second:
+        job, resumed = asyncio.run(finish(second.url, job_id))
+    assert job["state"] == "SUCCEEDED" and job["attempt"] == 2, job
+    assert job["result"]["resumed_from"] in ("checkpoint-10", "checkpoint-20")
+    assert sorted(resumed) == sorted(reference)
+    worst = max(abs(resumed[s] - reference[s]) / abs(reference[s]) for s in reference)
+    assert worst <= 1e-4, {s: (reference[s], resumed[s]) for s in reference}
+
+
+def test_cancel_mid_training_is_clean_and_job_resume_continues_from_its_checkpoint(tmp_path: Path, tiny_model: Path) -> None:
+    home = tmp_path / "ws"
+    shutil.copytree(tiny_model, home / "models" / "tiny")
+    greetings(home / "greet.jsonl")
+    spec = {**SPEC, "max_steps": 80, "save_steps": 2}
+
+    async def scenario(url: str) -> tuple[str, dict, dict]:
+        async with Client(f"{url}/mcp/") as client:
+            started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": spec})
+            job_id = started.structured_content["job_id"]
+            manifest = home / "runs" / job_id / "checkpoints" / "checkpoint-2" / "forge_manifest.json"
+            await asyncio.to_thread(poll_until, manifest.exists, 120, "the first verified checkpoint")
+            canceled = await client.call_tool("job_cancel", {"job_id": job_id})
+            again = await client.call_tool("job_resume", {"job_id": job_id})
+            waited = await client.call_tool("job_wait", {"job_id": again.structured_content["job_id"], "timeout_s": 300})
+            return job_id, canceled.structured_content, waited.structured_content["job"]
+
+    with ServerProcess(home) as live:
+        asyncio.run(prepare_data(live.url))
+        job_id, canceled, resumed = asyncio.run(scenario(live.url))
+    assert canceled["state"] == "CANCELED"
+    assert not job_processes(job_id)
+    assert not (home / "runs" / job_id / "output" / "adapter").exists()  # nothing half-written looks finished
+    assert resumed["state"] == "SUCCEEDED" and resumed["parent_id"] == job_id, resumed
+    assert resumed["result"]["resumed_from"] is not None and resumed["result"]["steps"] == 80
