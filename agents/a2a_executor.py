@@ -26,7 +26,7 @@ from a2a.types import Message, TaskState
 from forge_mcp.agents.a2a_tasks import A2ATaskLedger, job_outcome, progress_text
 from forge_mcp.capabilities import CapabilityRunner, split_images
 from forge_mcp.errors import ForgeError, InvalidArguments
-from forge_mcp.jobs.constants import WAIT_MAX_S
+from forge_mcp.jobs.constants import STREAM_KEEPALIVE_S
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import Job, JobHandle
 from forge_mcp.principal import Principal
@@ -140,10 +140,12 @@ class CapabilityAgentExecutor(AgentExecutor):
                     metadata={"job_id": job.id, "progress": job.progress.model_dump()},
                 )
 
-        await on_progress(await self._engine.repo.get(handle.job_id))
-        job = await self._engine.wait(handle.job_id, WAIT_MAX_S, on_progress)
+        job = await self._engine.repo.get(handle.job_id)
         while not job.terminal:
-            job = await self._engine.wait(handle.job_id, WAIT_MAX_S, on_progress)
+            # A status at least every few seconds, changed or not: a stream that stays silent
+            # while a job loads (a trainer's imports take seconds) reads as a dead connection.
+            await on_progress(job)
+            job = await self._engine.wait(handle.job_id, STREAM_KEEPALIVE_S, on_progress)
         state, parts, text = job_outcome(job)
         if parts:
             await updater.add_artifact(parts, name=f"{tool} result", last_chunk=True)

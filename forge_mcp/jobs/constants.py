@@ -9,6 +9,7 @@ MAX_QUEUED_PER_PRINCIPAL = 100
 CPU_JOB_SLOTS = 2  # concurrent jobs that need no GPU
 LOG_TAIL_MAX_BYTES = 64 * 1024  # the most one job_logs call returns
 WAIT_MAX_S = 600.0  # the longest one job_wait call blocks
+STREAM_KEEPALIVE_S = 3.0  # longest silence on a task's event stream while its job runs
 WAIT_POLL_S = 0.5  # job_wait re-reads the database this often (for jobs another process supervises)
 METRIC_POINTS_MAX = 5000  # the most points one job_metrics call returns per series
 JOB_ID_PREFIX = "job_"
