@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_ROWS ?= 1000000
 
-.PHONY: demo test lint serve install clean bench-data
+.PHONY: demo test lint serve install clean bench-data bench-train
 
 install: $(VENV)/.installed
 
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e ".[dev,train]"
+	$(PIP) install --quiet -e ".[dev,train,mlx]"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -44,6 +44,10 @@ test: install node_modules/.installed lint
 bench-data: install
 	$(PIP) install --quiet -e ".[bench]"
 	$(PY) -m benchmarks.data_prepare --rows $(BENCH_ROWS) --folder .bench
+
+# The training benchmark: a train_start job against a bare TRL script, same model, data and seed.
+bench-train: install
+	$(PY) -m benchmarks.train_sft --steps 40 --repeats 3 --folder .bench
 
 serve: install
 	$(VENV)/bin/forge-mcp serve

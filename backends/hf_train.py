@@ -83,9 +83,9 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     resume = next(filter(None, map(newest_verified, job.checkpoint_dirs())), None) if job.resuming else None
     if resume is not None:
         job.log(f"resuming from {resume.name}")
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    runtime = time.perf_counter() - started
+    outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    runtime = float(outcome.metrics["train_runtime"])
+    tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     if reporter.diverged:
         raise InvalidArguments(f"learning_rate: training diverged ({reporter.diverged}); lower it and start again")
     # -- save -------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         first_loss=reporter.first_loss,
         best_eval_loss=reporter.best_eval,
         train_runtime_s=round(runtime, 2),
-        tokens_per_second=reporter.tokens_per_second(),
+        tokens_per_second=round(tokens / runtime, 1) if tokens and runtime > 0 else None,
         resumed_from=resume.name if resume else None,
         base_quantized_4bit=quantized,
         train_rows=len(train_rows),
@@ -219,13 +219,10 @@ class _Reporter:
         self.train_at_eval: list[float] = []
         self.warnings: list[str] = []
         self.diverged: str | None = None
+        self.stepped = False
         self._started = time.perf_counter()
         self._tokens = 0
         self._mark: tuple[float, int] = (self._started, 0)
-
-    def tokens_per_second(self) -> float | None:
-        elapsed = time.perf_counter() - self._started
-        return round(self._tokens / elapsed, 1) if self._tokens and elapsed > 0 else None
 
     def callback(self) -> Any:
         from transformers import TrainerCallback
@@ -243,6 +240,9 @@ class _Reporter:
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
                 reporter.job.check_canceled()
+                if not reporter.stepped:  # the first step of this process: training has really begun
+                    reporter.stepped = True
+                    reporter.job.progress(state.global_step, state.max_steps, f"step {state.global_step}/{state.max_steps}")
 
         return Callback()
 

@@ -12,12 +12,14 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
-
-from mcp.server.auth.provider import AccessToken
+from typing import TYPE_CHECKING
 
 from forge_mcp.errors import Conflict, InvalidArguments, NotFound
 from forge_mcp.principal import SCOPES, Principal
 from forge_mcp.store import Store
+
+if TYPE_CHECKING:  # the mcp package costs half a second to import; job workers never need it
+    from mcp.server.auth.provider import AccessToken
 
 KEY_PREFIX = "forge_"
 LAST_USED_RESOLUTION_S = 60.0
@@ -119,6 +121,8 @@ class ApiKeyVerifier:
         principal = await self._keys.authenticate(token)
         if principal is None:
             return None
+        from mcp.server.auth.provider import AccessToken
+
         return AccessToken(token=token, client_id=principal.name, scopes=sorted(principal.scopes))
 
 

@@ -141,11 +141,11 @@ def _train_resources(arguments: dict[str, Any]) -> Resources:
 
 @toolset.job_kind("train", resources=_train_resources, checkpoints=True)
 def train_job(job: JobContext, plan: dict[str, Any], base_path: str, dataset_path: str, general_path: str | None = None) -> Any:
-    from forge_mcp.backends.hf_train import train
-
     resolved = TrainPlan.model_validate(plan)
     if resolved.backend == "mlx":
-        raise InvalidArguments("backend: the mlx trainer is not built yet; use backend hf")
+        from forge_mcp.backends.mlx_train import train
+    else:
+        from forge_mcp.backends.hf_train import train
     general = job.workspace_root / general_path / "data.parquet" if general_path else None
     return train(job, resolved, job.workspace_root / base_path, job.workspace_root / dataset_path / "data.parquet", general)
 
@@ -164,8 +164,8 @@ async def train_start(
     tokens/s, eval loss, memory), progress with an ETA, warnings for divergence and
     overfitting, verified checkpoints; job_resume and crash recovery continue from the
     newest checkpoint. The result names the adapter (or model) folder. Follow with job_wait."""
-    require_extra("train", "train_start")
     plan = await build_plan(services, spec, recipe)
+    require_extra("mlx" if plan.backend == "mlx" else "train", f"train_start on the {plan.backend} backend")
     if not plan.memory.fits:
         raise InvalidArguments(f"spec: needs about {plan.memory.total_gib} GiB but {plan.memory.available_gib} GiB are "
                                "available; " + "; ".join(plan.suggestions))  # fmt: skip

@@ -1,4 +1,4 @@
-"""Exact resume: kill -9 the server and the training worker mid-run; the restarted server
+"""Exact resume, on both backends: kill -9 the server and the training worker mid-run; the restarted server
 retries the job, which continues from the newest verified checkpoint and logs the same
 loss curve as an uninterrupted run with the same seed (within 1e-4 relative)."""
 
@@ -28,9 +28,9 @@ async def prepare_data(url: str) -> None:
         await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 120})
 
 
-async def start(url: str) -> str:
+async def start(url: str, backend: str = "hf") -> str:
     async with Client(f"{url}/mcp/") as client:
-        started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": SPEC})
+        started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": {**SPEC, "backend": backend}})
         assert not started.is_error, started.content
         return started.structured_content["job_id"]
 
@@ -43,18 +43,20 @@ async def finish(url: str, job_id: str) -> tuple[dict, dict[float, float]]:
     return waited.structured_content["job"], {p["step"]: p["value"] for p in loss["points"]}
 
 
-def test_a_run_killed_mid_training_resumes_with_the_same_loss_curve(tmp_path: Path, tiny_model: Path) -> None:
+@pytest.mark.parametrize("backend", ["hf", "mlx"])
+def test_a_run_killed_mid_training_resumes_with_the_same_loss_curve(tmp_path: Path, tiny_model: Path, backend: str) -> None:
     home = tmp_path / "ws"
     shutil.copytree(tiny_model, home / "models" / "tiny")
     greetings(home / "greet.jsonl")
     with ServerProcess(home) as live:
         asyncio.run(prepare_data(live.url))
-        reference_job, reference = asyncio.run(finish(live.url, asyncio.run(start(live.url))))
+        reference_job, reference = asyncio.run(finish(live.url, asyncio.run(start(live.url, backend))))
     assert reference_job["state"] == "SUCCEEDED" and sorted(reference) == [float(s) for s in range(1, 31)]
+    assert reference[30.0] < 0.8 * reference[1.0]  # it learns
 
     first = ServerProcess(home)
     first.start()
-    job_id = asyncio.run(start(first.url))
+    job_id = asyncio.run(start(first.url, backend))
     manifest = home / "runs" / job_id / "checkpoints" / "checkpoint-10" / "forge_manifest.json"
     poll_until(manifest.exists, 120, "the first verified checkpoint")
     first.process.send_signal(signal.SIGKILL)  # the machine goes down: server and worker
