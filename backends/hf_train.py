@@ -32,6 +32,8 @@ class TrainResult(BaseModel):
     final_loss: float | None
     first_loss: float | None
     best_eval_loss: float | None
+    base_eval_loss: float | None  # the base model on eval_split, before training (not after a resume)
+    final_eval_loss: float | None
     train_runtime_s: float
     tokens_per_second: float | None
     resumed_from: str | None
@@ -83,11 +85,18 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     resume = next(filter(None, map(newest_verified, job.checkpoint_dirs())), None) if job.resuming else None
     if resume is not None:
         job.log(f"resuming from {resume.name}")
+    base_eval = None
+    if eval_rows and resume is None:  # the base model on held-out data: what fine-tuning must beat
+        base_eval = float(trainer.evaluate()["eval_loss"])
+        job.metric("eval_loss", 0, base_eval)
     outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     runtime = float(outcome.metrics["train_runtime"])
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     if reporter.diverged:
         raise InvalidArguments(f"learning_rate: training diverged ({reporter.diverged}); lower it and start again")
+    final_eval = float(trainer.evaluate()["eval_loss"]) if eval_rows else None
+    if final_eval is not None:
+        job.metric("eval_loss", trainer.state.global_step, final_eval)
     # -- save -------------------------------------------------------------------------
     output = job.run_dir / "output"
     adapter_dir = output / ("adapter" if peft_config is not None else "model")
@@ -100,7 +109,9 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         steps=trainer.state.global_step,
         final_loss=reporter.last_loss,
         first_loss=reporter.first_loss,
-        best_eval_loss=reporter.best_eval,
+        best_eval_loss=reporter.best_eval if final_eval is None else min(final_eval, reporter.best_eval or final_eval),
+        base_eval_loss=base_eval,
+        final_eval_loss=final_eval,
         train_runtime_s=round(runtime, 2),
         tokens_per_second=round(tokens / runtime, 1) if tokens and runtime > 0 else None,
         resumed_from=resume.name if resume else None,

@@ -74,6 +74,10 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     for _ in range(start * spec.gradient_accumulation):
         next(batches)  # the data position: the same batches in the same order, skipped
     # -- train ------------------------------------------------------------------------
+    base_eval = None
+    if eval_set and resume is None:  # the base model on held-out data: what fine-tuning must beat
+        base_eval = evaluate(model, eval_set, spec.batch_size, -1, spec.max_length)
+        job.metric("eval_loss", 0, base_eval)
     model.train()
     started = time.perf_counter()
     window = {"loss": 0.0, "tokens": 0, "steps": 0, "since": time.perf_counter(), "grad_norm": 0.0}
@@ -118,6 +122,10 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         if step % (spec.save_steps or max(1, total // 10)) == 0 and step < total:
             _save_checkpoint(job.checkpoint_dir / f"checkpoint-{step}", model, optimizer, step, mx, tree_flatten)
     runtime = time.perf_counter() - started
+    final_eval = evaluate(model, eval_set, spec.batch_size, -1, spec.max_length) if eval_set else None
+    if final_eval is not None:
+        job.metric("eval_loss", total, final_eval)
+        best_eval = final_eval if best_eval is None else min(best_eval, final_eval)
     # -- save -------------------------------------------------------------------------
     output = job.run_dir / "output"
     adapter_dir = output / "adapter"
@@ -128,7 +136,8 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     result = TrainResult(
         output=str(output.relative_to(job.workspace_root)), adapter=str(adapter_dir.relative_to(job.workspace_root)),
         method=spec.method, steps=total, final_loss=last_loss, first_loss=first_loss, best_eval_loss=best_eval,
-        train_runtime_s=round(runtime, 2), tokens_per_second=round(all_tokens / runtime, 1) if runtime > 0 else None,
+        base_eval_loss=base_eval, final_eval_loss=final_eval, train_runtime_s=round(runtime, 2),
+        tokens_per_second=round(all_tokens / runtime, 1) if runtime > 0 else None,
         resumed_from=resume.name if resume else None, base_quantized_4bit=False, train_rows=len(train_set),
         dataset_fingerprint=plan.dataset_fingerprint, warnings=[],
     )  # fmt: skip

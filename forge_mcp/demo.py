@@ -1,7 +1,10 @@
 """`make demo`: start a real `forge-mcp serve`, talk to it as an agent would — through the
 official MCP client and the A2A client — print what came back, and stop it cleanly.
 
-Later issues grow this into the whole lifecycle (data → train → evaluate → export → serve).
+It benchmarks the machine, imports, inspects and prepares a messy CSV of support chats,
+builds the tiny offline model and fine-tunes it on those chats (train_plan → train_start →
+progress → a held-out loss below the base model's). Later issues grow this into the whole
+lifecycle (… → evaluate → export → serve).
 The workspace is left in ./forge-workspace for inspection.
 """
 
@@ -10,6 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +76,45 @@ async def via_mcp(url: str, workspace: Path) -> dict[str, Any]:
             raise SystemExit(f"MCP call failed: {overview.content or status.content}")
         benchmark = await run_benchmark_job(client)
         data = await import_and_prepare(client, workspace)
+        training = await fine_tune(client, workspace)
     return {
         "data": data,
+        "training": training,
         "tools": [t.name for t in tools.tools],
         "overview": overview.structured_content,
         "status": status.structured_content,
         "resource_bytes": len(resource.contents[0].text),  # type: ignore[union-attr]
         "benchmark": benchmark,
     }
+
+
+async def fine_tune(client: Any, workspace: Path) -> dict[str, Any]:
+    """The tiny model (built offline by `forge-mcp dev tiny-model`) learns the support chats:
+    plan first, then start, then follow the job's progress."""
+    model = workspace / "models" / "tiny"
+    if not (model / "config.json").is_file():
+        print("building the tiny model (forge-mcp dev tiny-model) …", flush=True)
+        subprocess.run([sys.executable, "-m", "forge_mcp", "dev", "tiny-model", str(model)], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+    request = {"recipe": "sft-lora-tiny",
+               "spec": {"base_model": "models/tiny", "dataset": "support-chats", "eval_split": "test", "max_steps": 150}}  # fmt: skip
+    plan = await client.call_tool("train_plan", request)
+    if plan.is_error:
+        raise SystemExit(f"train_plan failed: {plan.content}")
+    started = await client.call_tool("train_start", request)
+    if started.is_error:
+        raise SystemExit(f"train_start failed: {started.content}")
+    print(f"train_start started job {started.structured_content['job_id']}", flush=True)
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        print(f"  progress {message}", flush=True)
+
+    waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 600},
+                                    progress_callback=on_progress)  # fmt: skip
+    job = waited.structured_content["job"]
+    if job["state"] != "SUCCEEDED":
+        raise SystemExit(f"training ended {job['state']}: {job['error']}")
+    return {"plan": plan.structured_content, "job": job}
 
 
 async def run_benchmark_job(client: Any) -> dict[str, Any]:
@@ -151,6 +188,8 @@ def report(mcp: dict[str, Any], a2a: dict[str, Any]) -> str:
         "",
         *data_lines(mcp["data"]),
         "",
+        *training_lines(mcp["training"]),
+        "",
         "Through A2A (a2a-sdk client, JSON-RPC):",
         f"  skills     {', '.join(a2a['skills'])}",
         f"  overview   task {a2a['forge_overview_task']} completed: version {a2a['forge_overview']['version']}, "
@@ -175,6 +214,22 @@ def data_lines(data: dict[str, Any]) -> list[str]:
         f"  prepare    {result['id']} ← {result['parent_id']}: {steps}",
         f"  splits     {prepared['splits']}, PII redacted {prepared['pii']}",
         f"  fingerprint {result['fingerprint']}",
+    ]
+
+
+def training_lines(training: dict[str, Any]) -> list[str]:
+    plan, job = training["plan"], training["job"]
+    result = job["result"]
+    base, tuned = result["base_eval_loss"], result["final_eval_loss"]
+    return [
+        f"Training (tiny model, {plan['base']['parameters']:,} parameters, SFT LoRA on {plan['dataset_id']}):",
+        f"  plan       backend {plan['backend']} on {plan['device']}, {plan['trainable_parameters']:,} trainable parameters, "
+        f"{plan['steps']} steps, ~{plan['memory']['total_gib']} GiB and "
+        + (f"~{plan['estimated_seconds']} s estimated" if plan["estimated_seconds"] is not None else "no time estimate"),
+        f"  job        {job['id']}: {result['steps']} steps in {result['train_runtime_s']} s, "
+        f"{result['tokens_per_second']} tokens/s, train loss {result['first_loss']:.3f} → {result['final_loss']:.3f}",
+        f"  held out   eval loss {base:.3f} (base) → {tuned:.3f} (fine-tuned); perplexity {math.exp(base):.1f} → {math.exp(tuned):.1f}",
+        f"  adapter    {result['adapter']} (dataset {result['dataset_fingerprint'][:16]}…)",
     ]
 
 

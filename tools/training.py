@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -64,6 +65,9 @@ async def build_plan(services: Services, fields: dict[str, Any], recipe: str | N
         if split is not None and split not in splits:
             problems.append(f"{field}: {dataset.id} has no split {split!r}; its splits are {', '.join(splits) or 'none'} "
                             "(dataset_prepare makes them)")  # fmt: skip
+    for tracker in spec.report_to:
+        if importlib.util.find_spec(tracker) is None:
+            problems.append(f"report_to: {tracker} is not installed; pip install {tracker}, or leave it out (metrics are always in job_metrics)")
     if problems:
         raise InvalidArguments("; ".join(problems))
     hardware = await asyncio.to_thread(probe_hardware, services.workspace.root)
@@ -81,6 +85,8 @@ async def build_plan(services: Services, fields: dict[str, Any], recipe: str | N
     warnings = []
     if rows < spec.batch_size * spec.gradient_accumulation:
         warnings.append(f"batch_size x gradient_accumulation ({spec.batch_size * spec.gradient_accumulation}) exceeds the {rows} training rows")
+    if "wandb" in spec.report_to:
+        warnings.append("report_to wandb uploads metrics to wandb.ai unless WANDB_MODE=offline is set for the server")
     if spec.adapter == "qlora" and device == "cpu":
         warnings.append("qlora on CPU runs (bitsandbytes) but slowly; it saves memory, not time")
     return TrainPlan(

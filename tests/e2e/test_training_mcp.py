@@ -67,6 +67,7 @@ async def test_sft_lora_through_mcp_lowers_the_loss_and_changes_generations(tmp_
     result = job["result"]
     assert result["steps"] == 40 and result["final_loss"] < 0.8 * result["first_loss"], result
     assert result["dataset_fingerprint"] == plan.structured_content["dataset_fingerprint"]
+    assert result["final_eval_loss"] < result["base_eval_loss"]  # held out: it beats the base model
     series = {s["name"]: s for s in metrics.structured_content["series"]}
     assert {"loss", "learning_rate", "grad_norm", "eval_loss", "tokens_per_s"} <= series.keys()
     adapter = home / result["adapter"]
@@ -82,11 +83,16 @@ async def test_bad_training_specs_get_one_clear_error_each(tmp_path: Path, tiny_
     home = tmp_path / "ws"
     shutil.copytree(tiny_model, home / "models" / "tiny")
     greetings(home / "greet.jsonl", rows=40)
+    pair = {"prompt": "Greet ann.", "chosen": "Hello, ann!", "rejected": "No."}
+    (home / "prefs.jsonl").write_text("".join(json.dumps({**pair, "prompt": f"Greet ann{i}."}) + "\n" for i in range(20)))
     base = {"base_model": "models/tiny", "dataset": "greet"}
     cases = {
         "negative lr": ({**base, "learning_rate": -0.1}, "'learning_rate': Input should be greater than 0"),
         "unknown method": ({**base, "method": "rlhf"}, "'method': Input should be 'sft', 'dpo' or 'cpt'"),
-        "preference data for sft": ({**base, "method": "dpo"}, "dataset: dpo learns from preference data"),
+        "preference data for sft": ({**base, "dataset": "prefs"}, "dataset: sft learns from messages data, and prefs is "
+                                                                   "preference; use method dpo"),
+        "chat data for dpo": ({**base, "method": "dpo"}, "dataset: dpo learns from preference data"),
+        "a tracker that is not installed": ({**base, "report_to": ["mlflow"]}, "report_to: mlflow is not installed"),
         "missing base model": ({**base, "base_model": "models/nope"}, "spec.base_model: models/nope is not a folder"),
         "max_length over the limit": ({**base, "max_length": 4096}, "max_length: 4096 is over the model's limit of 512"),
         "missing split": ({**base, "eval_split": "validation"}, "eval_split: greet@v2 has no split 'validation'"),
@@ -94,9 +100,10 @@ async def test_bad_training_specs_get_one_clear_error_each(tmp_path: Path, tiny_
     }
     with ServerProcess(home) as live:
         async with Client(f"{live.url}/mcp/") as client:
-            await client.call_tool("dataset_import", {"path": "greet.jsonl", "name": "greet"})
-            prepared = await client.call_tool("dataset_prepare", {"dataset": "greet"})
-            await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 120})
+            for name in ("greet", "prefs"):
+                await client.call_tool("dataset_import", {"path": f"{name}.jsonl", "name": name})
+                prepared = await client.call_tool("dataset_prepare", {"dataset": name})
+                await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 120})
             for case, (spec, expected) in cases.items():
                 for tool in ("train_plan", "train_start"):
                     answer = await client.call_tool(tool, {"spec": spec})
