@@ -38,6 +38,7 @@ class TrainResult(BaseModel):
     tokens_per_second: float | None
     resumed_from: str | None
     base_quantized_4bit: bool
+    processes: int = 1
     train_rows: int
     dataset_fingerprint: str
     warnings: list[str]
@@ -79,7 +80,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
             r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
             target_modules=spec.lora_target_modules, task_type="CAUSAL_LM",
         )  # fmt: skip
-    reporter = _Reporter(job, plan)
+    reporter = TrainingMonitor(job, plan)
     trainer = _trainer(plan, model, tokenizer, peft_config, train_rows, eval_rows, reporter)
     # -- train ------------------------------------------------------------------------
     resume = next(filter(None, map(newest_verified, job.checkpoint_dirs())), None) if job.resuming else None
@@ -100,8 +101,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     # -- save -------------------------------------------------------------------------
     output = job.run_dir / "output"
     adapter_dir = output / ("adapter" if peft_config is not None else "model")
-    trainer.save_model(str(adapter_dir))
-    tokenizer.save_pretrained(str(adapter_dir))
+    trainer.save_model(str(adapter_dir))  # the trainer writes from the main process only
     result = TrainResult(
         output=str(output.relative_to(job.workspace_root)),
         adapter=str(adapter_dir.relative_to(job.workspace_root)),
@@ -116,13 +116,16 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         tokens_per_second=round(tokens / runtime, 1) if tokens and runtime > 0 else None,
         resumed_from=resume.name if resume else None,
         base_quantized_4bit=quantized,
+        processes=trainer.args.world_size,
         train_rows=len(train_rows),
         dataset_fingerprint=plan.dataset_fingerprint,
         warnings=reporter.warnings,
     )
-    (output / "spec.json").write_text(plan.spec.model_dump_json(indent=2))
-    (output / "summary.json").write_text(result.model_dump_json(indent=2))
-    (output / "environment.json").write_text(json.dumps(environment(), indent=2))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(adapter_dir))
+        (output / "spec.json").write_text(plan.spec.model_dump_json(indent=2))
+        (output / "environment.json").write_text(json.dumps(environment(), indent=2))
+        (output / "summary.json").write_text(result.model_dump_json(indent=2))  # last: a launcher reads it
     # -- cleanup ----------------------------------------------------------------------
     del trainer, model
     return result
@@ -217,7 +220,7 @@ def mix(domain: list[dict[str, Any]], general: list[dict[str, Any]], ratio: floa
     return rows
 
 
-class _Reporter:
+class TrainingMonitor:
     """Trainer events -> job metrics, progress with ETA, divergence warnings, manifests."""
 
     def __init__(self, job: JobContext, plan: TrainPlan) -> None:
@@ -246,7 +249,7 @@ class _Reporter:
 
             def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if folder.is_dir():
+                if folder.is_dir() and state.is_world_process_zero:
                     write_manifest(folder, state.global_step)
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -300,13 +303,12 @@ class _Reporter:
         self.best_eval = eval_loss if self.best_eval is None else min(self.best_eval, eval_loss)
         self.eval_history.append(eval_loss)
         self.train_at_eval.append(self.last_loss if self.last_loss is not None else math.inf)
-        if len(self.eval_history) >= 3:
+        if len(self.eval_history) >= 3 and not any(w.startswith("overfitting") for w in self.warnings):
             evals, trains = self.eval_history[-3:], self.train_at_eval[-3:]
             if evals[0] < evals[1] < evals[2] and trains[0] > trains[2]:
                 message = f"overfitting: eval loss rose to {evals[2]:.4f} while train loss fell to {trains[2]:.4f}"
-                if message not in self.warnings:
-                    self.warnings.append(message)
-                    self.job.log(f"[warning] {message}")
+                self.warnings.append(message)
+                self.job.log(f"[warning] {message}")
 
 
 def _peak_memory_gib() -> float | None:

@@ -30,7 +30,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from forge_mcp.backends.tiny_model import build_tiny_model
 
-    shared = tmp_path_factory.getbasetemp().parent
+    # xdist workers each get basetemp/popen-gwN; their parent is this run's own folder.
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     path = shared / "tiny-model"
     with (shared / "tiny-model.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -54,6 +54,7 @@ class TrainPlan(BaseModel):
     spec: TrainSpec
     backend: str = Field(description="hf or mlx")
     device: str = Field(description="cuda, cpu or mlx")
+    processes: int = Field(1, description="Data-parallel training processes (torchrun when more than one)")
     dtype: str
     base: BaseModelInfo
     dataset_id: str
@@ -113,6 +114,11 @@ def choose_backend(spec: TrainSpec, gpus: int, mlx_metal: bool) -> tuple[str, st
             raise InvalidArguments(f"backend: {spec.method} is not supported on mlx yet; use backend hf")
         if spec.adapter != "lora":
             raise InvalidArguments(f"backend: adapter {spec.adapter} is not supported on mlx yet; use lora or backend hf")
+        if spec.devices not in (None, 1):
+            raise InvalidArguments("devices: mlx trains in one process; leave devices out or use backend hf")
+        if spec.early_stopping_patience is not None or spec.packing or spec.report_to:
+            raise InvalidArguments("backend: early_stopping_patience, packing and report_to are hf features; "
+                                   "leave them out on mlx or use backend hf")  # fmt: skip
         return "mlx", "mlx"
     return "hf", "cuda" if gpus > 0 else "cpu"
 

@@ -100,6 +100,13 @@ def test_cpt_lowers_held_out_perplexity_with_general_data_mixed_in(trainer: tupl
     assert result["train_rows"] == notes_train + round(notes_train * 0.2 / 0.8)  # a fifth of the rows are general
 
 
+def test_mlx_cpt_lowers_held_out_perplexity(trainer: tuple[ServerProcess, Path]) -> None:
+    spec = {"dataset": "notes", "method": "cpt", "backend": "mlx", "eval_split": "test", "eval_steps": 5}
+    result, series = asyncio.run(train(trainer[0].url, spec))
+    assert result["final_eval_loss"] < 0.7 * result["base_eval_loss"], result
+    assert (trainer[1] / result["adapter"] / "adapters.safetensors").is_file()
+
+
 def test_qlora_trains_a_4bit_base(trainer: tuple[ServerProcess, Path]) -> None:
     result, series = asyncio.run(train(trainer[0].url, {"dataset": "greet", "adapter": "qlora"}))
     assert result["base_quantized_4bit"] is True
@@ -134,3 +141,11 @@ async def test_train_start_over_a2a_streams_step_progress_and_returns_the_adapte
     [artifact] = [e.artifact_update.artifact for e in events if e.HasField("artifact_update")]
     result = get_data_parts(artifact.parts)[0]["result"]
     assert result["steps"] == 20 and (trainer[1] / result["adapter"] / "adapter_config.json").is_file()
+
+
+def test_two_data_parallel_processes_through_torchrun(trainer: tuple[ServerProcess, Path]) -> None:
+    result, series = asyncio.run(train(trainer[0].url, {"dataset": "greet", "devices": 2}))
+    assert result["processes"] == 2 and result["steps"] == 20
+    assert series["loss"][-1] < series["loss"][0]
+    run = trainer[1] / Path(result["output"]).parent
+    assert (run / "events.rank1.jsonl").is_file()  # the second rank ran, and kept its own events

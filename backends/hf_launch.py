@@ -1,0 +1,81 @@
+"""Data-parallel training for one job: the job's worker starts `torchrun` with one process
+per device (GPUs over NCCL, or CPU processes over gloo), each running this module, which
+runs the same hf recipe; the Trainer reads torchrun's environment and wraps the model in
+DDP. Rank 0 reports to the job's events; the others keep their own.
+
+    python -m torch.distributed.run --nproc_per_node 2 -m forge_mcp.backends.hf_launch runs/<job>/launch.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from forge_mcp.jobs.constants import RUN_EVENTS
+from forge_mcp.jobs.events import EventWriter
+from forge_mcp.jobs.kinds import JobCanceled, JobContext
+from forge_mcp.training.plan import TrainPlan
+
+LAUNCH_FILE = "launch.json"
+POLL_S = 0.5
+
+
+def launch(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None) -> Any:
+    """Run the recipe in `plan.processes` processes and return rank 0's result."""
+    from forge_mcp.backends.hf_train import TrainResult
+
+    spec_file = job.run_dir / LAUNCH_FILE
+    spec_file.write_text(json.dumps({
+        "job_id": job.job_id, "attempt": job.attempt, "parent_id": job.parent_id, "plan": plan.model_dump(mode="json"),
+        "base_path": str(base_path), "dataset_file": str(dataset_file),
+        "general_file": str(general_file) if general_file else None,
+    }))  # fmt: skip
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(plan.processes),
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+               "-m", "forge_mcp.backends.hf_launch", str(spec_file)]  # fmt: skip
+    job.log(f"launching {plan.processes} training processes on {plan.device} with torchrun")
+    process = subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stderr)
+    try:
+        while process.poll() is None:
+            job.check_canceled()
+            try:
+                process.wait(POLL_S)
+            except subprocess.TimeoutExpired:
+                continue
+    except JobCanceled:
+        process.terminate()  # the ranks share the job's process group; cancel reaches them too
+        process.wait()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"a training process exited with {process.returncode}; job_logs has its traceback")
+    return TrainResult.model_validate_json((job.run_dir / "output" / "summary.json").read_text())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main(spec_file: Path) -> None:
+    from forge_mcp.backends.hf_train import train
+
+    spec = json.loads(spec_file.read_text())
+    run_dir = spec_file.parent
+    rank = int(os.environ.get("RANK", "0"))
+    events = EventWriter(run_dir / (RUN_EVENTS if rank == 0 else f"events.rank{rank}.jsonl"))
+    job = JobContext(spec["job_id"], run_dir, int(spec["attempt"]), events, parent_id=spec["parent_id"])
+    try:
+        general = Path(spec["general_file"]) if spec["general_file"] else None
+        train(job, TrainPlan.model_validate(spec["plan"]), Path(spec["base_path"]), Path(spec["dataset_file"]), general)
+    finally:
+        events.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
