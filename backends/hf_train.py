@@ -95,6 +95,9 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     if reporter.diverged:
         raise InvalidArguments(f"learning_rate: training diverged ({reporter.diverged}); lower it and start again")
+    if spec.early_stopping_patience is not None and trainer.state.global_step < trainer.state.max_steps:
+        reporter.warnings.append(f"early stopping: eval loss did not improve for {spec.early_stopping_patience} "
+                                 f"evaluations; stopped at step {trainer.state.global_step} with the best model")  # fmt: skip
     final_eval = float(trainer.evaluate()["eval_loss"]) if eval_rows else None
     if final_eval is not None:
         job.metric("eval_loss", trainer.state.global_step, final_eval)
@@ -170,7 +173,9 @@ def _trainer(plan: TrainPlan, model: Any, tokenizer: Any, peft_config: Any, trai
     if spec.early_stopping_patience is not None:
         from transformers import EarlyStoppingCallback
 
-        common.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
+        # The best model is restored at the end, so a checkpoint must exist at every evaluation.
+        common.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+                      save_steps=common["eval_steps"])  # fmt: skip
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
     train_set = Dataset.from_list(train_rows)
     eval_set = Dataset.from_list(eval_rows) if eval_rows else None

@@ -143,6 +143,14 @@ async def test_train_start_over_a2a_streams_step_progress_and_returns_the_adapte
     assert result["steps"] == 20 and (trainer[1] / result["adapter"] / "adapter_config.json").is_file()
 
 
+def test_early_stopping_keeps_the_best_model(trainer: tuple[ServerProcess, Path]) -> None:
+    spec = {"dataset": "greet", "max_steps": 400, "eval_split": "test", "eval_steps": 10, "early_stopping_patience": 2,
+            "learning_rate": 0.01, "logging_steps": 10}  # fmt: skip
+    result, _ = asyncio.run(train(trainer[0].url, spec))
+    assert result["steps"] < 400 and result["final_eval_loss"] == result["best_eval_loss"], result
+    assert any(w.startswith("early stopping:") for w in result["warnings"])
+
+
 def test_two_data_parallel_processes_through_torchrun(trainer: tuple[ServerProcess, Path]) -> None:
     result, series = asyncio.run(train(trainer[0].url, {"dataset": "greet", "devices": 2}))
     assert result["processes"] == 2 and result["steps"] == 20
