@@ -18,6 +18,7 @@ from forge_mcp.errors import InvalidArguments
 from forge_mcp.services import Services
 from forge_mcp.training.plan import (
     ASSUMED_UTILISATION,
+    STEP_OVERHEAD_S,
     TrainPlan,
     check_fit,
     choose_backend,
@@ -71,7 +72,7 @@ async def plan_training(services: Services, fields: dict[str, Any], recipe: str 
     steps = spec.max_steps or max(1, math.ceil(rows * spec.epochs / (spec.batch_size * spec.gradient_accumulation * processes)))
     mean_tokens = min(spec.max_length, await asyncio.to_thread(_mean_chars, services.workspace.root / dataset.path, spec.split) / CHARS_PER_TOKEN)
     tokens = int(steps * spec.batch_size * spec.gradient_accumulation * processes * mean_tokens)
-    seconds, source = await _time_estimate(services, base.parameters, trainable, spec, tokens, device)
+    seconds, source = await _time_estimate(services, base.parameters, trainable, spec, tokens, steps, device)
     warnings = []
     if rows < spec.batch_size * spec.gradient_accumulation:
         warnings.append(f"batch_size x gradient_accumulation ({spec.batch_size * spec.gradient_accumulation}) exceeds the {rows} training rows")
@@ -105,7 +106,7 @@ def _mean_chars(folder: Path, split: str) -> float:
 
 
 async def _time_estimate(services: Services, parameters: int, trainable: int, spec: TrainSpec, tokens: int,
-                         device: str) -> tuple[float | None, str]:  # fmt: skip
+                         steps: int, device: str) -> tuple[float | None, str]:  # fmt: skip
     benchmark = await services.jobs.repo.latest_result("system_benchmark")
     if benchmark is None or benchmark.result is None:
         return None, "no system_benchmark yet: run it for a time estimate"
@@ -115,4 +116,7 @@ async def _time_estimate(services: Services, parameters: int, trainable: int, sp
         return None, f"system_benchmark has no {wanted} figure"
     # Forward and backward through the whole model; weight gradients only for what trains.
     flops = tokens * (4 * parameters + 2 * trainable) * (2 if spec.method == "dpo" else 1)
-    return round(flops / (gflops * 1e9 * ASSUMED_UTILISATION), 1), f"system_benchmark {benchmark.id}: {gflops} GFLOP/s on {wanted}, {ASSUMED_UTILISATION:.0%} utilisation assumed"
+    overhead = steps * spec.gradient_accumulation * STEP_OVERHEAD_S[device]
+    seconds = flops / (gflops * 1e9 * ASSUMED_UTILISATION) + overhead
+    return round(seconds, 1), (f"system_benchmark {benchmark.id}: {gflops} GFLOP/s on {wanted} at an assumed "
+                               f"{ASSUMED_UTILISATION:.0%} utilisation, plus {STEP_OVERHEAD_S[device]} s per step")  # fmt: skip
