@@ -14,21 +14,19 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from forge_mcp.jobs.constants import RUN_EVENTS
 from forge_mcp.jobs.events import EventWriter
 from forge_mcp.jobs.kinds import JobCanceled, JobContext
 from forge_mcp.training.plan import TrainPlan
+from forge_mcp.training.run import TrainResult
 
 LAUNCH_FILE = "launch.json"
 POLL_S = 0.5
 
 
-def launch(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None) -> Any:
+def launch(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None) -> TrainResult:
     """Run the recipe in `plan.processes` processes and return rank 0's result."""
-    from forge_mcp.backends.hf_train import TrainResult
-
     spec_file = job.run_dir / LAUNCH_FILE
     spec_file.write_text(json.dumps({
         "job_id": job.job_id, "attempt": job.attempt, "parent_id": job.parent_id, "plan": plan.model_dump(mode="json"),

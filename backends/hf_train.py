@@ -7,41 +7,19 @@ resolved spec, a summary, the environment), cleanup.
 
 from __future__ import annotations
 
-import json
 import math
-import platform
 import time
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel
 
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.training.checkpoints import newest_verified, write_manifest
 from forge_mcp.training.plan import TrainPlan
+from forge_mcp.training.run import TrainResult, as_text, cpt_rows, split_rows, write_outputs
 
+HF_PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 DIVERGENCE_FACTOR = 4.0  # a logged loss this many times the first one is an explosion
-
-
-class TrainResult(BaseModel):
-    output: str  # folder inside the run, relative to the workspace
-    adapter: str
-    method: str
-    steps: int
-    final_loss: float | None
-    first_loss: float | None
-    best_eval_loss: float | None
-    base_eval_loss: float | None  # the base model on eval_split, before training (not after a resume)
-    final_eval_loss: float | None
-    train_runtime_s: float
-    tokens_per_second: float | None
-    resumed_from: str | None
-    base_quantized_4bit: bool
-    processes: int = 1
-    train_rows: int
-    dataset_fingerprint: str
-    warnings: list[str]
 
 
 def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None = None) -> TrainResult:
@@ -51,16 +29,14 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     spec = plan.spec
     set_seed(spec.seed)
     # -- setup ------------------------------------------------------------------------
-    train_rows = _rows(dataset_file, spec.split)
-    eval_rows = _rows(dataset_file, spec.eval_split) if spec.eval_split else None
+    train_rows = split_rows(dataset_file, spec.split)
+    eval_rows = split_rows(dataset_file, spec.eval_split) if spec.eval_split else None
     tokenizer = AutoTokenizer.from_pretrained(base_path, local_files_only=True, trust_remote_code=False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if spec.method == "cpt":
-        general = _rows(general_file, "train") if general_file is not None and spec.mix_ratio > 0 else []
-        train_rows = mix([_as_text(r, tokenizer) for r in train_rows], [_as_text(r, tokenizer) for r in general],
-                         spec.mix_ratio, spec.seed)  # fmt: skip
-        eval_rows = [_as_text(r, tokenizer) for r in eval_rows] if eval_rows else None
+        train_rows = cpt_rows(spec, train_rows, general_file, tokenizer)
+        eval_rows = [as_text(r, tokenizer) for r in eval_rows] if eval_rows else None
     dtype = getattr(torch, plan.dtype)
     model_kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True, "trust_remote_code": False}
     if spec.adapter == "qlora":
@@ -126,9 +102,8 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     )
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(adapter_dir))
-        (output / "spec.json").write_text(plan.spec.model_dump_json(indent=2))
-        (output / "environment.json").write_text(json.dumps(environment(), indent=2))
-        (output / "summary.json").write_text(result.model_dump_json(indent=2))  # last: a launcher reads it
+        write_outputs(output, spec, result, HF_PACKAGES, cuda=torch.version.cuda if torch.cuda.is_available() else None,
+                      gpus=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])  # fmt: skip
     # -- cleanup ----------------------------------------------------------------------
     del trainer, model
     return result
@@ -191,38 +166,6 @@ def _trainer(plan: TrainPlan, model: Any, tokenizer: Any, peft_config: Any, trai
                      dataset_text_field="text")  # fmt: skip
     return SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                       processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)  # fmt: skip
-
-
-def _rows(dataset_file: Path, split: str) -> list[dict[str, Any]]:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(dataset_file, columns=["row", "split"])
-    rows = table.filter(pc.equal(table.column("split"), split)).column("row").to_pylist()
-    if not rows:
-        raise InvalidArguments(f"split: the dataset has no rows in split {split!r}")
-    return [json.loads(r) for r in rows]
-
-
-def _as_text(row: dict[str, Any], tokenizer: Any) -> dict[str, str]:
-    """Continued pre-training reads plain text; a chat is rendered with the model's template."""
-    if "text" in row:
-        return {"text": row["text"]}
-    return {"text": tokenizer.apply_chat_template(row["messages"], tokenize=False)}
-
-
-def mix(domain: list[dict[str, Any]], general: list[dict[str, Any]], ratio: float, seed: int) -> list[dict[str, Any]]:
-    """Domain rows plus general rows making up `ratio` of the result, shuffled by seed."""
-    import random
-
-    if not general or ratio <= 0:
-        return domain
-    rng = random.Random(seed)
-    wanted = round(len(domain) * ratio / (1 - ratio))
-    drawn = rng.sample(general, wanted) if wanted <= len(general) else [rng.choice(general) for _ in range(wanted)]
-    rows = domain + drawn
-    rng.shuffle(rows)
-    return rows
 
 
 class TrainingMonitor:
@@ -324,23 +267,3 @@ def _peak_memory_gib() -> float | None:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 3)
-
-
-def environment() -> dict[str, Any]:
-    import importlib.metadata
-
-    import torch
-
-    packages = {}
-    for name in ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes", "forge-mcp"):
-        try:
-            packages[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": packages,
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-    }

@@ -19,12 +19,13 @@ from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.training.checkpoints import newest_verified, write_manifest
 from forge_mcp.training.plan import TrainPlan
+from forge_mcp.training.run import TrainResult, as_text, cpt_rows, split_rows, write_outputs
 
 ATTENTION_AND_MLP = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")  # fmt: skip
 
 
-def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None = None) -> Any:
+def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None = None) -> TrainResult:
     import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
@@ -34,21 +35,17 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     from mlx_lm.tuner.trainer import default_loss, evaluate, iterate_batches
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    from forge_mcp.backends.hf_train import TrainResult, _as_text, _rows, mix
-
     spec = plan.spec
     if spec.method not in ("sft", "cpt") or spec.adapter != "lora":
         raise InvalidArguments("backend: mlx trains sft and cpt with lora; use backend hf for dpo, qlora or full")
     # -- setup ------------------------------------------------------------------------
     mx.random.seed(spec.seed)
     model, tokenizer = load(str(base_path))
-    train_rows = _rows(dataset_file, spec.split)
-    eval_rows = _rows(dataset_file, spec.eval_split) if spec.eval_split else []
+    train_rows = split_rows(dataset_file, spec.split)
+    eval_rows = split_rows(dataset_file, spec.eval_split) if spec.eval_split else []
     if spec.method == "cpt":
-        general = _rows(general_file, "train") if general_file is not None and spec.mix_ratio > 0 else []
-        train_rows = mix([_as_text(r, tokenizer) for r in train_rows], [_as_text(r, tokenizer) for r in general],
-                         spec.mix_ratio, spec.seed)  # fmt: skip
-        eval_rows = [_as_text(r, tokenizer) for r in eval_rows]
+        train_rows = cpt_rows(spec, train_rows, general_file, tokenizer)
+        eval_rows = [as_text(r, tokenizer) for r in eval_rows]
     train_set, eval_set = (_tokenised(rows, tokenizer, spec.method, ChatDataset, TextDataset) for rows in (train_rows, eval_rows))
     if len(train_set) < spec.batch_size:
         raise InvalidArguments(f"batch_size: {spec.batch_size} is more than the {len(train_set)} training rows")
@@ -141,9 +138,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         resumed_from=resume.name if resume else None, base_quantized_4bit=False, train_rows=len(train_set),
         dataset_fingerprint=plan.dataset_fingerprint, warnings=[],
     )  # fmt: skip
-    (output / "spec.json").write_text(spec.model_dump_json(indent=2))
-    (output / "summary.json").write_text(result.model_dump_json(indent=2))
-    (output / "environment.json").write_text(json.dumps(_environment(), indent=2))
+    write_outputs(output, spec, result, ("mlx", "mlx-lm", "transformers"))
     # -- cleanup ----------------------------------------------------------------------
     del model, optimizer
     return result
@@ -189,16 +184,3 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, step: int, mx: An
     mx.save_safetensors(str(folder / "random.safetensors"), {"key": mx.random.state[0]})
     (folder / "state.json").write_text(json.dumps({"step": step}))
     write_manifest(folder, step)
-
-
-def _environment() -> dict[str, Any]:
-    import importlib.metadata
-    import platform
-
-    packages = {}
-    for name in ("mlx", "mlx-lm", "transformers", "forge-mcp"):
-        try:
-            packages[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return {"python": platform.python_version(), "platform": platform.platform(), "packages": packages}
