@@ -22,6 +22,8 @@ from forge_mcp.jobs.executor import LocalExecutor
 from forge_mcp.jobs.lock import EngineLock
 from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.metrics import Metrics
+from forge_mcp.models.registry import ModelRegistry
+from forge_mcp.models.repository import ModelRepository
 from forge_mcp.services import Services
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
@@ -62,6 +64,7 @@ class ForgeApp:
             EngineLock(self.workspace.root / ENGINE_LOCK),
         )
         self.datasets = DatasetImporter(self.workspace, DatasetRepository(self.store))
+        self.models = ModelRegistry(self.workspace, ModelRepository(self.store), self.jobs.repo)
         self.services = Services(
             settings=settings,
             workspace=self.workspace,
@@ -70,6 +73,7 @@ class ForgeApp:
             registry=self.registry,
             jobs=self.jobs,
             datasets=self.datasets,
+            models=self.models,
             started_at=time.time(),
         )
         self.jobs.services = self.services  # publish hooks run with the services (built after the engine)

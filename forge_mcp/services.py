@@ -9,6 +9,7 @@ from forge_mcp.api_keys import ApiKeys
 from forge_mcp.capabilities import CapabilityRegistry
 from forge_mcp.datasets.importer import DatasetImporter
 from forge_mcp.jobs.engine import JobEngine
+from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
 from forge_mcp.workspace import Workspace
@@ -23,4 +24,5 @@ class Services:
     registry: CapabilityRegistry
     jobs: JobEngine
     datasets: DatasetImporter
+    models: ModelRegistry
     started_at: float

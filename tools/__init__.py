@@ -7,6 +7,6 @@ from forge_mcp.capabilities import Toolset
 
 
 def all_toolsets() -> list[Toolset]:
-    from forge_mcp.tools import core, datasets, jobs, training
+    from forge_mcp.tools import core, datasets, jobs, models, training
 
-    return [core.toolset, jobs.toolset, datasets.toolset, training.toolset]
+    return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, models.toolset]

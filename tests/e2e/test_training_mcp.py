@@ -62,6 +62,21 @@ async def test_sft_lora_through_mcp_lowers_the_loss_and_changes_generations(tmp_
             job_id = started.structured_content["job_id"]
             waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 300})
             metrics = await client.call_tool("job_metrics", {"job_id": job_id})
+            registered = await client.call_tool("model_register", {"name": "greeter", "job_id": job_id})
+            base_loss = waited.structured_content["job"]["result"]["base_eval_loss"]
+            refused = await client.call_tool("model_promote", {"model": "greeter", "stage": "staging",
+                                                               "gate": {"final_eval_loss": "< 0.01"}})  # fmt: skip
+            promoted = await client.call_tool("model_promote", {"model": "greeter@v1", "stage": "staging",
+                                                                "gate": {"final_eval_loss": f"< {base_loss}"}})  # fmt: skip
+            card = await client.read_resource("forge://models/greeter")
+    assert not registered.is_error, registered.content
+    lineage = registered.structured_content
+    assert lineage["job_id"] == job_id and lineage["base_model"] == "models/tiny" and lineage["kind"] == "adapter"
+    assert lineage["dataset_fingerprint"] == plan.structured_content["dataset_fingerprint"]
+    assert refused.is_error and "gate: greeter@v1 stays registered — final_eval_loss is" in refused.content[0].text
+    assert promoted.structured_content["stage"] == "staging"
+    assert json.loads(card.contents[0].text)["model"]["stage"] == "staging"  # type: ignore[union-attr]
+    assert (home / lineage["path"] / "README.md").is_file() and (home / lineage["path"] / "adapter_config.json").is_file()
     job = waited.structured_content["job"]
     assert job["state"] == "SUCCEEDED", job
     result = job["result"]

@@ -1,0 +1,1 @@
+"""The model registry: versions, stages, gates, lineage and model cards."""

@@ -1,0 +1,42 @@
+"""What the registry stores about a model version."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Stage = Literal["registered", "staging", "production", "archived"]
+# Where a version may go from each stage; archived is the end.
+NEXT_STAGES: dict[str, tuple[str, ...]] = {
+    "registered": ("staging", "production", "archived"),
+    "staging": ("production", "registered", "archived"),
+    "production": ("staging", "archived"),
+    "archived": (),
+}
+
+
+class ModelVersion(BaseModel):
+    id: str = Field(description="'<name>@v<version>'")
+    name: str
+    version: int
+    stage: Stage
+    kind: Literal["adapter", "full"]
+    path: str = Field(description="Folder inside the workspace, with a model card (README.md)")
+    base_model: str | None = Field(description="What an adapter applies to")
+    dataset_id: str | None
+    dataset_fingerprint: str | None
+    job_id: str | None = Field(description="The training job it came from")
+    spec: dict[str, Any]
+    metrics: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ModelVersion:
+        values = dict(row)
+        values["spec"] = json.loads(values["spec"])
+        values["metrics"] = json.loads(values["metrics"])
+        return cls(**values)

@@ -1,0 +1,114 @@
+"""The model registry as a service: register a version (from a training job or a local
+folder) with its lineage and a model card, move it through registered → staging →
+production → archived, with an optional gate on the way up."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from typing import Any
+
+from forge_mcp.datasets.repository import check_name
+from forge_mcp.errors import Conflict, InvalidArguments, NotFound
+from forge_mcp.jobs.repository import JobRepository
+from forge_mcp.models.gate import check_gate
+from forge_mcp.models.records import NEXT_STAGES, ModelVersion
+from forge_mcp.models.repository import ModelRepository
+from forge_mcp.package_data import card_file
+from forge_mcp.workspace import Workspace
+
+TRAINING_METRICS = ("first_loss", "final_loss", "base_eval_loss", "final_eval_loss", "best_eval_loss", "tokens_per_second")
+MODEL_CARD = "README.md"
+
+
+class ModelRegistry:
+    def __init__(self, workspace: Workspace, repo: ModelRepository, jobs: JobRepository) -> None:
+        self.workspace = workspace
+        self.repo = repo
+        self.jobs = jobs
+        self.root = workspace.root / "models"
+
+    async def register(self, name: str, principal: str, *, job_id: str | None = None, path: str | None = None,
+                       base_model: str | None = None) -> ModelVersion:  # fmt: skip
+        check_name(name)
+        if (job_id is None) == (path is None):
+            raise InvalidArguments("job_id or path: give exactly one — the training job, or a local model folder")
+        values = await (self._from_job(job_id) if job_id is not None else self._from_path(path or "", base_model))
+        source = self.workspace.root / values.pop("source")
+        version = await self.repo.next_version(name)
+        values.update(id=f"{name}@v{version}", name=name, version=version, path=f"models/{name}/v{version}")
+        staging = self.root / ".staging" / uuid.uuid4().hex
+        target = self.workspace.root / values["path"]
+        try:
+            shutil.copytree(source, staging)
+            (staging / MODEL_CARD).write_text(model_card(values))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():  # versions come from the index, so a folder it does not list is a leftover
+                shutil.rmtree(target)
+            staging.rename(target)
+            return await self.repo.insert(values, principal)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not await self._listed(values["id"]):
+                shutil.rmtree(target, ignore_errors=True)
+            raise
+
+    async def promote(self, reference: str, stage: str, principal: str, gate: dict[str, str] | None) -> ModelVersion:
+        model = await self.repo.get(reference)
+        if stage not in NEXT_STAGES[model.stage]:
+            allowed = ", ".join(NEXT_STAGES[model.stage]) or "nowhere: archived is final"
+            raise Conflict(f"stage: {model.id} is {model.stage}; from there it can go to {allowed}")
+        production = await self.repo.production(model.name)
+        failures = check_gate(gate or {}, model.metrics, production.metrics if production else None)
+        if failures:
+            raise Conflict(f"gate: {model.id} stays {model.stage} — " + "; ".join(failures))
+        reason = f"gate passed: {json.dumps(gate)}" if gate else "promoted"
+        return await self.repo.move(model, stage, principal, reason)
+
+    async def _from_job(self, job_id: str) -> dict[str, Any]:
+        job = await self.jobs.get(job_id)
+        if job.kind != "train" or job.state.value != "SUCCEEDED" or not job.result:
+            raise InvalidArguments(f"job_id: {job_id} is a {job.kind} job in state {job.state.value}; "
+                                   "give a training job that SUCCEEDED")  # fmt: skip
+        plan, result = job.arguments["plan"], job.result
+        return {
+            "source": result["adapter"],
+            "kind": "adapter" if result["adapter"].endswith("/adapter") else "full",
+            "base_model": plan["spec"]["base_model"],
+            "dataset_id": plan["dataset_id"],
+            "dataset_fingerprint": result["dataset_fingerprint"],
+            "job_id": job_id,
+            "spec": plan["spec"],
+            "metrics": {k: result[k] for k in TRAINING_METRICS if result.get(k) is not None},
+        }
+
+    async def _from_path(self, raw: str, base_model: str | None) -> dict[str, Any]:
+        folder = self.workspace.resolve(raw, field="path")
+        if (folder / "adapter_config.json").is_file():
+            recorded = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            if base_model is None and not recorded:
+                raise InvalidArguments("base_model: this adapter does not say what it applies to; give base_model")
+            kind = "adapter"
+        elif (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+            kind, recorded = "full", None
+        else:
+            raise InvalidArguments("path: give a PEFT adapter folder (adapter_config.json) or a model folder "
+                                   "(config.json and *.safetensors)")  # fmt: skip
+        return {"source": str(folder.relative_to(self.workspace.root)) if folder.is_relative_to(self.workspace.root) else str(folder),
+                "kind": kind, "base_model": base_model or recorded, "dataset_id": None, "dataset_fingerprint": None,
+                "job_id": None, "spec": {}, "metrics": {}}  # fmt: skip
+
+    async def _listed(self, model_id: str) -> bool:
+        try:
+            await self.repo.get(model_id)
+        except NotFound:
+            return False
+        return True
+
+
+def model_card(values: dict[str, Any]) -> str:
+    fields = {**values, "stage": "registered", "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "spec": json.dumps(values.get("spec", {}), indent=2), "metrics": json.dumps(values.get("metrics", {}), indent=2)}  # fmt: skip
+    return card_file("model_card.md").read_text().format_map({k: ("—" if v is None else v) for k, v in fields.items()})
