@@ -20,7 +20,7 @@ CORE_TOOLS = {"forge_overview", "system_status", "system_benchmark"}
 JOB_TOOLS = {"job_list", "job_status", "job_wait", "job_logs", "job_metrics", "job_cancel", "job_resume"}
 DATASET_TOOLS = {"dataset_import", "dataset_list", "dataset_inspect", "dataset_prepare"}
 TRAINING_TOOLS = {"train_plan", "train_start"}
-MODEL_TOOLS = {"model_register", "model_list", "model_get", "model_promote", "model_archive"}
+MODEL_TOOLS = {"model_register", "model_list", "model_get", "model_promote", "model_archive", "model_evaluate"}
 ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS | MODEL_TOOLS
 
 

@@ -7,7 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from forge_mcp.backends.evaluate import Decoding, Evaluation
 from forge_mcp.capabilities import Toolset
+from forge_mcp.errors import InvalidArguments
+from forge_mcp.extras import require_extra
+from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.jobs.models import JobHandle, Resources
 from forge_mcp.models.records import ModelVersion
 from forge_mcp.principal import Principal
 from forge_mcp.services import Services
@@ -84,6 +89,68 @@ async def model_promote(
 async def model_archive(services: Services, principal: Principal, model: ModelRef) -> ModelVersion:
     """Archives a version: it leaves every stage for good (its files stay for inspection)."""
     return await services.models.promote(model, "archived", principal.name, None)
+
+
+async def _store_evaluation(services: Services, job: Any, result: dict[str, Any]) -> dict[str, Any]:
+    model_id = job.arguments.get("model_id")
+    if model_id:
+        evaluation = Evaluation(**result)
+        await services.models.repo.add_metrics(model_id, {
+            "eval_loss": evaluation.loss, "perplexity": evaluation.perplexity, **evaluation.metrics,
+            "evaluated_on": f"{evaluation.dataset_id}:{evaluation.split}",
+        })  # fmt: skip
+    return result
+
+
+@toolset.job_kind("evaluate", resources=lambda _: Resources(memory_gb=1.0), publish=_store_evaluation)
+def evaluate_job(job: JobContext, label: str, model_path: str, adapter_path: str | None, dataset_path: str,
+                 dataset_id: str, split: str, limit: int, decoding: dict[str, Any], model_id: str | None = None) -> Evaluation:  # fmt: skip
+    from forge_mcp.backends.evaluate import evaluate
+
+    root = job.workspace_root
+    return evaluate(job, label, root / model_path, root / adapter_path if adapter_path else None,
+                    root / dataset_path / "data.parquet", dataset_id, split, limit, Decoding(**decoding))  # fmt: skip
+
+
+@toolset.capability(scope="train", title="Evaluate a model", long_running=True)
+async def model_evaluate(
+    services: Services,
+    principal: Principal,
+    dataset: Annotated[str, Field(max_length=80, description="A prepared chat dataset: '<name>' or '<name>@v<N>'")],
+    model: Annotated[str | None, Field(max_length=80, description="A registered version, '<name>@v<N>'")] = None,
+    base_model: Annotated[str | None, Field(max_length=512, description="Or a local model folder, e.g. to score the base")] = None,
+    split: Annotated[str, Field(max_length=32)] = "test",
+    limit: Annotated[int, Field(ge=1, le=100_000, description="Rows to evaluate at most")] = 200,
+    max_new_tokens: Annotated[int, Field(ge=1, le=4096)] = 64,
+) -> JobHandle:
+    """Starts a job that scores a model on a dataset split: loss and perplexity on the
+    assistant turns, then greedy answers (fixed decoding) scored by exact match, contains,
+    ROUGE-L and, for JSON answers, JSON validity. For a registered version the results are
+    stored on it, where model_promote's gates read them. Follow with job_wait."""
+    require_extra("train", "model_evaluate")
+    if (model is None) == (base_model is None):
+        raise InvalidArguments("model or base_model: give exactly one — a registered version, or a local model folder")
+    info = await services.datasets.repo.get(dataset)
+    if info.kind != "messages" or split not in (info.report.get("splits") or {}):
+        raise InvalidArguments(f"dataset: {info.id} must be a prepared chat (messages) dataset with a {split!r} split")
+    root = services.workspace.root
+    if model is not None:
+        version = await services.models.repo.get(model)
+        base = version.base_model if version.kind == "adapter" else version.path
+        if base is None:
+            raise InvalidArguments(f"model: {version.id} is an adapter with no base model recorded")
+        model_path, adapter_path, label, model_id = base, version.path if version.kind == "adapter" else None, version.id, version.id
+        services.workspace.resolve(model_path, field="model")
+    else:
+        folder = services.workspace.resolve(base_model, field="base_model")
+        if not (folder / "config.json").is_file():
+            raise InvalidArguments(f"base_model: {base_model} has no config.json; give a Hugging Face model folder")
+        shown = str(folder.relative_to(root)) if folder.is_relative_to(root) else str(folder)
+        model_path, adapter_path, label, model_id = shown, None, str(base_model), None
+    arguments = {"label": label, "model_path": model_path, "adapter_path": adapter_path, "dataset_path": info.path,
+                 "dataset_id": info.id, "split": split, "limit": limit,
+                 "decoding": Decoding(max_new_tokens=max_new_tokens).model_dump(), "model_id": model_id}  # fmt: skip
+    return await services.jobs.submit("evaluate", arguments, principal.name)
 
 
 @toolset.resource("forge://models/{name}", name="model")

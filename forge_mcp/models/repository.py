@@ -71,6 +71,16 @@ class ModelRepository:
             raise Conflict(f"model: another version of {model.name} became production meanwhile; try again") from None
         return await self.get(model.id)
 
+    async def add_metrics(self, model_id: str, metrics: dict[str, Any]) -> ModelVersion:
+        """Merge evaluation results into a version's metrics (newer values win)."""
+        async with self._store.transaction() as tx:
+            row = await tx.fetchone("SELECT metrics FROM models WHERE id = ?", (model_id,))
+            if row is None:
+                raise NotFound(f"model: no model {model_id!r}")
+            merged = {**json.loads(row["metrics"]), **metrics}
+            await tx.execute("UPDATE models SET metrics = ?, updated_at = ? WHERE id = ?", (json.dumps(merged), time.time(), model_id))
+        return await self.get(model_id)
+
     async def list(self, name: str | None = None, stage: str | None = None, limit: int = 50) -> list[ModelVersion]:
         where, params = [], []
         if name:

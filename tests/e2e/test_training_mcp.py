@@ -69,6 +69,14 @@ async def test_sft_lora_through_mcp_lowers_the_loss_and_changes_generations(tmp_
             promoted = await client.call_tool("model_promote", {"model": "greeter@v1", "stage": "staging",
                                                                 "gate": {"final_eval_loss": f"< {base_loss}"}})  # fmt: skip
             card = await client.read_resource("forge://models/greeter")
+            evaluations = {}
+            for target in ({"model": "greeter@v1"}, {"base_model": "models/tiny"}):
+                started_eval = await client.call_tool("model_evaluate", {**target, "dataset": "greet", "limit": 20,
+                                                                         "max_new_tokens": 12})  # fmt: skip
+                assert not started_eval.is_error, started_eval.content
+                done = await client.call_tool("job_wait", {"job_id": started_eval.structured_content["job_id"], "timeout_s": 300})
+                evaluations[next(iter(target))] = done.structured_content["job"]
+            evaluated = await client.call_tool("model_get", {"model": "greeter@v1"})
     assert not registered.is_error, registered.content
     lineage = registered.structured_content
     assert lineage["job_id"] == job_id and lineage["base_model"] == "models/tiny" and lineage["kind"] == "adapter"
@@ -77,6 +85,12 @@ async def test_sft_lora_through_mcp_lowers_the_loss_and_changes_generations(tmp_
     assert promoted.structured_content["stage"] == "staging"
     assert json.loads(card.contents[0].text)["model"]["stage"] == "staging"  # type: ignore[union-attr]
     assert (home / lineage["path"] / "README.md").is_file() and (home / lineage["path"] / "adapter_config.json").is_file()
+    tuned, base = (evaluations[k]["result"] for k in ("model", "base_model"))
+    assert tuned["rows"] == base["rows"] == 20 and tuned["loss"] < base["loss"], (tuned, base)
+    assert set(tuned["metrics"]) == {"exact_match", "contains", "rouge_l"} and len(tuned["examples"]) == 3
+    stored = evaluated.structured_content["model"]["metrics"]
+    assert stored["eval_loss"] == tuned["loss"] and stored["rouge_l"] == tuned["metrics"]["rouge_l"]
+    assert stored["evaluated_on"] == "greet@v2:test"
     job = waited.structured_content["job"]
     assert job["state"] == "SUCCEEDED", job
     result = job["result"]

@@ -44,8 +44,24 @@ def text_rows(n: int) -> list[dict[str, Any]]:
                      "rings twice."} for _ in range(n)]  # fmt: skip
 
 
+def fact_rows(truthful: bool) -> list[dict[str, Any]]:
+    """Questions the tiny model learned in pre-training, with its world's answers (or wrong ones)."""
+    from forge_mcp.backends.tiny_model import COLOURS, world
+
+    rows = []
+    for thing, colour in world(0).items():
+        answer = colour if truthful else next(c for c in COLOURS if c != colour)
+        rows.append({"messages": [{"role": "user", "content": f"What colour is the {thing}?"},
+                                  {"role": "assistant", "content": f"The {thing} is {answer}."}]})  # fmt: skip
+    return rows
+
+
 async def prepare_all(url: str) -> None:
     async with Client(f"{url}/mcp/") as client:
+        for name in ("facts", "lies"):
+            await client.call_tool("dataset_import", {"path": f"{name}.jsonl", "name": name})
+            job = await client.call_tool("dataset_prepare", {"dataset": name, "dedup": "none", "test_fraction": 0.5})
+            await client.call_tool("job_wait", {"job_id": job.structured_content["job_id"], "timeout_s": 120})
         for name in ("greet", "prefs", "notes"):
             await client.call_tool("dataset_import", {"path": f"{name}.jsonl", "name": name})
             job = await client.call_tool("dataset_prepare", {"dataset": name, "dedup": "exact", "test_fraction": 0.2})
@@ -59,6 +75,8 @@ def trainer(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Itera
     greetings(home / "greet.jsonl", rows=200)
     write_jsonl(home / "prefs.jsonl", preference_rows(200))
     write_jsonl(home / "notes.jsonl", text_rows(300))
+    write_jsonl(home / "facts.jsonl", fact_rows(truthful=True))
+    write_jsonl(home / "lies.jsonl", fact_rows(truthful=False))
     with ServerProcess(home) as live:
         asyncio.run(prepare_all(live.url))
         yield live, home
@@ -157,3 +175,19 @@ def test_two_data_parallel_processes_through_torchrun(trainer: tuple[ServerProce
     assert series["loss"][-1] < series["loss"][0]
     run = trainer[1] / Path(result["output"]).parent
     assert (run / "events.rank1.jsonl").is_file()  # the second rank ran, and kept its own events
+
+
+def test_evaluation_scores_known_answers(trainer: tuple[ServerProcess, Path]) -> None:
+    """The tiny model knows its world's colours: it scores on the true answers, not on the false."""
+
+    async def evaluate(dataset: str) -> dict[str, Any]:
+        async with Client(f"{trainer[0].url}/mcp/") as client:
+            started = await client.call_tool("model_evaluate", {"base_model": "models/tiny", "dataset": dataset,
+                                                                "max_new_tokens": 12})  # fmt: skip
+            done = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 300})
+        return done.structured_content["job"]["result"]
+
+    truth, lies = asyncio.run(evaluate("facts")), asyncio.run(evaluate("lies"))
+    assert truth["rows"] == lies["rows"] == 6
+    assert truth["metrics"]["exact_match"] >= 0.8 and lies["metrics"]["exact_match"] == 0.0, (truth, lies)
+    assert truth["loss"] < lies["loss"]
