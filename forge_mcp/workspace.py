@@ -80,6 +80,11 @@ class Workspace:
             )
         return resolved
 
+    def shown(self, path: Path) -> str:
+        """How a resolved path is stored and shown: relative inside the workspace, as given
+        inside an import root (the operator allowlisted those)."""
+        return self.relative(path) if path.is_relative_to(self.root) else str(path)
+
     def relative(self, path: Path) -> str:
         """How a workspace path is shown to clients: relative, never the host's absolute path."""
         try:

@@ -14,12 +14,12 @@ from forge_mcp.datasets.inspect import Inspection, inspect_rows
 from forge_mcp.datasets.kinds import DatasetKind
 from forge_mcp.datasets.models import DatasetInfo, ImportResult
 from forge_mcp.datasets.prepare import PrepareOptions, PrepareOutcome, prepare
-from forge_mcp.datasets.repository import check_name
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.extras import require_extra
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.jobs.models import JobHandle, Resources
 from forge_mcp.principal import Principal
+from forge_mcp.references import check_name
 from forge_mcp.services import Services
 
 toolset = Toolset("datasets", "Import, inspect and prepare training data as versioned, fingerprinted datasets.")

@@ -128,28 +128,12 @@ async def model_evaluate(
     ROUGE-L and, for JSON answers, JSON validity. For a registered version the results are
     stored on it, where model_promote's gates read them. Follow with job_wait."""
     require_extra("train", "model_evaluate")
-    if (model is None) == (base_model is None):
-        raise InvalidArguments("model or base_model: give exactly one — a registered version, or a local model folder")
+    target = await services.models.evaluation_target(model, base_model)
     info = await services.datasets.repo.get(dataset)
     if info.kind != "messages" or split not in (info.report.get("splits") or {}):
         raise InvalidArguments(f"dataset: {info.id} must be a prepared chat (messages) dataset with a {split!r} split")
-    root = services.workspace.root
-    if model is not None:
-        version = await services.models.repo.get(model)
-        base = version.base_model if version.kind == "adapter" else version.path
-        if base is None:
-            raise InvalidArguments(f"model: {version.id} is an adapter with no base model recorded")
-        model_path, adapter_path, label, model_id = base, version.path if version.kind == "adapter" else None, version.id, version.id
-        services.workspace.resolve(model_path, field="model")
-    else:
-        folder = services.workspace.resolve(base_model, field="base_model")
-        if not (folder / "config.json").is_file():
-            raise InvalidArguments(f"base_model: {base_model} has no config.json; give a Hugging Face model folder")
-        shown = str(folder.relative_to(root)) if folder.is_relative_to(root) else str(folder)
-        model_path, adapter_path, label, model_id = shown, None, str(base_model), None
-    arguments = {"label": label, "model_path": model_path, "adapter_path": adapter_path, "dataset_path": info.path,
-                 "dataset_id": info.id, "split": split, "limit": limit,
-                 "decoding": Decoding(max_new_tokens=max_new_tokens).model_dump(), "model_id": model_id}  # fmt: skip
+    arguments = {**target, "dataset_path": info.path, "dataset_id": info.id, "split": split, "limit": limit,
+                 "decoding": Decoding(max_new_tokens=max_new_tokens).model_dump()}  # fmt: skip
     return await services.jobs.submit("evaluate", arguments, principal.name)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -83,11 +82,6 @@ async def train_start(
     dataset: DatasetInfo = await services.datasets.repo.get(plan.dataset_id)
     base = services.workspace.resolve(plan.spec.base_model, field="spec.base_model")
     general = await services.datasets.repo.get(plan.general_dataset_id) if plan.general_dataset_id else None
-    arguments = {"plan": plan.model_dump(mode="json"), "base_path": _inside(services, base), "dataset_path": dataset.path,
+    arguments = {"plan": plan.model_dump(mode="json"), "base_path": services.workspace.shown(base), "dataset_path": dataset.path,
                  "general_path": general.path if general else None}  # fmt: skip
     return await services.jobs.submit("train", arguments, principal.name, priority=priority, idempotency_key=idempotency_key)
-
-
-def _inside(services: Services, path: Path) -> str:
-    root = services.workspace.root
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -26,8 +26,9 @@ from pydantic import BaseModel
 from forge_mcp.datasets.kinds import DatasetKind, Detection, detect
 from forge_mcp.datasets.models import BadLine, DatasetInfo, FieldSummary, ImportResult
 from forge_mcp.datasets.readers import BATCH_ROWS, SourceFormat, guess_format, read
-from forge_mcp.datasets.repository import DatasetRepository, check_name
+from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.errors import InvalidArguments
+from forge_mcp.references import check_name
 from forge_mcp.workspace import Workspace
 
 DATA_FILE = "data.parquet"
@@ -222,7 +223,7 @@ class DatasetImporter:
             "schema": schema,
             "source": {
                 "format": fmt,
-                "path": _shown_path(self.workspace, source),
+                "path": self.workspace.shown(source),
                 "bytes": _size(source),
                 "bad_lines": staged.bad,
             },
@@ -269,11 +270,6 @@ def _result(info: DatasetInfo, deduplicated: bool, detection: Detection, staged:
         bad_lines=staged.bad,
         bad_line_examples=staged.bad_examples,
     )
-
-
-def _shown_path(workspace: Workspace, source: Path) -> str:
-    """Workspace sources relative; import-root sources as given (the operator allowlisted them)."""
-    return workspace.relative(source) if source.is_relative_to(workspace.root) else str(source)
 
 
 def _size(path: Path) -> int:

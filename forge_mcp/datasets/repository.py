@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
 
 from forge_mcp.datasets.models import DatasetInfo
-from forge_mcp.errors import InvalidArguments, NotFound
+from forge_mcp.errors import NotFound
+from forge_mcp.references import parse_reference
 from forge_mcp.store import Store
-
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-REFERENCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]{0,63})(@v(?P<version>\d{1,6}))?$")
-
-
-def check_name(name: str) -> str:
-    if not NAME.match(name):
-        raise InvalidArguments(
-            "name: use 1-64 lowercase letters, digits, '_', '-' or '.', starting with a letter or digit"
-        )
-    return name
 
 
 class DatasetRepository:
@@ -29,15 +18,11 @@ class DatasetRepository:
 
     async def get(self, reference: str) -> DatasetInfo:
         """'name' (the newest version) or 'name@vN'."""
-        match = REFERENCE.match(reference) if isinstance(reference, str) else None
-        if match is None:
-            raise InvalidArguments("dataset: give a dataset name or '<name>@v<version>', as dataset_list shows them")
-        if match["version"] is not None:
+        name, version = parse_reference(reference, "dataset", "dataset_list")
+        if version is not None:
             row = await self._store.fetchone("SELECT * FROM datasets WHERE id = ?", (reference,))
         else:
-            row = await self._store.fetchone(
-                "SELECT * FROM datasets WHERE name = ? ORDER BY version DESC LIMIT 1", (match["name"],)
-            )
+            row = await self._store.fetchone("SELECT * FROM datasets WHERE name = ? ORDER BY version DESC LIMIT 1", (name,))
         if row is None:
             raise NotFound(f"dataset: no dataset {reference!r}; dataset_list shows what exists, dataset_import adds one")
         return DatasetInfo.from_row(row)

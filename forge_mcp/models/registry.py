@@ -10,13 +10,13 @@ import time
 import uuid
 from typing import Any
 
-from forge_mcp.datasets.repository import check_name
 from forge_mcp.errors import Conflict, InvalidArguments, NotFound
 from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.models.gate import check_gate
 from forge_mcp.models.records import NEXT_STAGES, ModelVersion
 from forge_mcp.models.repository import ModelRepository
 from forge_mcp.package_data import card_file
+from forge_mcp.references import check_name
 from forge_mcp.workspace import Workspace
 
 TRAINING_METRICS = ("first_loss", "final_loss", "base_eval_loss", "final_eval_loss", "best_eval_loss", "tokens_per_second")
@@ -67,6 +67,24 @@ class ModelRegistry:
         reason = f"gate passed: {json.dumps(gate)}" if gate else "promoted"
         return await self.repo.move(model, stage, principal, reason)
 
+    async def evaluation_target(self, model: str | None, base_model: str | None) -> dict[str, str | None]:
+        """What an evaluate job loads: a registered version (an adapter over its base, or full
+        weights), or a local model folder. model_id is set when results go back on a version."""
+        if (model is None) == (base_model is None):
+            raise InvalidArguments("model or base_model: give exactly one — a registered version, or a local model folder")
+        if model is not None:
+            version = await self.repo.get(model)
+            base = version.base_model if version.kind == "adapter" else version.path
+            if base is None:
+                raise InvalidArguments(f"model: {version.id} is an adapter with no base model recorded")
+            self.workspace.resolve(base, field="model")
+            return {"label": version.id, "model_path": base, "model_id": version.id,
+                    "adapter_path": version.path if version.kind == "adapter" else None}  # fmt: skip
+        folder = self.workspace.resolve(base_model, field="base_model")
+        if not (folder / "config.json").is_file():
+            raise InvalidArguments(f"base_model: {base_model} has no config.json; give a Hugging Face model folder")
+        return {"label": str(base_model), "model_path": self.workspace.shown(folder), "model_id": None, "adapter_path": None}
+
     async def _from_job(self, job_id: str) -> dict[str, Any]:
         job = await self.jobs.get(job_id)
         if job.kind != "train" or job.state.value != "SUCCEEDED" or not job.result:
@@ -96,7 +114,7 @@ class ModelRegistry:
         else:
             raise InvalidArguments("path: give a PEFT adapter folder (adapter_config.json) or a model folder "
                                    "(config.json and *.safetensors)")  # fmt: skip
-        return {"source": str(folder.relative_to(self.workspace.root)) if folder.is_relative_to(self.workspace.root) else str(folder),
+        return {"source": self.workspace.shown(folder),
                 "kind": kind, "base_model": base_model or recorded, "dataset_id": None, "dataset_fingerprint": None,
                 "job_id": None, "spec": {}, "metrics": {}}  # fmt: skip
 

@@ -7,9 +7,9 @@ import sqlite3
 import time
 from typing import Any
 
-from forge_mcp.datasets.repository import REFERENCE
-from forge_mcp.errors import Conflict, InvalidArguments, NotFound
+from forge_mcp.errors import Conflict, NotFound
 from forge_mcp.models.records import ModelVersion
+from forge_mcp.references import parse_reference
 from forge_mcp.store import Store
 
 
@@ -19,13 +19,11 @@ class ModelRepository:
 
     async def get(self, reference: str) -> ModelVersion:
         """'name' (the newest version) or 'name@vN'."""
-        match = REFERENCE.match(reference) if isinstance(reference, str) else None
-        if match is None:
-            raise InvalidArguments("model: give a model name or '<name>@v<version>', as model_list shows them")
-        if match["version"] is not None:
+        name, version = parse_reference(reference, "model", "model_list")
+        if version is not None:
             row = await self._store.fetchone("SELECT * FROM models WHERE id = ?", (reference,))
         else:
-            row = await self._store.fetchone("SELECT * FROM models WHERE name = ? ORDER BY version DESC LIMIT 1", (reference,))
+            row = await self._store.fetchone("SELECT * FROM models WHERE name = ? ORDER BY version DESC LIMIT 1", (name,))
         if row is None:
             raise NotFound(f"model: no model {reference!r}; model_list shows what exists, model_register adds one")
         return ModelVersion.from_row(row)
