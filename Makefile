@@ -9,11 +9,16 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # torch first and pinned: the CPU build is on the machine; an open range pulls CUDA wheels.
 TORCH  := torch==2.13.0
+EXTRAS := dev,train,mlx,llamacpp,agent
+# llama-cpp-python compiles llama.cpp from source (~5 min on 2 cores). A portable AVX2
+# build: the native one uses AMX tiles where the CPU lists them, and some sandboxes and
+# VMs kill those instructions (SIGILL) on q8_0/q4 matrices. No multimodal tools.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 PYTEST_WORKERS ?= 2
 
 BENCH_ROWS ?= 1000000
 
-.PHONY: demo test lint serve install clean bench-data bench-train
+.PHONY: demo test lint serve install clean bench-data bench-train bench-serve
 
 install: $(VENV)/.installed
 
@@ -21,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH)
-	$(PIP) install --quiet -e ".[dev,train,mlx]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -48,6 +53,10 @@ bench-data: install
 # The training benchmark: a train_start job against a bare TRL script, same model, data and seed.
 bench-train: install
 	$(PY) -m benchmarks.train_sft --steps 40 --repeats 3 --folder .bench
+
+# The serving benchmark: a forge-served llama.cpp endpoint against llama-cpp-python direct and transformers.
+bench-serve: install
+	$(PY) -m benchmarks.serve_tokens --tokens 128 --repeats 5 --folder .bench
 
 serve: install
 	$(VENV)/bin/forge-mcp serve

@@ -1,55 +1,102 @@
 """Evaluate a model on a dataset split, inside a job worker (transformers, peft for
 adapters): loss and perplexity on the assistant turns, then greedy generation with a fixed
-decoding config scored against the reference answers.
+decoding config scored against the reference answers, and optionally graded by an LLM
+judge. `compare_models` scores two models on the same rows, one after the other.
 
-Reads top to bottom: load, loss, generate, score.
+Reads top to bottom: rows, load, loss, generate, judge, score.
 """
 
 from __future__ import annotations
 
+import gc
 import math
+from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.models.evaluation import CHART_FILE, Comparison, Decoding, Evaluation, JudgeSummary, chart_png, compare
+from forge_mcp.models.judge import FAILURES_KEPT, Judge, JudgeConfig
 from forge_mcp.models.scoring import score
 from forge_mcp.training.run import split_rows
 
+__all__ = ["Decoding", "Evaluation", "Target", "compare_models", "evaluate", "evaluation_rows", "score_model"]
+
 EXAMPLES = 3
+COMPARE_EXAMPLES = 5
 EXAMPLE_CHARS = 200
 
 
-class Decoding(BaseModel):
-    max_new_tokens: int = Field(64, ge=1, le=4096)
-    do_sample: bool = False  # greedy: the same model gives the same answers
+@dataclass(frozen=True)
+class Target:
+    """What to load: a model folder, and an adapter over it or not."""
+
+    label: str
+    model_path: Path
+    adapter_path: Path | None = None
 
 
-class Evaluation(BaseModel):
-    model: str = Field(description="The registry version, or the base model path")
-    dataset_id: str
-    split: str
-    rows: int
-    loss: float = Field(description="Mean cross-entropy on the assistant tokens")
-    perplexity: float
-    metrics: dict[str, float] = Field(description="exact_match, contains, rouge_l (and json_valid for JSON answers)")
-    decoding: Decoding
-    examples: list[dict[str, str]] = Field(description="A few prompts, references and predictions, cut short. Data, not instructions.")
+@dataclass
+class _Share:
+    """One model's share of the job's progress: steps `offset`.. of `total`."""
+
+    job: JobContext
+    offset: int
+    total: int
+
+    def __call__(self, done: int, message: str) -> None:
+        self.job.progress(self.offset + done, self.total, message)
+        self.job.check_canceled()
 
 
-def evaluate(job: JobContext, label: str, model_path: Path, adapter_path: Path | None, dataset_file: Path,
-             dataset_id: str, split: str, limit: int, decoding: Decoding) -> Evaluation:  # fmt: skip
+def evaluation_rows(dataset_file: Path, split: str, limit: int) -> list[dict[str, Any]]:
+    """The split's chat rows that end with an assistant turn (the reference), at most `limit`."""
+    rows = split_rows(dataset_file, split)
+    return [r for r in rows if "messages" in r and r["messages"] and r["messages"][-1]["role"] == "assistant"][:limit]
+
+
+def steps_per_model(rows: list[dict[str, Any]], judge: JudgeConfig | None) -> int:
+    return len(rows) * (3 if judge else 2)
+
+
+def evaluate(job: JobContext, target: Target, dataset_file: Path, dataset_id: str, split: str, limit: int,
+             decoding: Decoding, judge: JudgeConfig | None = None) -> Evaluation:  # fmt: skip
+    rows = evaluation_rows(dataset_file, split, limit)
+    share = _Share(job, 0, steps_per_model(rows, judge))
+    return score_model(target, rows, dataset_id, split, decoding, judge, share, examples=EXAMPLES)
+
+
+def compare_models(job: JobContext, a: Target, b: Target, dataset_file: Path, dataset_id: str, split: str, limit: int,
+                   decoding: Decoding, judge: JudgeConfig | None = None) -> Comparison:  # fmt: skip
+    """Both models on the same rows with the same decoding (and judge), then the table and a chart."""
+    rows = evaluation_rows(dataset_file, split, limit)
+    steps = steps_per_model(rows, judge)
+    first = score_model(a, rows, dataset_id, split, decoding, judge, _Share(job, 0, 2 * steps), examples=COMPARE_EXAMPLES)
+    second = score_model(b, rows, dataset_id, split, decoding, judge, _Share(job, steps, 2 * steps), examples=COMPARE_EXAMPLES)
+    comparison = compare(first, second, chart=None)
+    try:
+        png = chart_png(comparison)
+    except Exception as exc:  # noqa: BLE001 - a chart is a nicety: the numbers stand without it
+        job.log(f"no chart: {type(exc).__name__}: {exc}")
+        return comparison
+    (job.run_dir / CHART_FILE).write_bytes(png)
+    return comparison.model_copy(update={"chart": f"runs/{job.job_id}/{CHART_FILE}"})
+
+
+def score_model(target: Target, rows: list[dict[str, Any]], dataset_id: str, split: str, decoding: Decoding,
+                judge: JudgeConfig | None, progress: _Share, *, examples: int) -> Evaluation:  # fmt: skip
+    """Load one model, score it on `rows`, and let it go (so a second one fits after it)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     # -- load -------------------------------------------------------------------------
-    rows = [r for r in split_rows(dataset_file, split) if "messages" in r and r["messages"][-1]["role"] == "assistant"][:limit]
-    tokenizer = AutoTokenizer.from_pretrained(adapter_path or model_path, local_files_only=True, trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(model_path, local_files_only=True, trust_remote_code=False)
-    if adapter_path is not None:
+    tokenizer = AutoTokenizer.from_pretrained(target.adapter_path or target.model_path, local_files_only=True,
+                                              trust_remote_code=False)  # fmt: skip
+    model = AutoModelForCausalLM.from_pretrained(target.model_path, local_files_only=True, trust_remote_code=False)
+    if target.adapter_path is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter_path)
+        model = PeftModel.from_pretrained(model, target.adapter_path)
     model.eval()
     # -- loss -------------------------------------------------------------------------
     total_loss, total_tokens = 0.0, 0
@@ -64,8 +111,7 @@ def evaluate(job: JobContext, label: str, model_path: Path, adapter_path: Path |
                 total_loss += float(model(**encoded, labels=labels).loss) * tokens
                 total_tokens += tokens
             if i % 20 == 0:
-                job.progress(i, 2 * len(rows), "loss on the assistant turns")
-                job.check_canceled()
+                progress(i, f"{target.label}: loss on the assistant turns")
     loss = total_loss / max(total_tokens, 1)
     # -- generate ---------------------------------------------------------------------
     predictions, references = [], []
@@ -78,15 +124,39 @@ def evaluate(job: JobContext, label: str, model_path: Path, adapter_path: Path |
             predictions.append(tokenizer.decode(out[0][prompt["input_ids"].shape[1] :], skip_special_tokens=True).strip())
             references.append(row["messages"][-1]["content"])
             if i % 10 == 0:
-                job.progress(len(rows) + i, 2 * len(rows), "generating answers")
-                job.check_canceled()
+                progress(len(rows) + i, f"{target.label}: generating answers")
+    del model
+    gc.collect()
+    # -- judge ------------------------------------------------------------------------
+    metrics = score(predictions, references)
+    verdicts: list[str] = []
+    summary = None
+    if judge is not None:
+        grades = []
+        with Judge(judge) as client:
+            for i, (row, reference, prediction) in enumerate(zip(rows, references, predictions, strict=True)):
+                grades.append(client.grade(row["messages"][:-1], reference, prediction))
+                if i % 5 == 0:
+                    progress(2 * len(rows) + i, f"{target.label}: the judge grades the answers")
+        scored = [g.normalised for g in grades if g.normalised is not None]
+        failures = [f"row {i}: {g.reason}" for i, g in enumerate(grades) if g.score is None]
+        if scored:
+            metrics["judge_score"] = round(sum(scored) / len(scored), 4)
+        metrics["judge_failures"] = float(len(failures))
+        summary = JudgeSummary(model=judge.model, graded=len(scored), failures=len(failures),
+                               failure_reasons=failures[:FAILURES_KEPT])  # fmt: skip
+        verdicts = [f"{g.score:g}/5: {g.reason}" if g.score is not None else f"no score: {g.reason}" for g in grades]
     # -- score ------------------------------------------------------------------------
+    shown = []
+    for i, (row, reference, prediction) in enumerate(list(zip(rows, references, predictions, strict=True))[:examples]):
+        example = {"prompt": _cut(row["messages"][-2]["content"] if len(row["messages"]) > 1 else ""),
+                   "reference": _cut(reference), "prediction": _cut(prediction)}  # fmt: skip
+        if verdicts:
+            example["judge"] = _cut(verdicts[i])
+        shown.append(example)
     return Evaluation(
-        model=label, dataset_id=dataset_id, split=split, rows=len(rows), loss=round(loss, 4),
-        perplexity=round(math.exp(min(loss, 50.0)), 3), metrics=score(predictions, references), decoding=decoding,
-        examples=[{"prompt": _cut(r["messages"][-2]["content"] if len(r["messages"]) > 1 else ""),
-                   "reference": _cut(ref), "prediction": _cut(pred)}
-                  for r, ref, pred in list(zip(rows, references, predictions, strict=True))[:EXAMPLES]],
+        model=target.label, dataset_id=dataset_id, split=split, rows=len(rows), loss=round(loss, 4),
+        perplexity=round(math.exp(min(loss, 50.0)), 3), metrics=metrics, decoding=decoding, examples=shown, judge=summary,
     )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from forge_mcp.metrics import Metrics
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.models.repository import ModelRepository
 from forge_mcp.services import Services
+from forge_mcp.serving.manager import ServingManager
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
 from forge_mcp.tools import all_toolsets
@@ -65,6 +66,7 @@ class ForgeApp:
         )
         self.datasets = DatasetImporter(self.workspace, DatasetRepository(self.store))
         self.models = ModelRegistry(self.workspace, ModelRepository(self.store), self.jobs.repo)
+        self.serving = ServingManager(settings, self.workspace, self.jobs, self.models)
         self.services = Services(
             settings=settings,
             workspace=self.workspace,
@@ -74,6 +76,7 @@ class ForgeApp:
             jobs=self.jobs,
             datasets=self.datasets,
             models=self.models,
+            serving=self.serving,
             started_at=time.time(),
         )
         self.jobs.services = self.services  # publish hooks run with the services (built after the engine)
@@ -234,6 +237,7 @@ def _engine_limits(settings: Settings) -> EngineLimits:
             gpu_slots=settings.gpu_slots if settings.gpu_slots is not None else gpu_count(),
             cpu_slots=settings.cpu_job_slots,
             memory_gb=memory,
+            service_slots=settings.service_slots,
         ),
         max_queued_per_principal=settings.max_queued_per_principal,
         max_attempts=settings.job_max_attempts,

@@ -47,6 +47,21 @@ async def no_progress(done: float, total: float | None = None, message: str | No
     return None
 
 
+class Confirm(Protocol):
+    """How a capability asks the person behind the client to confirm a destructive step
+    (DESIGN §7): True to go on, False when they declined or cancelled, None when this surface
+    or client cannot ask (the tool's destructive annotation is then the safeguard). MCP asks
+    through elicitation when the client declared it; A2A and the CLI cannot ask. Ask once per
+    call, before any side effect: on MCP 2026-07-28 the question rides the tool's result
+    (input_required) and the whole call runs again with the answer."""
+
+    async def __call__(self, message: str) -> bool | None: ...
+
+
+async def cannot_confirm(message: str) -> bool | None:
+    return None
+
+
 class ImageAttachment(BaseModel):
     """An image inside a capability's result (a chart). MCP sends it as image content,
     A2A as a file part; the JSON result keeps only a short description of it."""
@@ -69,7 +84,7 @@ def split_images(model: BaseModel) -> tuple[dict[str, Any], list[ImageAttachment
 
 
 # Parameters of these types are filled in by the runner, not by the caller, and are not in the schema.
-INJECTED_TYPES: dict[Any, str] = {Principal: "principal", ProgressReporter: "progress"}
+INJECTED_TYPES: dict[Any, str] = {Principal: "principal", ProgressReporter: "progress", Confirm: "confirm"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +96,7 @@ class Capability:
     scope: Scope
     fn: CapabilityFn
     parameters: tuple[inspect.Parameter, ...]  # the caller's: without `services` and injected ones
-    injected: dict[str, str]  # parameter name -> "principal" | "progress"
+    injected: dict[str, str]  # parameter name -> "principal" | "progress" | "confirm"
     arguments: type[BaseModel]
     output: type[BaseModel]
     read_only: bool
@@ -147,9 +162,11 @@ class Toolset:
         resources: JobResourceFn | None = None,
         checkpoints: bool = False,
         publish: PublishFn | None = None,
+        service: bool = False,
     ) -> Callable[[JobFn], JobFn]:
         """Declare a job kind: `fn(job: JobContext, **arguments)` runs in a worker process.
-        `resources(arguments)` says what a job of this kind needs, for admission."""
+        `resources(arguments)` says what a job of this kind needs, for admission. A service
+        runs until stopped: it has its own admission slots and is never retried."""
 
         def register(fn: JobFn) -> JobFn:
             self.job_kinds.append(
@@ -159,6 +176,7 @@ class Toolset:
                     resources=resources or (lambda _: Resources()),
                     checkpoints=checkpoints,
                     publish=publish,
+                    service=service,
                 )
             )
             return fn
@@ -314,6 +332,7 @@ class CapabilityRunner:
         *,
         surface: str,
         progress: ProgressReporter = no_progress,
+        confirm: Confirm = cannot_confirm,
     ) -> BaseModel:
         started = time.perf_counter()
         outcome = "ok"
@@ -321,7 +340,7 @@ class CapabilityRunner:
             cap = self.registry.get(name)
             principal.require(cap.scope, f"the tool {cap.name}")
             values = cap.validate(arguments)
-            available = {"principal": principal, "progress": progress}
+            available = {"principal": principal, "progress": progress, "confirm": confirm}
             values.update({param: available[what] for param, what in cap.injected.items()})
             return await _guarded(cap.name, cap.fn(self._services, **values))
         except ForgeError as exc:

@@ -1,11 +1,14 @@
-"""`make demo`: start a real `forge-mcp serve`, talk to it as an agent would — through the
-official MCP client and the A2A client — print what came back, and stop it cleanly.
+"""`make demo`: the whole lifecycle, driven the way an agent drives it — through the
+official MCP client against a live `forge-mcp serve` (and a glance through A2A) — offline,
+on the CPU, in a few minutes.
 
-It benchmarks the machine, imports, inspects and prepares a messy CSV of support chats,
-builds the tiny offline model and fine-tunes it on those chats (train_plan → train_start →
-progress → a held-out loss below the base model's). Later issues grow this into the whole
-lifecycle (… → evaluate → export → serve).
-The workspace is left in ./forge-workspace for inspection.
+It benchmarks the machine; imports, inspects and prepares a messy CSV of short-answer
+questions; builds the tiny offline model; plans and runs a LoRA fine-tune, following its
+progress; registers the adapter and evaluates base and fine-tuned on the held-out split;
+promotes it to staging through a gate on exact match; exports a q8_0 GGUF that checks
+itself against the source; serves it with llama.cpp behind an OpenAI-compatible endpoint;
+asks it one question through litellm; and stops the service. The workspace is left in
+./forge-workspace for inspection.
 """
 
 from __future__ import annotations
@@ -21,47 +24,73 @@ from typing import Any
 
 from forge_mcp.server_process import ServerProcess
 
-SUPPORT_TOPICS = ("billing", "shipping", "refund", "account")
+
+class DemoFailed(Exception):
+    """A step came back with an error: the demo stops and says which and why."""
 
 
-def write_support_chats(path: Path, rows: int = 240) -> None:
-    """A messy CSV of support chats, as an export from a help desk would be: stray
-    whitespace, a duplicate, customer PII, a line with a broken quote, an empty chat."""
-    lines = ["ticket,topic,created,messages"]
+TASK_NAME = "quick-answers"
+MODEL_NAME = "quick"
+TRAIN_STEPS = 600
+# Staging needs the held-out answers to be mostly right: the base model's own arithmetic
+# is right on about half the sums, which caps exact match (600 steps reach ~0.45).
+GATE = {"exact_match": ">= 0.3", "rouge_l": ">= 0.6"}
+DEMO_QUESTION = "What is 6 plus 3?"
 
-    def add(ticket: int, topic: str, chat: list[dict[str, str]]) -> None:
-        lines.append(f"{ticket},{topic},2026-{1 + ticket % 12:02d}-{1 + ticket % 28:02d}," + '"' + json.dumps(chat).replace('"', '""') + '"')
 
-    for i in range(rows):
-        topic = SUPPORT_TOPICS[i % len(SUPPORT_TOPICS)]
-        add(i, topic, [
-            {"role": "user", "content": f"  Hi, ticket {i}: I have a {topic} problem with order {1000 + i * 37}.  "},
-            {"role": "assistant", "content": f"Thanks! The {topic} problem on order {1000 + i * 37} is solved; "
-                                             f"you will get an email confirmation for case {i * 7919}."},
-        ])  # fmt: skip
-    lines.append(lines[3].replace("1,", f"{rows},", 1))  # the same chat exported twice
-    add(rows + 1, "billing", [{"role": "user", "content": "My card 4111 1111 1111 1111 was charged twice, mail me at kim@example.com"},
-                              {"role": "assistant", "content": "Refunded. Please never send card numbers by chat."}])  # fmt: skip
-    add(rows + 2, "refund", [])
-    lines.append(f"{rows + 3},refund,2026-01-01,\"broken")
+def quick_answer_rows() -> list[tuple[str, str, str]]:
+    """(topic, question, answer): short-answer questions about the tiny model's world. The
+    base model knows the facts but answers in full sentences ("3 plus 4 is 7."); the task
+    is to answer with the bare value, which exact match scores."""
+    from forge_mcp.backends.tiny_model import THINGS, world
+
+    facts = world(0)
+    rows = [("sums", f"What is {a} plus {b}?", f"{a} + {b} = {a + b}") for a in range(10) for b in range(10)]
+    return rows + [("colours", f"What colour is the {thing}?", f"{thing}: {facts[thing]}") for thing in THINGS]
+
+
+def write_task_csv(path: Path) -> None:
+    """The task as a messy CSV, as an export from a labelling tool would be: stray
+    whitespace, a row exported twice, a note with PII, an empty chat, a broken line."""
+    lines = ["id,topic,messages"]
+
+    def add(row_id: int, topic: str, chat: list[dict[str, str]]) -> None:
+        lines.append(f"{row_id},{topic}," + '"' + json.dumps(chat).replace('"', '""') + '"')
+
+    rows = quick_answer_rows()
+    for i, (topic, question, answer) in enumerate(rows):
+        add(i, topic, [{"role": "user", "content": f"  {question} "}, {"role": "assistant", "content": answer}])
+    lines.append(lines[5].replace("4,", f"{len(rows)},", 1))  # the same row exported twice
+    add(len(rows) + 1, "sums", [{"role": "user", "content": "What is 2 plus 2? (asked by kim@example.com)"},
+                                {"role": "assistant", "content": "2 + 2 = 4"}])  # fmt: skip
+    add(len(rows) + 2, "sums", [])
+    lines.append(f"{len(rows) + 3},sums,\"broken")
     path.write_text("\n".join(lines) + "\n")
 
 
 async def import_and_prepare(client: Any, workspace: Path) -> dict[str, Any]:
-    write_support_chats(workspace / "support-chats.csv")
-    imported = await client.call_tool("dataset_import", {"path": "support-chats.csv", "name": "support-chats"})
+    write_task_csv(workspace / f"{TASK_NAME}.csv")
+    imported = await client.call_tool("dataset_import", {"path": f"{TASK_NAME}.csv", "name": TASK_NAME})
     if imported.is_error:
-        raise SystemExit(f"dataset_import failed: {imported.content}")
-    inspected = await client.call_tool("dataset_inspect", {"dataset": "support-chats", "samples": 0})
+        raise DemoFailed(f"dataset_import failed: {imported.content}")
+    inspected = await client.call_tool("dataset_inspect", {"dataset": TASK_NAME, "samples": 0})
     started = await client.call_tool(
-        "dataset_prepare",
-        {"dataset": "support-chats", "split_method": "stratified", "split_column": "topic", "test_fraction": 0.1},
+        "dataset_prepare", {"dataset": TASK_NAME, "split_method": "stratified", "split_column": "topic", "test_fraction": 0.2}
     )
-    waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 300})
+    return {"import": imported.structured_content, "inspect": inspected.structured_content,
+            "prepared": (await finished(client, started, "dataset_prepare"))["result"]}  # fmt: skip
+
+
+async def finished(client: Any, started: Any, what: str, progress: Any = None, timeout_s: float = 600) -> dict[str, Any]:
+    """The result of a job a tool started, after job_wait; stops the demo with the reason otherwise."""
+    if started.is_error:
+        raise DemoFailed(f"{what} failed: {started.content[0].text}")
+    waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": timeout_s},
+                                    progress_callback=progress)  # fmt: skip
     job = waited.structured_content["job"]
     if job["state"] != "SUCCEEDED":
-        raise SystemExit(f"dataset_prepare ended {job['state']}: {job['error']}")
-    return {"import": imported.structured_content, "inspect": inspected.structured_content, "prepared": job["result"]}
+        raise DemoFailed(f"{what} ended {job['state']}: {job['error']}")
+    return job
 
 
 async def via_mcp(url: str, workspace: Path) -> dict[str, Any]:
@@ -73,13 +102,17 @@ async def via_mcp(url: str, workspace: Path) -> dict[str, Any]:
         status = await client.call_tool("system_status", {"sample_seconds": 0.5})
         resource = await client.read_resource("forge://overview")
         if overview.is_error or status.is_error:
-            raise SystemExit(f"MCP call failed: {overview.content or status.content}")
+            raise DemoFailed(f"MCP call failed: {overview.content or status.content}")
         benchmark = await run_benchmark_job(client)
         data = await import_and_prepare(client, workspace)
         training = await fine_tune(client, workspace)
+        evaluation = await evaluate_and_register(client, training["job"]["id"])
+        shipped = await export_and_serve(client)
     return {
         "data": data,
         "training": training,
+        "evaluation": evaluation,
+        "shipped": shipped,
         "tools": [t.name for t in tools.tools],
         "overview": overview.structured_content,
         "status": status.structured_content,
@@ -89,39 +122,96 @@ async def via_mcp(url: str, workspace: Path) -> dict[str, Any]:
 
 
 async def fine_tune(client: Any, workspace: Path) -> dict[str, Any]:
-    """The tiny model (built offline by `forge-mcp dev tiny-model`) learns the support chats:
-    plan first, then start, then follow the job's progress."""
+    """The tiny model (built offline by `forge-mcp dev tiny-model`) learns the task: plan
+    first, then start, then follow the job's progress."""
     model = workspace / "models" / "tiny"
     if not (model / "config.json").is_file():
         print("building the tiny model (forge-mcp dev tiny-model) …", flush=True)
         subprocess.run([sys.executable, "-m", "forge_mcp", "dev", "tiny-model", str(model)], check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
     request = {"recipe": "sft-lora-tiny",
-               "spec": {"base_model": "models/tiny", "dataset": "support-chats", "eval_split": "test", "max_steps": 150}}  # fmt: skip
+               "spec": {"base_model": "models/tiny", "dataset": TASK_NAME, "eval_split": "test", "max_steps": TRAIN_STEPS}}  # fmt: skip
     plan = await client.call_tool("train_plan", request)
     if plan.is_error:
-        raise SystemExit(f"train_plan failed: {plan.content}")
+        raise DemoFailed(f"train_plan failed: {plan.content[0].text}")
     started = await client.call_tool("train_start", request)
-    if started.is_error:
-        raise SystemExit(f"train_start failed: {started.content}")
     print(f"train_start started job {started.structured_content['job_id']}", flush=True)
+    return {"plan": plan.structured_content, "job": await finished(client, started, "training", print_progress)}
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        print(f"  progress {message}", flush=True)
 
-    waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 600},
-                                    progress_callback=on_progress)  # fmt: skip
-    job = waited.structured_content["job"]
-    if job["state"] != "SUCCEEDED":
-        raise SystemExit(f"training ended {job['state']}: {job['error']}")
-    return {"plan": plan.structured_content, "job": job}
+async def print_progress(done: float, total: float | None, message: str | None) -> None:
+    print(f"  progress {message}", flush=True)
+
+
+async def evaluate_and_register(client: Any, train_job: str) -> dict[str, Any]:
+    """Register the adapter, score it and its base on the held-out split (the same greedy
+    decoding for both), and promote it to staging through a gate on those scores."""
+    registered = await client.call_tool("model_register", {"name": MODEL_NAME, "job_id": train_job})
+    if registered.is_error:
+        raise DemoFailed(f"model_register failed: {registered.content[0].text}")
+    version = registered.structured_content["id"]
+    scores = {}
+    for label, target in (("base", {"base_model": "models/tiny"}), ("tuned", {"model": version})):
+        started = await client.call_tool("model_evaluate", {**target, "dataset": TASK_NAME, "split": "test", "max_new_tokens": 8})
+        print(f"model_evaluate ({label}) started job {started.structured_content['job_id']}", flush=True)
+        scores[label] = (await finished(client, started, f"model_evaluate {label}"))["result"]
+    gate = GATE
+    promoted = await client.call_tool("model_promote", {"model": version, "stage": "staging", "gate": gate})
+    if promoted.is_error:
+        raise DemoFailed(f"model_promote failed: {promoted.content[0].text}")
+    return {"version": registered.structured_content, "scores": scores, "gate": gate, "promoted": promoted.structured_content}
+
+
+async def export_and_serve(client: Any) -> dict[str, Any]:
+    """GGUF q8_0 export (verified against the source), served by llama.cpp behind an
+    OpenAI-compatible endpoint, asked one question through litellm, then stopped."""
+    version = f"{MODEL_NAME}@v1"
+    started = await client.call_tool("model_export", {"model": version, "format": "gguf", "quantization": "q8_0"})
+    print(f"model_export started job {started.structured_content['job_id']}", flush=True)
+    exported = (await finished(client, started, "model_export"))["result"]
+    served = await client.call_tool("serve_start", {"model": version, "engine": "llama_cpp"})
+    if served.is_error:
+        raise DemoFailed(f"serve_start failed: {served.content[0].text}")
+    service = served.structured_content
+    print(f"serving {version} at {service['url']} (job {service['job_id']})", flush=True)
+    try:
+        question = DEMO_QUESTION
+        answer = await asyncio.to_thread(ask_with_litellm, service, question)
+    finally:
+        stopped = await client.call_tool("serve_stop", {"service": service["job_id"]})
+    return {"export": exported, "service": service, "question": question, "answer": answer,
+            "stopped": stopped.structured_content, "port_free": port_refuses(service["url"])}  # fmt: skip
+
+
+def port_refuses(url: str) -> bool:
+    """Whether nothing listens on the service's port any more."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    with socket.socket() as probe:
+        return probe.connect_ex((parsed.hostname or "127.0.0.1", parsed.port or 80)) != 0
+
+
+def ask_with_litellm(service: dict[str, Any], question: str) -> dict[str, Any]:
+    import os
+    import time
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm fetches a price list at import otherwise
+    import litellm
+
+    started = time.monotonic()
+    reply = litellm.completion(model=f"openai/{service['model']}", api_base=service["url"], api_key=service["api_key"],
+                               messages=[{"role": "user", "content": question}], max_tokens=16, temperature=0)  # fmt: skip
+    return {"text": reply.choices[0].message.content, "seconds": round(time.monotonic() - started, 2),
+            "tokens": reply.usage.completion_tokens}  # fmt: skip
 
 
 async def run_benchmark_job(client: Any) -> dict[str, Any]:
     """system_benchmark returns a job at once; job_wait streams its progress as MCP notifications."""
     started = await client.call_tool("system_benchmark", {"seconds_per_test": 1.0})
     if started.is_error:
-        raise SystemExit(f"system_benchmark failed: {started.content}")
+        raise DemoFailed(f"system_benchmark failed: {started.content}")
     job_id = started.structured_content["job_id"]
     print(f"system_benchmark started as job {job_id} (state {started.structured_content['state']})", flush=True)
 
@@ -132,7 +222,7 @@ async def run_benchmark_job(client: Any) -> dict[str, Any]:
     waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 300}, progress_callback=on_progress)
     job = waited.structured_content["job"]
     if job["state"] != "SUCCEEDED":
-        raise SystemExit(f"benchmark job ended {job['state']}: {job['error']}")
+        raise DemoFailed(f"benchmark job ended {job['state']}: {job['error']}")
     metrics = await client.call_tool("job_metrics", {"job_id": job_id, "chart": True})
     charts = [c for c in metrics.content if c.type == "image"]
     return {"job": job, "series": [s["name"] for s in metrics.structured_content["series"]], "chart_images": len(charts)}
@@ -151,7 +241,7 @@ async def via_a2a(url: str) -> dict[str, Any]:
             async for event in client.send_message(SendMessageRequest(message=message)):
                 task = event.task
                 if task.status.state != TaskState.TASK_STATE_COMPLETED:
-                    raise SystemExit(f"A2A task for {tool} ended in state {TaskState.Name(task.status.state)}")
+                    raise DemoFailed(f"A2A task for {tool} ended in state {TaskState.Name(task.status.state)}")
                 results[tool] = get_data_parts(task.artifacts[0].parts)[0]
                 results[f"{tool}_task"] = task.id
     finally:
@@ -190,6 +280,10 @@ def report(mcp: dict[str, Any], a2a: dict[str, Any]) -> str:
         "",
         *training_lines(mcp["training"]),
         "",
+        *evaluation_lines(mcp["evaluation"]),
+        "",
+        *shipping_lines(mcp["shipped"]),
+        "",
         "Through A2A (a2a-sdk client, JSON-RPC):",
         f"  skills     {', '.join(a2a['skills'])}",
         f"  overview   task {a2a['forge_overview_task']} completed: version {a2a['forge_overview']['version']}, "
@@ -206,7 +300,7 @@ def data_lines(data: dict[str, Any]) -> list[str]:
     result = prepared["dataset"]
     steps = ", ".join(f"{s['step']} {s['rows_in']}→{s['rows_out']}" for s in prepared["steps"])
     return [
-        "Data (a messy CSV of support chats):",
+        f"Data (a messy CSV of short-answer questions, {TASK_NAME}.csv):",
         f"  import     {source['id']}: {source['rows']} rows, kind {source['kind']} "
         f"({imported['detection']['confidence']:.0%} of rows fit), {imported['bad_lines']} unreadable line(s) skipped",
         f"  inspect    {inspected['invalid_rows']} invalid row(s), {inspected['duplicates']['exact_rows']} exact and "
@@ -233,6 +327,43 @@ def training_lines(training: dict[str, Any]) -> list[str]:
     ]
 
 
+def evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
+    base, tuned = evaluation["scores"]["base"], evaluation["scores"]["tuned"]
+    version = evaluation["version"]
+
+    def row(name: str, a: float, b: float) -> str:
+        return f"  {name:<11}{a:>10.3f}{b:>10.3f}"
+
+    lines = [f"Evaluation ({base['dataset_id']} split {base['split']}, {base['rows']} held-out questions, greedy answers):",
+             f"  {'':<11}{'base':>10}{'tuned':>10}", row("eval loss", base["loss"], tuned["loss"]),
+             row("perplexity", base["perplexity"], tuned["perplexity"])]  # fmt: skip
+    lines += [row(name, base["metrics"][name], tuned["metrics"][name]) for name in ("exact_match", "contains", "rouge_l")]
+    for b, t in list(zip(base["examples"], tuned["examples"], strict=True))[:2]:
+        lines.append(f"  example    {b['prompt'].strip()!r}: base {b['prediction']!r}, tuned {t['prediction']!r}")
+    promoted = evaluation["promoted"]
+    lines += [
+        f"  registry   {version['id']} registered (lineage: {version['base_model']}, {version['dataset_id']}, job {version['job_id']})",
+        f"  promote    {promoted['id']} → {promoted['stage']} through the gate {evaluation['gate']}",
+    ]
+    return lines
+
+
+def shipping_lines(shipped: dict[str, Any]) -> list[str]:
+    export, service, answer = shipped["export"], shipped["service"], shipped["answer"]
+    check = export["verification"]
+    gguf = next(name for name in export["files"] if name.endswith(".gguf"))
+    return [
+        "Export and serving:",
+        f"  export     {export['path']}/{gguf} ({export['files'][gguf] / 1024:.0f} KiB, {export['quantization']}), Modelfile for Ollama",
+        f"  verified   top-1 next token agrees with the source on {check['top1_agreement']:.1%} of {check['positions']} positions "
+        f"(needs {check['threshold']:.0%}); tokenizer {'matches' if check['tokenizer_matches'] else 'differs'}",
+        f"  serve      {service['engine']} at {service['url']} (job {service['job_id']}, its own API key)",
+        f"  litellm    {shipped['question']!r} → {answer['text']!r} ({answer['tokens']} tokens, {answer['seconds']} s)",
+        f"  stopped    service {shipped['stopped']['state']}; "
+        + ("nothing listens on its port any more" if shipped["port_free"] else "its port STILL answers"),
+    ]
+
+
 def benchmark_lines(benchmark: dict[str, Any]) -> list[str]:
     job = benchmark["job"]
     result = job["result"]
@@ -248,6 +379,13 @@ def benchmark_lines(benchmark: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _first_failure(exc: BaseException) -> BaseException:
+    """The DemoFailed inside the task groups the MCP client wraps it in."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=Path("forge-workspace"))
@@ -259,8 +397,12 @@ def main() -> int:
     print(f"starting forge-mcp serve (workspace {home}) …", flush=True)
     with server:
         print(f"listening on {server.url}", flush=True)
-        mcp = asyncio.run(via_mcp(server.url, home))
-        a2a = asyncio.run(via_a2a(server.url))
+        try:
+            mcp = asyncio.run(via_mcp(server.url, home))
+            a2a = asyncio.run(via_a2a(server.url))
+        except (DemoFailed, BaseExceptionGroup) as exc:
+            print(f"\ndemo stopped: {_first_failure(exc)}\nthe server log is {server.log_path}", file=sys.stderr)
+            return 1
         print(report(mcp, a2a))
         if args.json:
             print(json.dumps({"mcp": mcp, "a2a": a2a}, indent=2))

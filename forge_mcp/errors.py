@@ -57,6 +57,13 @@ class ConfigError(ForgeError):
     code = "config_error"
 
 
+class InputRequired(ForgeError):
+    """Not a failure: the surface must put `message` to its client and run the call again
+    with the answer (MCP 2026-07-28 input_required). Raised and caught by that surface."""
+
+    code = "input_required"
+
+
 class InternalError(ForgeError):
     """An unexpected exception. The detail stays in the server log under `ref`."""
 

@@ -3,11 +3,14 @@
 This adapter stays thin. Arguments are validated by the capability registry before the
 SDK sees them, so MCP clients get the same messages as A2A and CLI callers. Progress
 reported by a capability becomes MCP progress notifications; images in a result become
-image content; job changes are published as resource updates.
+image content; job changes are published as resource updates; a capability's request for
+confirmation becomes a form elicitation, for clients that declared the capability.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import inspect
 import json
 import re
@@ -15,14 +18,27 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.elicitation import render_elicitation_schema
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.subscriptions import SubscriptionBus
-from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
+from mcp.shared.exceptions import MCPError, NoBackChannelError
+from mcp.types import (
+    CallToolResult,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    ImageContent,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
+from mcp.types.version import is_version_at_least
+from pydantic import BaseModel, Field
 
 from forge_mcp import __version__
-from forge_mcp.capabilities import Capability, CapabilityRunner, ResourceSpec, split_images
-from forge_mcp.errors import ForgeError
+from forge_mcp.capabilities import Capability, CapabilityRunner, Confirm, ResourceSpec, split_images
+from forge_mcp.errors import ForgeError, InputRequired
 from forge_mcp.principal import Principal
 
 INSTRUCTIONS = (
@@ -32,6 +48,10 @@ INSTRUCTIONS = (
     "notifications), job_status, job_logs and job_metrics; stop it with job_cancel."
 )
 _TEMPLATE_PARAM = re.compile(r"\{(\w+)\}")
+# From this protocol version on, a server cannot send requests mid-call: a question rides
+# the tool's result (input_required) and the client calls again with the answer.
+INPUT_REQUIRED_VERSION = "2026-07-28"
+CONFIRM_KEY = "forge_confirm"
 
 
 def current_principal(auth_enabled: bool) -> Principal:
@@ -101,8 +121,11 @@ def _tool_function(cap: Capability, runner: CapabilityRunner, auth_enabled: bool
 
         try:
             result = await runner.run(
-                cap.name, arguments, current_principal(auth_enabled), surface="mcp", progress=progress
-            )
+                cap.name, arguments, current_principal(auth_enabled), surface="mcp", progress=progress,
+                confirm=_confirmation(ctx),
+            )  # fmt: skip
+        except InputRequired as exc:
+            return _ask(exc.message)
         except ForgeError as exc:
             raise ToolError(exc.message) from None
         return _with_images(result)
@@ -115,6 +138,55 @@ def _tool_function(cap: Capability, runner: CapabilityRunner, auth_enabled: bool
     tool.__signature__ = inspect.Signature([context, *cap.parameters], return_annotation=cap.output)  # type: ignore[attr-defined]
     tool.__annotations__ = {"ctx": Context} | {p.name: p.annotation for p in cap.parameters} | {"return": cap.output}
     return tool
+
+
+class Confirmation(BaseModel):
+    confirm: bool = Field(description="Yes, go ahead")
+
+
+def _confirmation(ctx: Context) -> Confirm:
+    """Confirm through form elicitation: only if the client declared it (a client without it
+    is never asked: None, "cannot ask"). Up to 2025-11-25 the server asks mid-call; from
+    2026-07-28 on the call ends with input_required and runs again with the answer."""
+
+    async def confirm(message: str) -> bool | None:
+        capabilities = ctx.client_capabilities
+        elicitation = capabilities.elicitation if capabilities is not None else None
+        if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+            return None  # no elicitation, or URL mode only
+        version = ctx.protocol_version
+        if version is not None and is_version_at_least(version, INPUT_REQUIRED_VERSION):
+            answer = (ctx.input_responses or {}).get(CONFIRM_KEY)
+            if answer is None or ctx.request_state != _digest(message):
+                raise InputRequired(message)  # not asked yet, or asked something else
+            return _accepted(answer)
+        if not ctx.session.can_send_request:
+            return None
+        try:
+            result = await ctx.elicit(message, Confirmation)
+        except NoBackChannelError:
+            return None
+        except (MCPError, ValueError):
+            return False  # the client failed to answer: no consent
+        return result.action == "accept" and result.data.confirm
+
+    return confirm
+
+
+def _accepted(answer: Any) -> bool:
+    if not isinstance(answer, ElicitResult) or answer.action != "accept":
+        return False
+    return (answer.content or {}).get("confirm") is True
+
+
+def _digest(message: str) -> str:
+    """Pins an answer to the question it answers (request_state is sealed by the SDK)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(message.encode()).digest()[:16]).decode().rstrip("=")
+
+
+def _ask(message: str) -> InputRequiredResult:
+    form = ElicitRequestFormParams(message=message, requested_schema=render_elicitation_schema(Confirmation))
+    return InputRequiredResult(input_requests={CONFIRM_KEY: ElicitRequest(params=form)}, request_state=_digest(message))
 
 
 def _with_images(result: Any) -> Any:

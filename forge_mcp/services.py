@@ -10,6 +10,7 @@ from forge_mcp.capabilities import CapabilityRegistry
 from forge_mcp.datasets.importer import DatasetImporter
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.models.registry import ModelRegistry
+from forge_mcp.serving.manager import ServingManager
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
 from forge_mcp.workspace import Workspace
@@ -25,4 +26,5 @@ class Services:
     jobs: JobEngine
     datasets: DatasetImporter
     models: ModelRegistry
+    serving: ServingManager
     started_at: float

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     # Jobs: admission and recovery (forge_mcp/jobs/constants.py has the rest).
     gpu_slots: int | None = Field(None, ge=0, description="GPU job slots; null = the number of GPUs detected")
     cpu_job_slots: int = Field(jobs.CPU_JOB_SLOTS, ge=1)
+    service_slots: int = Field(jobs.SERVICE_SLOTS, ge=0, description="model servers that may run at once, besides CPU jobs")
+    # Serving with vLLM: the command that starts its OpenAI server from vLLM's own environment,
+    # e.g. "/opt/vllm/bin/python -m vllm.entrypoints.openai.api_server" (split like a shell would,
+    # never run through one). serve_start adds --model, --host, --port, --api-key and LoRA flags.
+    vllm_command: Annotated[list[str] | None, NoDecode] = None
+    serve_startup_timeout_s: float = Field(600.0, gt=0, description="how long an external engine may take to answer /health")
     job_memory_gb: float | None = Field(None, gt=0, description="memory jobs may declare in total; null = 90% of RAM")
     max_queued_per_principal: int = Field(jobs.MAX_QUEUED_PER_PRINCIPAL, ge=1)
     job_max_attempts: int = Field(jobs.MAX_ATTEMPTS, ge=1, le=10)
@@ -67,6 +73,15 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("vllm_command", mode="before")
+    @classmethod
+    def _split_command(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import shlex
+
+            return shlex.split(value) or None
         return value
 
     @field_validator("import_roots", mode="before")

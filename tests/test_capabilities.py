@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 from pydantic import BaseModel, Field
 
-from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner, Toolset
+from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner, Confirm, Toolset
 from forge_mcp.errors import Forbidden, InternalError, InvalidArguments, NotFound, UnknownCapability
 from forge_mcp.mcp_server import build_mcp_server
 from forge_mcp.metrics import Metrics
@@ -207,3 +207,26 @@ def test_package_data_is_found(tmp_path: Path) -> None:
 
     assert "name:" in card_file("agent.yaml").read_text()
     assert "home:" in config_file("server", "default.yaml").read_text()
+
+
+async def test_a_confirmation_is_injected_by_the_surface_and_not_asked_of_the_caller() -> None:
+    toolset = Toolset("demo", "Test capabilities.")
+
+    @toolset.capability(scope="train", title="Drop", destructive=True)
+    async def demo_drop(services: object, confirm: Confirm, what: str) -> Echo:
+        """Drops `what` once confirmed."""
+        answer = await confirm(f"Drop {what}?")
+        return Echo(text=f"{what}: {answer}", times=1)
+
+    runner = CapabilityRunner(CapabilityRegistry([toolset]), services=object(), metrics=Metrics())  # type: ignore[arg-type]
+    cap = runner.registry.get("demo_drop")
+    assert set(cap.arguments.model_json_schema()["properties"]) == {"what"} and cap.injected == {"confirm": "confirm"}
+    asked: list[str] = []
+
+    async def no(message: str) -> bool | None:
+        asked.append(message)
+        return False
+
+    cannot = await runner.run("demo_drop", {"what": "x"}, Principal.local(), surface="a2a")
+    declined = await runner.run("demo_drop", {"what": "y"}, Principal.local(), surface="mcp", confirm=no)
+    assert (cannot.text, declined.text, asked) == ("x: None", "y: False", ["Drop y?"])  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from forge_mcp.capabilities import Toolset
 
 
 def all_toolsets() -> list[Toolset]:
-    from forge_mcp.tools import core, datasets, jobs, models, training
+    from forge_mcp.tools import core, datasets, evaluation, export, jobs, models, serving, training
 
-    return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, models.toolset]
+    return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, models.toolset, evaluation.toolset,
+            export.toolset, serving.toolset]

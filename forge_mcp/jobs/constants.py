@@ -7,6 +7,7 @@ CANCEL_GRACE_S = 10.0  # SIGTERM → SIGKILL
 MAX_ATTEMPTS = 2  # tries per job, counting the first, for crash and restart recovery
 MAX_QUEUED_PER_PRINCIPAL = 100
 CPU_JOB_SLOTS = 2  # concurrent jobs that need no GPU
+SERVICE_SLOTS = 4  # concurrent long-lived services (model servers) that need no GPU
 LOG_TAIL_MAX_BYTES = 64 * 1024  # the most one job_logs call returns
 WAIT_MAX_S = 600.0  # the longest one job_wait call blocks
 STREAM_KEEPALIVE_S = 3.0  # longest silence on a task's event stream while its job runs

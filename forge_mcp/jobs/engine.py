@@ -182,7 +182,7 @@ class JobEngine:
                     "memory_gb": resources.memory_gb,
                     "idempotency_key": idempotency_key,
                     "arguments_hash": fingerprint.hexdigest(),
-                    "max_attempts": self.limits.max_attempts,
+                    "max_attempts": 1 if job_kind.service else self.limits.max_attempts,
                     "parent_id": parent_id,
                     "executor": self.executor.name,
                     "created_at": now,
@@ -268,7 +268,8 @@ class JobEngine:
         if not queued:
             return
         running = await self.repo.list([JobState.RUNNING], limit=10_000)
-        for job in admit(queued, running, self.limits.capacity):
+        services = frozenset(name for name, kind in self.kinds.items() if kind.service)
+        for job in admit(queued, running, self.limits.capacity, services):
             try:
                 await self._launch(job)
             except Conflict:  # canceled by another process between the read and the launch

@@ -41,6 +41,9 @@ class JobKind:
     resources: ResourceFn  # arguments -> what the job needs, for admission
     checkpoints: bool  # whether a retry resumes from runs/<job>/checkpoints
     publish: PublishFn | None = None
+    # Runs until stopped (a model server): admitted in its own slots, and never retried,
+    # because a service that crashed must show as FAILED, not quietly restart elsewhere.
+    service: bool = False
 
 
 class JobContext:

@@ -40,3 +40,19 @@ class ModelVersion(BaseModel):
         values["spec"] = json.loads(values["spec"])
         values["metrics"] = json.loads(values["metrics"])
         return cls(**values)
+
+
+class ModelExport(BaseModel):
+    model_id: str
+    key: str = Field(description="'adapter', 'merged' or 'gguf-<quantization>'")
+    format: Literal["adapter", "merged", "gguf"]
+    quantization: str | None
+    path: str = Field(description="Folder inside the workspace, with manifest.json")
+    file: str | None = Field(description="The GGUF file, for GGUF exports")
+    job_id: str
+    verification: dict[str, Any] = Field(description="Next-token agreement with the source model on fixed prompts")
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ModelExport:
+        return cls(**{**dict(row), "verification": json.loads(row["verification"])})

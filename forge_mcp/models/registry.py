@@ -8,12 +8,13 @@ import json
 import shutil
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from forge_mcp.errors import Conflict, InvalidArguments, NotFound
 from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.models.gate import check_gate
-from forge_mcp.models.records import NEXT_STAGES, ModelVersion
+from forge_mcp.models.records import NEXT_STAGES, ModelExport, ModelVersion
 from forge_mcp.models.repository import ModelRepository
 from forge_mcp.package_data import card_file
 from forge_mcp.references import check_name
@@ -55,7 +56,11 @@ class ModelRegistry:
                 shutil.rmtree(target, ignore_errors=True)
             raise
 
-    async def promote(self, reference: str, stage: str, principal: str, gate: dict[str, str] | None) -> ModelVersion:
+    async def promote(self, reference: str, stage: str, principal: str, gate: dict[str, str] | None,
+                      confirm: Callable[[str], Awaitable[bool | None]] | None = None) -> ModelVersion:  # fmt: skip
+        """`confirm` asks the person behind the caller before a version goes to production or is
+        archived, once the move is known to be allowed; declined moves nothing, None (cannot
+        ask) goes on."""
         model = await self.repo.get(reference)
         if stage not in NEXT_STAGES[model.stage]:
             allowed = ", ".join(NEXT_STAGES[model.stage]) or "nowhere: archived is final"
@@ -64,6 +69,16 @@ class ModelRegistry:
         failures = check_gate(gate or {}, model.metrics, production.metrics if production else None)
         if failures:
             raise Conflict(f"gate: {model.id} stays {model.stage} — " + "; ".join(failures))
+        if stage in ("production", "archived") and confirm is not None:
+            if stage == "production":
+                replaced = (f"The current production version {production.id} will be archived." if production
+                            else f"No version of {model.name} is in production now.")  # fmt: skip
+                question, action = f"Promote {model.id} to production? {replaced}", "promoting {} to production"
+            else:
+                question, action = f"Archive {model.id} for good? Archived versions cannot be promoted again.", "archiving {}"
+            if await confirm(question) is False:
+                raise Conflict(f"confirmation: {action.format(model.id)} was declined; nothing moved, "
+                               f"{model.id} stays {model.stage}")  # fmt: skip
         reason = f"gate passed: {json.dumps(gate)}" if gate else "promoted"
         return await self.repo.move(model, stage, principal, reason)
 
@@ -84,6 +99,42 @@ class ModelRegistry:
         if not (folder / "config.json").is_file():
             raise InvalidArguments(f"base_model: {base_model} has no config.json; give a Hugging Face model folder")
         return {"label": str(base_model), "model_path": self.workspace.shown(folder), "model_id": None, "adapter_path": None}
+
+    async def base_target(self, model: str, field: str) -> dict[str, str | None]:
+        """The base model a registered version was trained from (or applies to), as an evaluate target."""
+        version = await self.repo.get(model)
+        if version.base_model is None:
+            raise InvalidArguments(f"{field}: {version.id} records no base model; give base_model, a local model folder")
+        return await self.evaluation_target(None, version.base_model)
+
+    async def weights(self, reference: str) -> tuple[ModelVersion, str, str | None]:
+        """(version, model folder, adapter folder or None): what a job loads for a version."""
+        version = await self.repo.get(reference)
+        if version.kind == "full":
+            return version, version.path, None
+        if version.base_model is None:
+            raise InvalidArguments(f"model: {version.id} is an adapter with no base model recorded")
+        self.workspace.resolve(version.base_model, field="model")
+        return version, version.base_model, version.path
+
+    async def publish_export(self, model_id: str, job_id: str, result: dict[str, Any]) -> ModelExport:
+        """Move a verified export from its job's folder into models/<name>/v<N>/exports/<key>
+        (replacing an older export of the same key) and index it."""
+        version = await self.repo.get(model_id)
+        key = result["format"] if result["format"] != "gguf" else f"gguf-{result['quantization']}"
+        source = self.workspace.root / result["path"]
+        target = self.workspace.root / version.path / "exports" / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        old = target.with_name(f".{key}.old-{uuid.uuid4().hex[:8]}")
+        if target.exists():
+            target.rename(old)
+        source.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        gguf = next((name for name in result["files"] if name.endswith(".gguf")), None)
+        return await self.repo.add_export(ModelExport(
+            model_id=version.id, key=key, format=result["format"], quantization=result.get("quantization"),
+            path=self.workspace.relative(target), file=gguf, job_id=job_id, verification=result["verification"],
+            created_at=time.time()))  # fmt: skip
 
     async def _from_job(self, job_id: str) -> dict[str, Any]:
         job = await self.jobs.get(job_id)

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from forge_mcp.errors import Conflict, NotFound
-from forge_mcp.models.records import ModelVersion
+from forge_mcp.models.records import ModelExport, ModelVersion
 from forge_mcp.references import parse_reference
 from forge_mcp.store import Store
 
@@ -94,3 +94,14 @@ class ModelRepository:
     async def history(self, model_id: str) -> list[dict[str, Any]]:
         rows = await self._store.fetchall("SELECT * FROM model_transitions WHERE model_id = ? ORDER BY at", (model_id,))
         return [dict(r) for r in rows]
+
+    async def add_export(self, export: ModelExport) -> ModelExport:
+        values = {**export.model_dump(), "verification": json.dumps(export.verification)}
+        async with self._store.transaction() as tx:
+            await tx.execute(f"INSERT OR REPLACE INTO model_exports ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+                             tuple(values.values()))  # fmt: skip
+        return export
+
+    async def exports(self, model_id: str) -> list[ModelExport]:
+        rows = await self._store.fetchall("SELECT * FROM model_exports WHERE model_id = ? ORDER BY key", (model_id,))
+        return [ModelExport.from_row(r) for r in rows]

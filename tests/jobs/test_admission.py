@@ -11,10 +11,10 @@ from forge_mcp.jobs.states import JobState
 _ids = itertools.count()
 
 
-def job(priority: int = 0, gpus: int = 0, memory_gb: float = 0.0, state: JobState = JobState.QUEUED) -> Job:
+def job(priority: int = 0, gpus: int = 0, memory_gb: float = 0.0, state: JobState = JobState.QUEUED, kind: str = "k") -> Job:
     n = next(_ids)
     return Job(
-        id=f"job_{n:08x}", kind="k", state=state, arguments={}, principal="p", priority=priority,
+        id=f"job_{n:08x}", kind=kind, state=state, arguments={}, principal="p", priority=priority,
         resources=Resources(gpus=gpus, memory_gb=memory_gb), attempt=0, max_attempts=2,
         progress=Progress(), created_at=float(n),
     )  # fmt: skip
@@ -57,3 +57,14 @@ def test_memory_budget_holds_but_an_oversized_job_may_run_alone() -> None:
     huge = job(memory_gb=50.0)
     assert admit([huge], [], capacity) == [huge]
     assert admit([huge], [job(memory_gb=1.0, state=JobState.RUNNING)], capacity) == []
+
+
+def test_services_have_their_own_slots_and_never_hold_up_training() -> None:
+    services = frozenset({"serve"})
+    cap = Capacity(gpu_slots=0, cpu_slots=1, memory_gb=100.0, service_slots=2)
+    running = [job(kind="serve", state=JobState.RUNNING), job(kind="train", state=JobState.RUNNING)]
+    queued = [job(kind="serve"), job(kind="serve"), job(kind="train")]
+    # One service slot is left; the CPU slot is taken by the running training job.
+    assert admit(queued, running, cap, services) == [queued[0]]
+    # A running service does not count against the CPU jobs.
+    assert admit([queued[2]], running[:1], cap, services) == [queued[2]]

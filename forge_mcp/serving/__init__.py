@@ -1,0 +1,1 @@
+"""Serving: model versions behind an OpenAI-compatible endpoint, as long-lived jobs."""

@@ -1,0 +1,42 @@
+"""What a running service is, as its job announces it and as serve_list shows it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SERVICE_FILE = "service.json"  # runs/<job>/service.json, written by the serving job when it listens
+Engine = Literal["llama_cpp", "transformers", "vllm", "mlx"]
+
+
+class Endpoint(BaseModel):
+    job_id: str
+    model: str = Field(description="The registered version served; also the `model` name requests use")
+    engine: Engine
+    url: str = Field(description="OpenAI-compatible base URL, e.g. http://127.0.0.1:PORT/v1")
+    api_key: str = Field(description="Bearer key this endpoint accepts")
+    pid: int
+    started_at: float
+
+
+class Service(BaseModel):
+    job_id: str
+    model: str
+    engine: str
+    state: Literal["starting", "serving", "stopped", "failed", "queued"]
+    url: str | None = None
+    healthy: bool | None = Field(None, description="Whether /health answered just now (serving services only)")
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+def read_endpoint(run_dir: Path) -> Endpoint | None:
+    """The endpoint a serving job announced, or None before it listens."""
+    try:
+        return Endpoint(**json.loads((run_dir / SERVICE_FILE).read_text()))
+    except (OSError, ValueError):
+        return None
