@@ -144,22 +144,25 @@ async def print_progress(done: float, total: float | None, message: str | None) 
 
 
 async def evaluate_and_register(client: Any, train_job: str) -> dict[str, Any]:
-    """Register the adapter, score it and its base on the held-out split (the same greedy
-    decoding for both), and promote it to staging through a gate on those scores."""
+    """Register the adapter, compare it with its base on the held-out split (model_compare:
+    the same rows and greedy decoding for both), and promote it to staging through a gate on
+    its scores."""
     registered = await client.call_tool("model_register", {"name": MODEL_NAME, "job_id": train_job})
     if registered.is_error:
         raise DemoFailed(f"model_register failed: {registered.content[0].text}")
     version = registered.structured_content["id"]
-    scores = {}
-    for label, target in (("base", {"base_model": "models/tiny"}), ("tuned", {"model": version})):
-        started = await client.call_tool("model_evaluate", {**target, "dataset": TASK_NAME, "split": "test", "max_new_tokens": 8})
-        print(f"model_evaluate ({label}) started job {started.structured_content['job_id']}", flush=True)
-        scores[label] = (await finished(client, started, f"model_evaluate {label}"))["result"]
+    started = await client.call_tool("model_compare", {"dataset": TASK_NAME, "model_a": version, "model_b": "base",
+                                                       "split": "test", "max_new_tokens": 8})  # fmt: skip
+    print(f"model_compare ({version} vs its base) started job {started.structured_content['job_id']}", flush=True)
+    comparison = (await finished(client, started, "model_compare"))["result"]
+    shown = await client.call_tool("model_compare_report", {"job_id": started.structured_content["job_id"]})
+    scores = {"base": comparison["b"], "tuned": comparison["a"]}
     gate = GATE
     promoted = await client.call_tool("model_promote", {"model": version, "stage": "staging", "gate": gate})
     if promoted.is_error:
         raise DemoFailed(f"model_promote failed: {promoted.content[0].text}")
-    return {"version": registered.structured_content, "scores": scores, "gate": gate, "promoted": promoted.structured_content}
+    return {"version": registered.structured_content, "scores": scores, "gate": gate, "promoted": promoted.structured_content,
+            "chart": comparison["chart"], "chart_images": sum(1 for c in shown.content if c.type == "image")}  # fmt: skip
 
 
 async def export_and_serve(client: Any) -> dict[str, Any]:
@@ -342,6 +345,7 @@ def evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
         lines.append(f"  example    {b['prompt'].strip()!r}: base {b['prediction']!r}, tuned {t['prediction']!r}")
     promoted = evaluation["promoted"]
     lines += [
+        f"  chart      {evaluation['chart']} (model_compare_report returned it as {evaluation['chart_images']} PNG image)",
         f"  registry   {version['id']} registered (lineage: {version['base_model']}, {version['dataset_id']}, job {version['job_id']})",
         f"  promote    {promoted['id']} → {promoted['stage']} through the gate {evaluation['gate']}",
     ]

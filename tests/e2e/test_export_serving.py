@@ -315,3 +315,21 @@ def test_vllm_runs_as_an_external_command_and_its_exit_fails_the_service(tmp_pat
         stopped = asyncio.run(call(live.url, "serve_stop", {"service": again.structured_content["job_id"]}))
         assert stopped.structured_content["state"] == "stopped"
         assert port_is_free(port) and not pid_alive(engine_pid)
+
+
+def test_mlx_serves_a_full_model_and_refuses_a_peft_adapter(served: tuple[ServerProcess, Path]) -> None:
+    live, _ = served
+    asyncio.run(call(live.url, "model_register", {"name": "mlx-plain", "path": "models/tiny"}))
+    refused = asyncio.run(call(live.url, "serve_start", {"model": "bot@v1", "engine": "mlx"}))
+    assert refused.is_error and "PEFT adapter, which mlx-lm cannot load" in refused.content[0].text
+    started = asyncio.run(call(live.url, "serve_start", {"model": "mlx-plain@v1", "engine": "mlx"}))
+    assert not started.is_error, started.content
+    service = started.structured_content
+    import openai
+
+    client = openai.OpenAI(base_url=service["url"], api_key=service["api_key"], max_retries=0, timeout=60)
+    answer = client.chat.completions.create(model="mlx-plain@v1", messages=[{"role": "user", "content": "What colour is the apple?"}],
+                                            max_tokens=12, temperature=0)  # fmt: skip
+    assert answer.choices[0].message.content == "The apple is orange."  # the tiny model's fact, through mlx-lm
+    stopped = asyncio.run(call(live.url, "serve_stop", {"service": service["job_id"]}))
+    assert stopped.structured_content["state"] == "stopped"
