@@ -9,7 +9,6 @@ Reads top to bottom: load the source, write the export, load it back and compare
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -20,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from forge_mcp.errors import ForgeError, InvalidArguments
 from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.training.checkpoints import file_sha256
 
 Format = Literal["adapter", "merged", "gguf"]
 Quantization = Literal["f16", "q8_0", "q4_k_m"]
@@ -101,7 +101,7 @@ def export(job: JobContext, model_id: str, model_path: Path, adapter_path: Path 
     files = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
     manifest = {"model": model_id, "format": fmt, "quantization": quantization if fmt == "gguf" else None,
                 "verification": verification.model_dump(), "created_at": time.time(),
-                "sha256": {name: _sha256(out / name) for name in files}, "versions": _versions(fmt)}  # fmt: skip
+                "sha256": {name: file_sha256(out / name) for name in files}, "versions": _versions(fmt)}  # fmt: skip
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     if not verification.passed:
         raise ForgeError(f"the {fmt} export disagrees with the source: top-1 next-token agreement "
@@ -238,14 +238,6 @@ def _push(folder: Path, repo_id: str) -> str:
         raise ForgeError(f"push_to_hub: uploading to {repo_id} failed ({type(exc).__name__}: {str(exc)[:200]}); "
                          "the verified export is kept in the job's folder") from None  # fmt: skip
     return f"https://huggingface.co/{repo_id}"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _versions(fmt: str) -> dict[str, str]:

@@ -105,11 +105,18 @@ def compare_job(job: JobContext, a: dict[str, Any], b: dict[str, Any], dataset_p
                           split, limit, Decoding(**decoding), _judge_in_worker(judge))  # fmt: skip
 
 
-async def _dataset(services: Services, dataset: str, split: str) -> dict[str, Any]:
+async def _scoring(services: Services, dataset: str, split: str, limit: int, max_new_tokens: int, judge_url: str | None,
+                   judge_model: str | None, judge_api_key_env: str | None) -> dict[str, Any]:
+    """What every scoring job gets: the rows (a prepared chat split), the decoding, the judge."""
     info = await services.datasets.repo.get(dataset)
     if info.kind != "messages" or split not in (info.report.get("splits") or {}):
         raise InvalidArguments(f"dataset: {info.id} must be a prepared chat (messages) dataset with a {split!r} split")
-    return {"dataset_path": info.path, "dataset_id": info.id, "split": split}
+    arguments = {"dataset_path": info.path, "dataset_id": info.id, "split": split, "limit": limit,
+                 "decoding": Decoding(max_new_tokens=max_new_tokens).model_dump()}  # fmt: skip
+    judge = await _judge(judge_url, judge_model, judge_api_key_env)
+    if judge is not None:
+        arguments["judge"] = judge
+    return arguments
 
 
 async def _judge(url: str | None, model: str | None, key_env: str | None) -> dict[str, Any] | None:
@@ -153,11 +160,8 @@ async def model_evaluate(
     them. Follow with job_wait."""
     require_extra("train", "model_evaluate")
     target = await services.models.evaluation_target(model, base_model)
-    arguments = {**target, **await _dataset(services, dataset, split), "limit": limit,
-                 "decoding": Decoding(max_new_tokens=max_new_tokens).model_dump()}  # fmt: skip
-    judge = await _judge(judge_url, judge_model, judge_api_key_env)
-    if judge is not None:
-        arguments["judge"] = judge
+    arguments = {**target, **await _scoring(services, dataset, split, limit, max_new_tokens, judge_url, judge_model,
+                                            judge_api_key_env)}  # fmt: skip
     return await services.jobs.submit("evaluate", arguments, principal.name)
 
 
@@ -196,11 +200,8 @@ async def model_compare(
         second = await services.models.evaluation_target(model_b, None)
     if (first["model_path"], first["adapter_path"]) == (second["model_path"], second["adapter_path"]):
         raise InvalidArguments(f"model_b: {second['label']} is the same model as model_a; compare two different models")
-    arguments = {"a": first, "b": second, **await _dataset(services, dataset, split), "limit": limit,
-                 "decoding": Decoding(max_new_tokens=max_new_tokens).model_dump()}  # fmt: skip
-    judge = await _judge(judge_url, judge_model, judge_api_key_env)
-    if judge is not None:
-        arguments["judge"] = judge
+    arguments = {"a": first, "b": second, **await _scoring(services, dataset, split, limit, max_new_tokens, judge_url,
+                                                           judge_model, judge_api_key_env)}  # fmt: skip
     return await services.jobs.submit("compare", arguments, principal.name)
 
 

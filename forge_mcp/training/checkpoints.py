@@ -13,7 +13,7 @@ from pathlib import Path
 MANIFEST = "forge_manifest.json"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -26,7 +26,7 @@ def write_manifest(folder: Path, step: int) -> None:
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
         with path.open("rb") as f:
             os.fsync(f.fileno())
-        files[str(path.relative_to(folder))] = _sha256(path)
+        files[str(path.relative_to(folder))] = file_sha256(path)
     temporary = folder / f".{MANIFEST}.tmp"
     with temporary.open("w") as f:
         json.dump({"step": step, "files": files}, f)
@@ -38,7 +38,7 @@ def write_manifest(folder: Path, step: int) -> None:
 def verify(folder: Path) -> bool:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        return all(_sha256(folder / name) == digest for name, digest in manifest["files"].items())
+        return all(file_sha256(folder / name) == digest for name, digest in manifest["files"].items())
     except (OSError, ValueError, KeyError):
         return False
 

@@ -140,6 +140,30 @@ def test_push_to_hub_offline_says_so_before_any_job(served: tuple[ServerProcess,
     assert all(j["arguments"].get("push_to_hub") is None for j in jobs["jobs"])
 
 
+def start_service(url: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """serve_start through MCP, and an OpenAI client for the endpoint it returned."""
+    import openai
+
+    started = asyncio.run(call(url, "serve_start", arguments))
+    assert not started.is_error, started.content
+    service = started.structured_content
+    return service, openai.OpenAI(base_url=service["url"], api_key=service["api_key"], max_retries=0, timeout=60)
+
+
+async def once_failed(url: str, job_id: str) -> dict[str, Any]:
+    """serve_list's entry for a service, once it shows as failed (bounded wait)."""
+    entry: dict[str, Any] = {}
+
+    async def failed() -> bool:
+        listed = await call(url, "serve_list", {"include_ended": True})
+        assert not listed.is_error, listed.content
+        entry.update(next((s for s in listed.structured_content["services"] if s["job_id"] == job_id), {}))
+        return entry.get("state") == "failed"
+
+    await until(failed, 30, f"service {job_id} to show as failed")
+    return entry
+
+
 async def stop_declined(url: str, job_id: str) -> Any:
     """serve_stop from a client whose user declines the confirmation."""
     from mcp.types import ElicitResult
@@ -179,15 +203,12 @@ def test_llama_cpp_service_answers_openai_and_litellm_then_stops_cleanly(served:
     live, home = served
     if not (home / "models/bot/v1/exports/gguf-q8_0").exists():
         asyncio.run(export(live.url, {"model": "bot@v1", "format": "gguf"}))
-    started = asyncio.run(call(live.url, "serve_start", {"model": "bot@v1", "engine": "llama_cpp"}))
-    assert not started.is_error, started.content
-    service = started.structured_content
+    service, client = start_service(live.url, {"model": "bot@v1", "engine": "llama_cpp"})
     assert service["url"].startswith("http://127.0.0.1:") and service["engine"] == "llama_cpp"
     port = int(service["url"].rsplit(":", 1)[1].split("/")[0])
 
     import openai
 
-    client = openai.OpenAI(base_url=service["url"], api_key=service["api_key"], max_retries=0, timeout=60)
     assert [m.id for m in client.models.list().data] == ["bot@v1"]
     answer = client.chat.completions.create(model="bot@v1", messages=[{"role": "user", "content": "Greet ann7."}],
                                             max_tokens=12, temperature=0)  # fmt: skip
@@ -222,12 +243,7 @@ def test_llama_cpp_service_answers_openai_and_litellm_then_stops_cleanly(served:
 
 def test_transformers_service_serves_the_adapter_unmerged_and_a_crash_marks_it_failed(served: tuple[ServerProcess, Path]) -> None:
     live, home = served
-    started = asyncio.run(call(live.url, "serve_start", {"model": "bot@v1", "engine": "transformers"}))
-    assert not started.is_error, started.content
-    service = started.structured_content
-    import openai
-
-    client = openai.OpenAI(base_url=service["url"], api_key=service["api_key"], max_retries=0, timeout=60)
+    service, client = start_service(live.url, {"model": "bot@v1", "engine": "transformers"})
     answer = client.chat.completions.create(model="bot@v1", messages=[{"role": "user", "content": "Greet bob3."}],
                                             max_tokens=10, temperature=0)  # fmt: skip
     streamed = client.chat.completions.create(model="bot@v1", messages=[{"role": "user", "content": "Greet bob3."}],
@@ -236,14 +252,7 @@ def test_transformers_service_serves_the_adapter_unmerged_and_a_crash_marks_it_f
     pid = json.loads((home / "runs" / service["job_id"] / "service.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
 
-    async def failed() -> bool:
-        listed = await call(live.url, "serve_list", {"include_ended": True})
-        assert not listed.is_error, listed.content
-        return any(s["job_id"] == service["job_id"] and s["state"] == "failed" for s in listed.structured_content["services"])
-
-    asyncio.run(until(failed, 30, "the killed service to show as failed"))
-    listed = asyncio.run(call(live.url, "serve_list", {"include_ended": True})).structured_content["services"]
-    entry = next(s for s in listed if s["job_id"] == service["job_id"])
+    entry = asyncio.run(once_failed(live.url, service["job_id"]))
     assert "signal 9" in entry["error"] and entry["url"] is None
     assert not asyncio.run(call(live.url, "serve_list", {})).structured_content["services"]  # not retried
 
@@ -301,13 +310,7 @@ def test_vllm_runs_as_an_external_command_and_its_exit_fails_the_service(tmp_pat
         engine_pid = json.loads((home / "runs" / service["job_id"] / "service.json").read_text())["pid"]
         os.kill(engine_pid, signal.SIGKILL)
 
-        async def failed() -> bool:
-            services = (await call(live.url, "serve_list", {"include_ended": True})).structured_content["services"]
-            return any(s["job_id"] == service["job_id"] and s["state"] == "failed" for s in services)
-
-        asyncio.run(until(failed, 30, "the service to fail once its external engine died"))
-        listed = asyncio.run(call(live.url, "serve_list", {"include_ended": True})).structured_content["services"]
-        assert "exited with code -9" in next(s for s in listed if s["job_id"] == service["job_id"])["error"]
+        assert "exited with code -9" in asyncio.run(once_failed(live.url, service["job_id"]))["error"]
 
         again = asyncio.run(call(live.url, "serve_start", {"model": "plain@v1", "engine": "vllm", "wait_s": 60}))
         port = int(again.structured_content["url"].rsplit(":", 1)[1].split("/")[0])
@@ -322,12 +325,7 @@ def test_mlx_serves_a_full_model_and_refuses_a_peft_adapter(served: tuple[Server
     asyncio.run(call(live.url, "model_register", {"name": "mlx-plain", "path": "models/tiny"}))
     refused = asyncio.run(call(live.url, "serve_start", {"model": "bot@v1", "engine": "mlx"}))
     assert refused.is_error and "PEFT adapter, which mlx-lm cannot load" in refused.content[0].text
-    started = asyncio.run(call(live.url, "serve_start", {"model": "mlx-plain@v1", "engine": "mlx"}))
-    assert not started.is_error, started.content
-    service = started.structured_content
-    import openai
-
-    client = openai.OpenAI(base_url=service["url"], api_key=service["api_key"], max_retries=0, timeout=60)
+    service, client = start_service(live.url, {"model": "mlx-plain@v1", "engine": "mlx"})
     answer = client.chat.completions.create(model="mlx-plain@v1", messages=[{"role": "user", "content": "What colour is the apple?"}],
                                             max_tokens=12, temperature=0)  # fmt: skip
     assert answer.choices[0].message.content == "The apple is orange."  # the tiny model's fact, through mlx-lm
