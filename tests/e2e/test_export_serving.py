@@ -331,3 +331,18 @@ def test_mlx_serves_a_full_model_and_refuses_a_peft_adapter(served: tuple[Server
     assert answer.choices[0].message.content == "The apple is orange."  # the tiny model's fact, through mlx-lm
     stopped = asyncio.run(call(live.url, "serve_stop", {"service": service["job_id"]}))
     assert stopped.structured_content["state"] == "stopped"
+
+
+def test_model_generate_refuses_bad_arguments_with_clear_errors(served: tuple[ServerProcess, Path]) -> None:
+    live, _ = served
+    cases = {
+        "model or service: give exactly one": {"prompt": "hi"},
+        "give exactly one": {"prompt": "hi", "model": "bot@v1", "service": "job_x"},
+        "'prompt'": {"prompt": "", "model": "bot@v1"},
+        "'max_tokens'": {"prompt": "hi", "model": "bot@v1", "max_tokens": 0},
+        "model_list": {"prompt": "hi", "model": "ghost@v3"},
+        "job_nope": {"prompt": "hi", "service": "job_nope"},
+    }
+    for needle, arguments in cases.items():
+        result = asyncio.run(call(live.url, "model_generate", arguments))
+        assert result.is_error and needle in result.content[0].text, (arguments, result.content)
