@@ -41,7 +41,8 @@ class ServeResult(BaseModel):
 
 
 def serve(job: JobContext, model_id: str, engine: str, model_path: Path, adapter_path: Path | None, gguf_file: Path | None,
-          port: int, context_length: int, external_command: list[str] | None, startup_timeout_s: float) -> ServeResult:  # fmt: skip
+          port: int, context_length: int, external_command: list[str] | None, startup_timeout_s: float,
+          threads: int | None = None) -> ServeResult:  # fmt: skip
     api_key = secrets.token_urlsafe(24)
     # -- port -------------------------------------------------------------------------
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -58,7 +59,7 @@ def serve(job: JobContext, model_id: str, engine: str, model_path: Path, adapter
         return _serve_external(job, endpoint, model_path, adapter_path, external_command or [], startup_timeout_s)
     # -- engine -----------------------------------------------------------------------
     job.progress(0, 2, f"loading {model_id} into {engine}")
-    chat_engine = _load(engine, model_id, model_path, adapter_path, gguf_file, context_length)
+    chat_engine = _load(engine, model_id, model_path, adapter_path, gguf_file, context_length, threads)
     # -- listen -----------------------------------------------------------------------
     import uvicorn
 
@@ -86,12 +87,17 @@ def serve(job: JobContext, model_id: str, engine: str, model_path: Path, adapter
         raise
 
 
-def _load(engine: str, model_id: str, model_path: Path, adapter_path: Path | None, gguf_file: Path | None, context: int) -> Any:
+def _load(engine: str, model_id: str, model_path: Path, adapter_path: Path | None, gguf_file: Path | None, context: int,
+          threads: int | None) -> Any:  # fmt: skip
     from forge_mcp.backends import serve_engines
 
     if engine == "llama_cpp":
         assert gguf_file is not None  # the tool resolved a GGUF export for this engine
-        return serve_engines.LlamaCppEngine(gguf_file, model_id, context, threads=None)
+        return serve_engines.LlamaCppEngine(gguf_file, model_id, context, threads)
+    if threads is not None and engine == "transformers":
+        import torch
+
+        torch.set_num_threads(threads)
     if engine == "mlx":
         return serve_engines.MlxEngine(model_path, adapter_path, model_id)
     return serve_engines.TransformersEngine(model_path, adapter_path, model_id)

@@ -50,12 +50,14 @@ class Generated(BaseModel):
 
 @toolset.job_kind("serve", resources=lambda a: Resources(gpus=a.get("gpus", 0), memory_gb=SERVICE_MEMORY_GB), service=True)
 def serve_job(job: JobContext, model_id: str, engine: str, model_path: str, adapter_path: str | None, gguf_file: str | None,
-              port: int, context_length: int, external_command: list[str] | None, startup_timeout_s: float, gpus: int = 0) -> Any:  # fmt: skip
+              port: int, context_length: int, external_command: list[str] | None, startup_timeout_s: float, gpus: int = 0,
+              threads: int | None = None) -> Any:  # fmt: skip
     from forge_mcp.backends.serve import serve
 
     root = job.workspace_root
     return serve(job, model_id, engine, root / model_path, root / adapter_path if adapter_path else None,
-                 root / gguf_file if gguf_file else None, port, context_length, external_command, startup_timeout_s)  # fmt: skip
+                 root / gguf_file if gguf_file else None, port, context_length, external_command, startup_timeout_s,
+                 threads)  # fmt: skip
 
 
 class GenerateJobResult(BaseModel):
@@ -80,6 +82,7 @@ async def serve_start(
     engine: Annotated[EngineChoice, Field(description="auto: vllm on a GPU when configured, llama_cpp when the version has a GGUF export, mlx on Apple silicon, else transformers")] = "auto",
     port: Annotated[int | None, Field(ge=1024, le=65535, description="Loopback port; default: a free one")] = None,
     context_length: Annotated[int, Field(ge=128, le=131_072, description="llama.cpp context window, in tokens")] = 2048,
+    threads: Annotated[int | None, Field(ge=1, le=512, description="CPU threads for generation; default: the engine's own (llama.cpp: half the logical cores)")] = None,
     wait_s: Annotated[float, Field(ge=1, le=900, description="How long to wait for the endpoint to answer")] = 180,
 ) -> ServiceStarted:
     """Starts a long-lived service that serves a registered version on 127.0.0.1 behind an
@@ -89,7 +92,7 @@ async def serve_start(
     vllm apply a LoRA adapter without merging it. The service runs until serve_stop; if
     its process dies it is marked failed (serve_list). Any OpenAI client works, e.g.
     litellm with model 'openai/<model>' and api_base <url>."""
-    arguments = await services.serving.arguments(model, engine, port, context_length)
+    arguments = await services.serving.arguments(model, engine, port, context_length, threads)
     handle = await services.jobs.submit("serve", arguments, principal.name)
     job, endpoint = await services.serving.wait_ready(handle.job_id, wait_s)
     if endpoint is None:

@@ -39,7 +39,8 @@ class ServingManager:
         self.jobs = jobs
         self.models = models
 
-    async def arguments(self, model: str, engine: str, port: int | None, context_length: int) -> dict[str, Any]:
+    async def arguments(self, model: str, engine: str, port: int | None, context_length: int,
+                        threads: int | None = None) -> dict[str, Any]:  # fmt: skip
         """What a serve job runs: the version's weights, the engine (auto resolved) and, for
         llama.cpp, the GGUF export to load."""
         version, model_path, adapter_path = await self.models.weights(model)
@@ -66,7 +67,7 @@ class ServingManager:
             require_extra("train", "engine transformers")
         return {"model_id": version.id, "engine": engine, "model_path": model_path, "adapter_path": adapter_path,
                 "gguf_file": f"{gguf.path}/{gguf.file}" if engine == "llama_cpp" and gguf else None,
-                "port": port or 0, "context_length": context_length,
+                "port": port or 0, "context_length": context_length, "threads": threads,
                 "external_command": self.settings.vllm_command if engine == "vllm" else None,
                 "gpus": 1 if engine == "vllm" and _gpu_count() > 0 else 0,
                 "startup_timeout_s": self.settings.serve_startup_timeout_s}  # fmt: skip

@@ -203,7 +203,7 @@ def test_llama_cpp_service_answers_openai_and_litellm_then_stops_cleanly(served:
     live, home = served
     if not (home / "models/bot/v1/exports/gguf-q8_0").exists():
         asyncio.run(export(live.url, {"model": "bot@v1", "format": "gguf"}))
-    service, client = start_service(live.url, {"model": "bot@v1", "engine": "llama_cpp"})
+    service, client = start_service(live.url, {"model": "bot@v1", "engine": "llama_cpp", "threads": 2})
     assert service["url"].startswith("http://127.0.0.1:") and service["engine"] == "llama_cpp"
     port = int(service["url"].rsplit(":", 1)[1].split("/")[0])
 
@@ -346,3 +346,23 @@ def test_model_generate_refuses_bad_arguments_with_clear_errors(served: tuple[Se
     for needle, arguments in cases.items():
         result = asyncio.run(call(live.url, "model_generate", arguments))
         assert result.is_error and needle in result.content[0].text, (arguments, result.content)
+
+
+def test_a_service_outlives_a_server_crash_and_the_restarted_server_adopts_it(tmp_path: Path, tiny_model: Path) -> None:
+    home = tmp_path / "ws"
+    shutil.copytree(tiny_model, home / "models" / "tiny")
+    first = ServerProcess(home)
+    with first:
+        asyncio.run(call(first.url, "model_register", {"name": "plain", "path": "models/tiny"}))
+        service, client = start_service(first.url, {"model": "plain@v1", "engine": "transformers"})
+        first.process.kill()  # type: ignore[union-attr]  # kill -9: no shutdown of any kind
+        first.process.wait()  # type: ignore[union-attr]
+    question = [{"role": "user", "content": "What colour is the apple?"}]
+    assert client.chat.completions.create(model="plain@v1", messages=question).choices[0].message.content == "The apple is orange."
+    with ServerProcess(home) as second:
+        listed = asyncio.run(call(second.url, "serve_list", {})).structured_content["services"]
+        assert [(s["job_id"], s["state"], s["healthy"]) for s in listed] == [(service["job_id"], "serving", True)]
+        stopped = asyncio.run(call(second.url, "serve_stop", {"service": service["job_id"]}))
+        assert stopped.structured_content["state"] == "stopped"
+        port = int(service["url"].rsplit(":", 1)[1].split("/")[0])
+        assert port_is_free(port)
