@@ -88,13 +88,8 @@ class ModelRegistry:
         if (model is None) == (base_model is None):
             raise InvalidArguments("model or base_model: give exactly one — a registered version, or a local model folder")
         if model is not None:
-            version = await self.repo.get(model)
-            base = version.base_model if version.kind == "adapter" else version.path
-            if base is None:
-                raise InvalidArguments(f"model: {version.id} is an adapter with no base model recorded")
-            self.workspace.resolve(base, field="model")
-            return {"label": version.id, "model_path": base, "model_id": version.id,
-                    "adapter_path": version.path if version.kind == "adapter" else None}  # fmt: skip
+            version, model_path, adapter_path = await self.weights(model)
+            return {"label": version.id, "model_path": model_path, "model_id": version.id, "adapter_path": adapter_path}
         folder = self.workspace.resolve(base_model, field="base_model")
         if not (folder / "config.json").is_file():
             raise InvalidArguments(f"base_model: {base_model} has no config.json; give a Hugging Face model folder")

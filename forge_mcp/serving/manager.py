@@ -85,29 +85,35 @@ class ServingManager:
     async def wait_ready(self, job_id: str, timeout_s: float) -> tuple[Job, Endpoint | None]:
         """Until the service answers /health, fails, or `timeout_s` passes."""
         deadline = time.monotonic() + timeout_s
-        while True:
-            job = await self.jobs.repo.get(job_id)
-            endpoint = read_endpoint(self.workspace.root / "runs" / job_id)
-            if job.terminal:
-                return job, None
-            if endpoint is not None and job.state is JobState.RUNNING and await healthy(endpoint):
-                return job, endpoint
-            if time.monotonic() > deadline:
-                return job, None
-            await asyncio.sleep(READY_POLL_S)
+        async with _health_client() as client:  # one client for every probe: building one loads TLS certificates
+            while True:
+                job = await self.jobs.repo.get(job_id)
+                endpoint = read_endpoint(self.workspace.root / "runs" / job_id)
+                if job.terminal:
+                    return job, None
+                if endpoint is not None and job.state is JobState.RUNNING and await healthy(endpoint, client):
+                    return job, endpoint
+                if time.monotonic() > deadline:
+                    return job, None
+                await asyncio.sleep(READY_POLL_S)
 
     async def list(self, include_ended: bool, limit: int) -> list[Service]:
         states = () if include_ended else (JobState.QUEUED, JobState.RUNNING)
         jobs = await self.jobs.repo.list(states, kind=SERVE_KIND, limit=limit)
-        return list(await asyncio.gather(*(self.describe(job) for job in jobs)))
+        async with _health_client() as client:
+            return list(await asyncio.gather(*(self._describe(job, client) for job in jobs)))
 
     async def describe(self, job: Job) -> Service:
+        async with _health_client() as client:
+            return await self._describe(job, client)
+
+    async def _describe(self, job: Job, client: httpx.AsyncClient) -> Service:
         endpoint = read_endpoint(self.workspace.root / "runs" / job.id)
         state = {JobState.QUEUED: "queued", JobState.CANCELED: "stopped", JobState.FAILED: "failed",
                  JobState.SUCCEEDED: "stopped"}.get(job.state, "serving" if endpoint else "starting")  # fmt: skip
         return Service(job_id=job.id, model=job.arguments.get("model_id", "?"), engine=job.arguments.get("engine", "?"),
                        state=state, url=endpoint.url if endpoint and state == "serving" else None,
-                       healthy=await healthy(endpoint) if endpoint and state == "serving" else None,
+                       healthy=await healthy(endpoint, client) if endpoint and state == "serving" else None,
                        error=job.error if job.state is JobState.FAILED else None,
                        started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip
 
@@ -133,10 +139,13 @@ class ServingManager:
         return None
 
 
-async def healthy(endpoint: Endpoint) -> bool:
+def _health_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S)
+
+
+async def healthy(endpoint: Endpoint, client: httpx.AsyncClient) -> bool:
     try:
-        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S) as client:
-            return (await client.get(endpoint.url.removesuffix("/v1") + "/health")).status_code == 200
+        return (await client.get(endpoint.url.removesuffix("/v1") + "/health")).status_code == 200
     except httpx.HTTPError:
         return False
 
