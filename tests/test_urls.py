@@ -43,3 +43,26 @@ def test_other_schemes_credentials_and_metadata_addresses_are_refused(url: str, 
     with pytest.raises(InvalidArguments, match="^judge_url: ") as refused:
         check_outbound_url(url, "judge_url")
     assert problem in refused.value.message
+
+
+@pytest.mark.parametrize("host", [
+    "[::ffff:a9fe:a9fe]",  # IPv4-mapped, in hex
+    "[2002:a9fe:a9fe::1]",  # 6to4
+    "[2001:0:a9fe:a9fe::1]",  # Teredo, the metadata address as its server
+    "[2001:0:4136:e378:8000:63bf:5601:5601]",  # Teredo, as its (bit-inverted) client
+    "[64:ff9b::a9fe:a9fe]",  # NAT64, the well-known prefix
+    "[64:ff9b::169.254.169.254]",  # the same, in dotted form
+    "[64:ff9b:1::a9fe:a9fe]",  # NAT64, a local-use /96 prefix
+    "[64:ff9b:1:a9fe:a9:fe00::]",  # NAT64, a local-use /48 prefix (RFC 6052 layout, "u" octet skipped)
+    "[::a9fe:a9fe]",  # IPv4-compatible
+    "[::169.254.169.254]",
+])  # fmt: skip
+def test_ipv6_forms_that_carry_the_metadata_address_are_refused(host: str) -> None:
+    with pytest.raises(InvalidArguments, match="^judge_url: ") as refused:
+        check_outbound_url(f"http://{host}/latest/meta-data/", "judge_url")
+    assert "is a link-local or cloud-metadata address (169.254.169.254)" in refused.value.message
+
+
+@pytest.mark.parametrize("host", ["[2002:808:808::1]", "[2001:0:4136:e378:8000:63bf:f7f7:f7f7]", "[2606:4700::1111]"])
+def test_ipv6_forms_that_carry_a_public_address_still_pass(host: str) -> None:
+    assert check_outbound_url(f"http://{host}:8000/v1", "judge_url") == f"http://{host}:8000/v1"
