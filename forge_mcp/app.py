@@ -57,7 +57,7 @@ class ForgeApp:
         kinds = {kind.name: kind for toolset in toolsets for kind in toolset.job_kinds}
         self.jobs = JobEngine(
             JobRepository(self.store),
-            LocalExecutor(self.workspace.root),
+            LocalExecutor(self.workspace.root, self.workspace.import_roots),
             self.job_bus,
             kinds,
             self.workspace.root / "runs",

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -53,12 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("client", choices=sorted(CLIENT_CONFIGS), help="which client the config is for")
     client.add_argument("--url", default="http://127.0.0.1:8765/mcp/", help="server URL for the HTTP variants")
     client.add_argument("--key", default="<your forge API key>", help="API key for the HTTP variants")
+    client.add_argument("--import-root", action="append", type=Path, default=[], metavar="DIR",
+                        help="a folder outside the workspace that tools may read (datasets, models); repeat for more. "
+                        "Written as FORGE_IMPORT_ROOTS into stdio configs; for HTTP it is a setting of the server")  # fmt: skip
 
     keys = sub.add_parser("keys", help="manage API keys for HTTP clients")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_sub.add_parser("create", help="create a key and print it (once)")
     create.add_argument("--name", required=True, help="a name for the key's holder, e.g. cursor-laptop")
-    create.add_argument("--scopes", default="read", help="comma-separated: read,train,admin (default read)")
+    create.add_argument("--scopes", default="read", help="read, train or admin (default read); each includes the ones "
+                        "before it: read = look and follow, train = also start, cancel and resume its own jobs, "
+                        "admin = everything, every key's jobs included")  # fmt: skip
     keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
@@ -109,7 +115,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dev":
         return _tiny_model(args.path, args.seed, args.steps)
     if args.command == "client-config":
-        print(json.dumps(client_config(args.client, settings.home, args.url, args.key), indent=2))
+        print(json.dumps(client_config(args.client, settings.home, args.url, args.key, args.import_root), indent=2))
+        if args.import_root and CLIENT_CONFIGS[args.client] == "http":
+            print(f"note: an HTTP client reads through the server, so import roots are the server's setting: start "
+                  f"`forge-mcp serve` with FORGE_IMPORT_ROOTS={_import_roots_value(args.import_root)}", file=sys.stderr)
         return 0
     return asyncio.run(_keys(settings, args))
 
@@ -175,10 +184,11 @@ async def _call(settings: Any, name: str, raw_args: str, *, wait: bool) -> int:
     return 0
 
 
-def client_config(client: str, home: Path, url: str, key: str) -> dict[str, Any]:
+def client_config(client: str, home: Path, url: str, key: str, import_roots: Sequence[Path] = ()) -> dict[str, Any]:
     """The `mcpServers` block Claude Desktop (claude_desktop_config.json) and Cursor
     (~/.cursor/mcp.json) read; stdio variants use absolute paths, since those apps start
-    the server from their own working directory."""
+    the server from their own working directory, and carry the import roots."""
+    value = _import_roots_value(import_roots)  # checked for every variant: a typo is caught either way
     if CLIENT_CONFIGS[client] == "http":
         entry: dict[str, Any] = {"url": url, "headers": {"Authorization": f"Bearer {key}"}}
     else:
@@ -189,7 +199,24 @@ def client_config(client: str, home: Path, url: str, key: str) -> dict[str, Any]
             "args": [*command[1:], "stdio"],
             "env": {"FORGE_HOME": str(home.expanduser().resolve())},
         }
+        if value:
+            entry["env"]["FORGE_IMPORT_ROOTS"] = value
     return {"mcpServers": {"forge": entry}}
+
+
+def _import_roots_value(import_roots: Sequence[Path]) -> str:
+    """FORGE_IMPORT_ROOTS for these folders: absolute, existing, joined like PATH."""
+    from forge_mcp.errors import InvalidArguments
+
+    resolved = []
+    for folder in import_roots:
+        path = folder.expanduser().resolve()
+        if not path.is_dir():
+            raise InvalidArguments(f"--import-root: {folder} is not a folder; give an existing folder to read from")
+        if os.pathsep in str(path):
+            raise InvalidArguments(f"--import-root: {folder} contains {os.pathsep!r}, which separates the folders; rename it")
+        resolved.append(str(path))
+    return os.pathsep.join(dict.fromkeys(resolved))
 
 
 def _tools(settings: Any) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import threading
 import traceback
@@ -19,6 +20,7 @@ from forge_mcp.errors import ForgeError
 from forge_mcp.jobs.constants import HEARTBEAT_S, RUN_EVENTS, RUN_SPEC
 from forge_mcp.jobs.events import EventWriter
 from forge_mcp.jobs.kinds import JobCanceled, JobContext, JobKind
+from forge_mcp.workspace import Workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELED, EXIT_USAGE = 0, 1, 143, 2
 ERROR_MESSAGE_MAX = 600
@@ -55,13 +57,22 @@ def main(argv: list[str]) -> int:
         events.emit("error", reason=exc.code, message=exc.message)
         return EXIT_FAILED
     except Exception as exc:  # the job's own bug or its library's: the traceback goes to the log
+        ref = secrets.token_hex(4)
+        print(f"[forge worker] unexpected error, ref {ref}:", flush=True)
         traceback.print_exc()
-        message = f"{type(exc).__name__}: {exc}"[:ERROR_MESSAGE_MAX]
-        events.emit("error", reason="worker_error", message=f"{message} (job_logs has the traceback)")
+        events.emit("error", reason="worker_error", message=caller_message(exc, ref, job.workspace))
         return EXIT_FAILED
     finally:
         stop_heartbeat.set()
         events.close()
+
+
+def caller_message(exc: Exception, ref: str, workspace: Workspace) -> str:
+    """What a client reads about an unexpected failure: the library's words with workspace
+    paths made relative and other host paths cut short; no class names, no traceback (both
+    stay in the run log under the same ref)."""
+    detail = workspace.scrub(" ".join(str(exc).split()))[:ERROR_MESSAGE_MAX] or "no detail"
+    return f"the job stopped on an unexpected error (ref {ref}): {detail}; job_logs shows the traceback"
 
 
 def _beat(events: EventWriter, stop: threading.Event, every_s: float) -> None:

@@ -7,17 +7,22 @@ followed. Refusals never echo host paths back: they name the argument and the fi
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from forge_mcp.errors import PathRefused
+from forge_mcp.confinement import check_tree, copy_tree
+from forge_mcp.errors import InvalidArguments, PathRefused
 
 DATABASE_NAME = "forge.db"
 SUBDIRS = ("datasets", "runs", "models")
 MAX_PATH_CHARS = 1024
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+# An absolute path inside an error message: up to the next quote, space or bracket.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:-])/[^\s'\"`<>|:;,()\[\]{}]*")
+IMPORT_ROOTS_ENV = "FORGE_IMPORT_ROOTS"  # also how a worker learns the server's import roots
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,13 @@ class Workspace:
     def __init__(self, root: Path, import_roots: list[Path] | tuple[Path, ...] = ()) -> None:
         self.root = root.expanduser().resolve()
         self.import_roots = tuple(p.expanduser().resolve() for p in import_roots)
+
+    @classmethod
+    def for_worker(cls, root: Path) -> Workspace:
+        """The workspace as a job's worker sees it: the executor passes the server's import roots
+        in FORGE_IMPORT_ROOTS, so the worker checks paths against the same roots."""
+        roots = [Path(part) for part in os.environ.get(IMPORT_ROOTS_ENV, "").split(os.pathsep) if part]
+        return cls(root, roots)
 
     @property
     def database_path(self) -> Path:
@@ -48,30 +60,40 @@ class Workspace:
 
         return WorkspaceCounts(datasets=count("datasets"), runs=count("runs"), models=count("models"))
 
+    @property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        """Where client-given paths may lead: the workspace, then each import root."""
+        return (self.root, *self.import_roots)
+
     def resolve(self, raw: object, *, field: str = "path", allow_import_roots: bool = True) -> Path:
         """Resolve a client-given path, or raise PathRefused naming `field`.
 
-        Relative paths are taken from the workspace root. Absolute paths are allowed
-        only inside an import root (when `allow_import_roots`). `..` segments, URL
-        escapes, backslashes, `~`, control characters and symlinks that leave the
-        allowed roots are all refused.
+        Relative paths are taken from the workspace root. Absolute paths are allowed when
+        they resolve inside the workspace, or inside an import root (when
+        `allow_import_roots`). `..` segments, URL escapes, backslashes, `~`, control
+        characters and symlinks that leave the allowed roots are all refused.
         """
         text = _check_syntax(raw, field)
-        candidate = PurePosixPath(text)
-        if candidate.is_absolute():
-            if not allow_import_roots or not self.import_roots:
+        roots = self.allowed_roots if allow_import_roots else (self.root,)
+        if PurePosixPath(text).is_absolute():
+            given = Path(text)
+            resolved = given.resolve()
+            if any(resolved.is_relative_to(root) for root in roots):
+                return resolved
+            if any(given.is_relative_to(root) for root in roots):
                 raise PathRefused(
-                    f"argument '{field}': absolute paths are not accepted here; "
-                    "give a path relative to the workspace"
+                    f"argument '{field}': the path leaves the workspace and every import root through a symbolic "
+                    "link; give a path to the real file inside them"
                 )
-            resolved = Path(text).resolve()
-            if not any(resolved.is_relative_to(root) for root in self.import_roots):
-                raise PathRefused(
-                    f"argument '{field}': the path is outside the workspace and every import root; "
-                    "copy the file into an import root or the workspace, or ask the operator to add its folder "
-                    "to import_roots"
-                )
-            return resolved
+            if not allow_import_roots:
+                raise PathRefused(f"argument '{field}': the path is outside the workspace, and import roots do not apply "
+                                  "here; give a path inside the workspace")  # fmt: skip
+            raise PathRefused(
+                f"argument '{field}': the path is outside the workspace" + (" and every import root" if self.import_roots else "")
+                + "; give a path relative to the workspace, copy the file into it, or have the operator add its "
+                f"folder to the import roots: the {IMPORT_ROOTS_ENV} setting (folders separated by '{os.pathsep}'), "
+                "which `forge-mcp client-config --import-root DIR` writes into a client's config"
+            )
         resolved = (self.root / text).resolve()
         if not resolved.is_relative_to(self.root):
             raise PathRefused(
@@ -79,6 +101,56 @@ class Workspace:
                 "give a path to a real file inside the workspace"
             )
         return resolved
+
+    def resolve_tree(self, raw: object, *, field: str) -> Path:
+        """Resolve a file or folder a reader will open, such as a model or tokenizer folder, and
+        check every entry inside it (config.json, weights, ...) the same way; it must exist."""
+        path = self.resolve(raw, field=field)
+        if not path.exists():
+            raise InvalidArguments(
+                f"argument '{field}': nothing exists at {raw}; give a file or folder relative to the workspace "
+                "(or inside an import root)"
+            )
+        self.check_tree(path, field=field)
+        return path
+
+    def check_tree(self, path: Path, *, field: str) -> None:
+        """Refuse `path` when any entry inside it leads outside the allowed roots (see confinement.py)."""
+        check_tree(path, self.allowed_roots, field)
+
+    def copy_tree(self, source: Path, target: Path, *, field: str) -> None:
+        """Copy a checked folder into a new workspace folder without following links out."""
+        self.writable(target)
+        copy_tree(source, target, self.allowed_roots, field)
+
+    def writable(self, path: Path) -> Path:
+        """`path` (a folder or file under the workspace the server is about to write) when no
+        link on its way leads out of the workspace; datasets/<name>, models/<name> or runs/<job>
+        planted as a link to elsewhere would otherwise receive the writes."""
+        shown = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else path.name
+        if not path.resolve().is_relative_to(self.root):
+            raise PathRefused(
+                f"the workspace folder {shown} leads outside the workspace through a symbolic link, and forge-mcp "
+                "writes only inside the workspace; remove the link, then try again"
+            )
+        return path
+
+    def scrub(self, text: str) -> str:
+        """A message for clients: workspace paths made relative, other host paths cut to their
+        last part; import roots stay (the operator allowlisted them, and callers name them)."""
+
+        def shorten(match: re.Match[str]) -> str:
+            found = match.group(0)
+            path = Path(found)
+            if path == self.root:
+                return "."
+            if path.is_relative_to(self.root):
+                return path.relative_to(self.root).as_posix()
+            if any(path.is_relative_to(root) for root in self.import_roots):
+                return found
+            return f".../{path.name}" if path.name else "..."
+
+        return _ABSOLUTE_PATH.sub(shorten, text)
 
     def shown(self, path: Path) -> str:
         """How a resolved path is stored and shown: relative inside the workspace, as given

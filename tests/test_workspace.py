@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forge_mcp.errors import PathRefused
+from forge_mcp.errors import ForgeError, PathRefused
 from forge_mcp.workspace import Workspace
 
 TRAVERSAL_PAYLOADS = [
@@ -121,7 +121,7 @@ def test_import_roots_can_be_turned_off_per_call(tmp_path: Path) -> None:
     root = tmp_path / "imports"
     root.mkdir()
     ws = Workspace(tmp_path / "ws", import_roots=[root])
-    with pytest.raises(PathRefused, match="absolute paths are not accepted"):
+    with pytest.raises(PathRefused, match="import roots do not apply here"):
         ws.resolve(str(root / "x"), allow_import_roots=False)
 
 
@@ -135,3 +135,46 @@ def test_counts_reflect_workspace_folders(workspace: Workspace) -> None:
     (workspace.root / "runs" / "r2").mkdir()
     counts = workspace.counts()
     assert (counts.datasets, counts.runs, counts.models) == (1, 2, 0)
+
+
+def test_absolute_path_inside_the_workspace_is_accepted(workspace: Workspace) -> None:
+    (workspace.root / "datasets" / "train.jsonl").write_text("{}")
+    assert workspace.resolve(str(workspace.root / "datasets" / "train.jsonl")) == workspace.root / "datasets" / "train.jsonl"
+
+
+def test_absolute_path_outside_names_the_way_out_without_echoing_it(workspace: Workspace, tmp_path: Path) -> None:
+    with pytest.raises(PathRefused) as refused:
+        workspace.resolve(str(tmp_path / "outside" / "passwd"), field="spec.base_model")
+    message = refused.value.message
+    assert message.startswith("argument 'spec.base_model': the path is outside the workspace;")
+    assert "FORGE_IMPORT_ROOTS" in message and "client-config --import-root DIR" in message
+    assert str(tmp_path) not in message
+
+
+def test_absolute_path_through_a_link_out_is_refused(workspace: Workspace) -> None:
+    with pytest.raises(PathRefused, match="through a symbolic link"):
+        workspace.resolve(str(workspace.root / "link-out" / "passwd"))
+
+
+def test_resolve_tree_refuses_a_missing_path_naming_the_argument(workspace: Workspace) -> None:
+    with pytest.raises(ForgeError, match="argument 'tokenizer_path': nothing exists at no-such-tokenizer"):
+        workspace.resolve_tree("no-such-tokenizer", field="tokenizer_path")
+
+
+def test_writable_refuses_a_workspace_folder_that_links_out(workspace: Workspace, tmp_path: Path) -> None:
+    os.symlink(tmp_path / "outside", workspace.root / "datasets" / "evil")
+    with pytest.raises(PathRefused) as refused:
+        workspace.writable(workspace.root / "datasets" / "evil" / "v1")
+    assert "datasets/evil/v1 leads outside the workspace" in refused.value.message
+    assert str(tmp_path) not in refused.value.message
+    assert workspace.writable(workspace.root / "datasets" / "fine" / "v1") == workspace.root / "datasets" / "fine" / "v1"
+
+
+def test_scrub_makes_workspace_paths_relative_and_cuts_other_host_paths(tmp_path: Path) -> None:
+    root = tmp_path / "imports"
+    root.mkdir()
+    ws = Workspace(tmp_path / "ws", import_roots=[root])
+    text = (f"Can't load tokenizer for '{ws.root}/no-such-tokenizer'. In {ws.root}: see /usr/lib/python3/site.py "
+            f"and {root}/data.jsonl, or http://127.0.0.1:8000/v1")
+    assert ws.scrub(text) == ("Can't load tokenizer for 'no-such-tokenizer'. In .: see .../site.py "
+                              f"and {root}/data.jsonl, or http://127.0.0.1:8000/v1")

@@ -119,7 +119,8 @@ async def dataset_inspect(
     info = await services.datasets.repo.get(dataset)
     tokenizer = None
     if tokenizer_path is not None:
-        tokenizer = await asyncio.to_thread(_load_tokenizer, services.workspace.resolve(tokenizer_path, field="tokenizer_path"))
+        folder = await asyncio.to_thread(services.workspace.resolve_tree, tokenizer_path, field="tokenizer_path")
+        tokenizer = await asyncio.to_thread(_load_tokenizer, folder)
     if sample_rows is None and info.rows > AUTO_SAMPLE_ROWS:
         sample_rows = AUTO_SAMPLE_ROWS
     inspection, lengths = await asyncio.to_thread(
@@ -177,7 +178,10 @@ def prepare_job(
 ) -> PrepareOutcome:
     staging = job.run_dir / "output"
     staging.mkdir(exist_ok=True)
-    return prepare(job, job.workspace_root / dataset_path, DatasetKind(kind), staging, PrepareOptions(**options), rows)
+    checked = PrepareOptions(**options)
+    if checked.tokenizer_path is not None:  # stored relative; checked again here, where it is read
+        checked.tokenizer_path = str(job.workspace.resolve_tree(checked.tokenizer_path, field="tokenizer_path"))
+    return prepare(job, job.workspace_root / dataset_path, DatasetKind(kind), staging, checked, rows)
 
 
 @toolset.capability(scope="train", title="Prepare a dataset", long_running=True)
@@ -218,7 +222,10 @@ async def dataset_prepare(
                                + ", ".join(c.name for c in info.columns))  # fmt: skip
     if test_fraction + validation_fraction >= 1:
         raise InvalidArguments("test_fraction + validation_fraction must leave rows for training (sum below 1)")
-    tokenizer = str(services.workspace.resolve(tokenizer_path, field="tokenizer_path")) if tokenizer_path else None
+    tokenizer = None
+    if tokenizer_path is not None:  # checked now, stored as the caller sees it (relative), checked again in the job
+        folder = await asyncio.to_thread(services.workspace.resolve_tree, tokenizer_path, field="tokenizer_path")
+        tokenizer = services.workspace.shown(folder)
     if tokenizer is not None:
         require_extra("train", "the chat-template check")
     options = PrepareOptions(

@@ -69,11 +69,13 @@ async def _store_comparison(services: Services, job: Any, result: dict[str, Any]
     return result
 
 
-def _target(root: Path, values: dict[str, Any]) -> Target:
+def _target(job: JobContext, values: dict[str, Any]) -> Target:
+    """The folders to load, checked again where they are read (links can change after submission)."""
     from forge_mcp.backends.evaluate import Target
 
-    adapter = values.get("adapter_path")
-    return Target(values["label"], root / values["model_path"], root / adapter if adapter else None)
+    workspace, adapter = job.workspace, values.get("adapter_path")
+    return Target(values["label"], workspace.resolve_tree(values["model_path"], field="model"),
+                  workspace.resolve_tree(adapter, field="model") if adapter else None)  # fmt: skip
 
 
 def _judge_in_worker(judge: dict[str, Any] | None) -> JudgeConfig | None:
@@ -90,7 +92,7 @@ def evaluate_job(job: JobContext, label: str, model_path: str, adapter_path: str
     from forge_mcp.backends.evaluate import evaluate
 
     root = job.workspace_root
-    target = _target(root, {"label": label, "model_path": model_path, "adapter_path": adapter_path})
+    target = _target(job, {"label": label, "model_path": model_path, "adapter_path": adapter_path})
     return evaluate(job, target, root / dataset_path / "data.parquet", dataset_id, split, limit, Decoding(**decoding),
                     _judge_in_worker(judge))  # fmt: skip
 
@@ -101,7 +103,7 @@ def compare_job(job: JobContext, a: dict[str, Any], b: dict[str, Any], dataset_p
     from forge_mcp.backends.evaluate import compare_models
 
     root = job.workspace_root
-    return compare_models(job, _target(root, a), _target(root, b), root / dataset_path / "data.parquet", dataset_id,
+    return compare_models(job, _target(job, a), _target(job, b), root / dataset_path / "data.parquet", dataset_id,
                           split, limit, Decoding(**decoding), _judge_in_worker(judge))  # fmt: skip
 
 

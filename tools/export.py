@@ -38,8 +38,9 @@ def export_job(job: JobContext, model_id: str, model_path: str, adapter_path: st
                quantization: Quantization | None, push_to_hub: str | None = None, weight_bytes: int = 0) -> ExportResult:  # fmt: skip
     from forge_mcp.backends.export import export
 
-    root = job.workspace_root
-    return export(job, model_id, root / model_path, root / adapter_path if adapter_path else None, format, quantization,
+    workspace = job.workspace  # the folders are checked again where they are read
+    return export(job, model_id, workspace.resolve_tree(model_path, field="model"),
+                  workspace.resolve_tree(adapter_path, field="model") if adapter_path else None, format, quantization,
                   push_to_hub)  # fmt: skip
 
 

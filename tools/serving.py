@@ -54,8 +54,9 @@ def serve_job(job: JobContext, model_id: str, engine: str, model_path: str, adap
               threads: int | None = None) -> Any:  # fmt: skip
     from forge_mcp.backends.serve import serve
 
-    root = job.workspace_root
-    return serve(job, model_id, engine, root / model_path, root / adapter_path if adapter_path else None,
+    root, workspace = job.workspace_root, job.workspace  # the folders are checked again where they are read
+    return serve(job, model_id, engine, workspace.resolve_tree(model_path, field="model"),
+                 workspace.resolve_tree(adapter_path, field="model") if adapter_path else None,
                  root / gguf_file if gguf_file else None, port, context_length, external_command, startup_timeout_s,
                  threads)  # fmt: skip
 
@@ -69,8 +70,9 @@ def generate_job(job: JobContext, model_id: str, model_path: str, adapter_path: 
     from forge_mcp.backends.serve_engines import TransformersEngine
     from forge_mcp.serving.openai_app import ChatRequest
 
-    root = job.workspace_root
-    engine = TransformersEngine(root / model_path, root / adapter_path if adapter_path else None, model_id)
+    workspace = job.workspace  # the folders are checked again where they are read
+    engine = TransformersEngine(workspace.resolve_tree(model_path, field="model"),
+                                workspace.resolve_tree(adapter_path, field="model") if adapter_path else None, model_id)
     return GenerateJobResult(response=engine.chat(ChatRequest.model_validate(request)))
 
 

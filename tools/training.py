@@ -57,7 +57,8 @@ def train_job(job: JobContext, plan: dict[str, Any], base_path: str, dataset_pat
     else:
         from forge_mcp.backends.hf_train import train
     general = job.workspace_root / general_path / "data.parquet" if general_path else None
-    return train(job, resolved, job.workspace_root / base_path, job.workspace_root / dataset_path / "data.parquet", general)
+    base = job.workspace.resolve_tree(base_path, field="spec.base_model")  # again: links can change after submission
+    return train(job, resolved, base, job.workspace_root / dataset_path / "data.parquet", general)
 
 
 @toolset.capability(scope="train", title="Start training", long_running=True)

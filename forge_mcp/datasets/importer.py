@@ -139,8 +139,10 @@ class DatasetImporter:
         source = self.workspace.resolve(path, field="path")
         if not source.exists():
             raise InvalidArguments("path: nothing exists there; check the path (relative to the workspace or an import root)")
+        # A folder's own entries (text files, Arrow files) can be links out even when the folder is not.
+        await asyncio.to_thread(self.workspace.check_tree, source, field="path")
         fmt = fmt or guess_format(source)
-        folder = self.root / STAGING / f"{os.getpid()}-{uuid.uuid4().hex}"
+        folder = self.workspace.writable(self.root / STAGING) / f"{os.getpid()}-{uuid.uuid4().hex}"
         folder.mkdir(parents=True)
         try:
             staged = await asyncio.to_thread(stage, source, fmt, split, column_map or {}, folder)
@@ -193,7 +195,7 @@ class DatasetImporter:
     async def _place(self, folder: Path, values: dict[str, Any]) -> DatasetInfo:
         """Manifest into the complete folder, rename it into place, then the index row."""
         (folder / MANIFEST).write_text(json.dumps(values, indent=2))
-        target = self.root / values["name"] / f"v{values['version']}"
+        target = self.workspace.writable(self.root / values["name"] / f"v{values['version']}")
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():  # versions come from the index, so a folder it does not list is a leftover
             shutil.rmtree(target)

@@ -49,7 +49,7 @@ class PrepareOptions(BaseModel):
     min_chars: int | None = None
     max_chars: int | None = None
     max_length: int | None = None
-    tokenizer_path: str | None = None  # resolved by the tool; absolute here
+    tokenizer_path: str | None = None  # stored as shown to clients; the job resolves and checks it before reading
     split_method: SplitMethod = "random"
     test_fraction: float = 0.1
     validation_fraction: float = 0.0

@@ -277,6 +277,13 @@ class JobEngine:
 
     async def _launch(self, job: Job) -> None:
         run_dir = self.runs_dir / job.id
+        if not run_dir.resolve().is_relative_to(self.runs_dir.parent.resolve()):
+            # A link planted at runs/ or runs/<job> must not receive the job's files.
+            failed = await self.repo.transition(job.id, JobState.FAILED, reason=C.REASON_LAUNCH_FAILED,
+                                                error=f"runs/{job.id} leads outside the workspace through a symbolic "
+                                                "link; remove the link, then start the job again")  # fmt: skip
+            self.bus.publish(JobUpdate(failed, "state"))
+            return
         run_dir.mkdir(parents=True, exist_ok=True)
         attempt = job.attempt + 1
         events = run_dir / C.RUN_EVENTS

@@ -16,6 +16,7 @@ from typing import Protocol
 import psutil
 
 from forge_mcp.jobs.constants import RUN_LOG
+from forge_mcp.workspace import IMPORT_ROOTS_ENV
 
 JOB_ENV = "FORGE_JOB_ID"  # every worker and its children carry it: how leftovers are found
 
@@ -59,14 +60,16 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, import_roots: tuple[Path, ...] = ()) -> None:
         self.home = home
+        self.import_roots = import_roots  # the worker re-checks client paths against the same roots
         self.host = socket.gethostname()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._exit_codes: dict[int, int] = {}
 
     def launch(self, job_id: str, run_dir: Path) -> WorkerHandle:
-        env = {**os.environ, "FORGE_HOME": str(self.home), JOB_ENV: job_id}
+        env = {**os.environ, "FORGE_HOME": str(self.home), JOB_ENV: job_id,
+               IMPORT_ROOTS_ENV: os.pathsep.join(str(root) for root in self.import_roots)}  # fmt: skip
         with (run_dir / RUN_LOG).open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "forge_mcp.worker", job_id],

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from forge_mcp.jobs.constants import RUN_CHECKPOINTS, RUN_SPEC
 from forge_mcp.jobs.events import EventWriter
 from forge_mcp.jobs.models import Resources
+from forge_mcp.workspace import Workspace
 
 JobFn = Callable[..., BaseModel]
 ResourceFn = Callable[[dict[str, Any]], Resources]
@@ -61,6 +62,12 @@ class JobContext:
     @property
     def workspace_root(self) -> Path:
         return self.run_dir.parents[1]
+
+    @property
+    def workspace(self) -> Workspace:
+        """For checking the paths in the job's arguments again before reading them: a link in a
+        model or tokenizer folder can be swapped between submission and now."""
+        return Workspace.for_worker(self.workspace_root)
 
     @property
     def resuming(self) -> bool:

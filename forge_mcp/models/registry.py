@@ -4,6 +4,7 @@ production → archived, with an optional gate on the way up."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -40,10 +41,12 @@ class ModelRegistry:
         source = self.workspace.root / values.pop("source")
         version = await self.repo.next_version(name)
         values.update(id=f"{name}@v{version}", name=name, version=version, path=f"models/{name}/v{version}")
-        staging = self.root / ".staging" / uuid.uuid4().hex
-        target = self.workspace.root / values["path"]
+        staging = self.workspace.writable(self.root / ".staging") / uuid.uuid4().hex
+        target = self.workspace.writable(self.workspace.root / values["path"])
         try:
-            shutil.copytree(source, staging)
+            staging.parent.mkdir(parents=True, exist_ok=True)
+            # Links inside the folder are copied as the files they point to, and only from inside the allowed roots.
+            await asyncio.to_thread(self.workspace.copy_tree, source, staging, field="job_id" if job_id else "path")
             (staging / MODEL_CARD).write_text(model_card(values))
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():  # versions come from the index, so a folder it does not list is a leftover
@@ -90,7 +93,7 @@ class ModelRegistry:
         if model is not None:
             version, model_path, adapter_path = await self.weights(model)
             return {"label": version.id, "model_path": model_path, "model_id": version.id, "adapter_path": adapter_path}
-        folder = self.workspace.resolve(base_model, field="base_model")
+        folder = await asyncio.to_thread(self.workspace.resolve_tree, base_model, field="base_model")
         if not (folder / "config.json").is_file():
             raise InvalidArguments(f"base_model: {base_model} has no config.json; give a Hugging Face model folder")
         return {"label": str(base_model), "model_path": self.workspace.shown(folder), "model_id": None, "adapter_path": None}
@@ -105,12 +108,14 @@ class ModelRegistry:
     async def weights(self, reference: str) -> tuple[ModelVersion, str, str | None]:
         """(version, model folder, adapter folder or None): what a job loads for a version."""
         version = await self.repo.get(reference)
+        # Checked entry by entry before any job reads them; the job checks again before loading.
+        folder = self.workspace.shown(await asyncio.to_thread(self.workspace.resolve_tree, version.path, field="model"))
         if version.kind == "full":
-            return version, version.path, None
+            return version, folder, None
         if version.base_model is None:
             raise InvalidArguments(f"model: {version.id} is an adapter with no base model recorded")
-        self.workspace.resolve(version.base_model, field="model")
-        return version, version.base_model, version.path
+        base = await asyncio.to_thread(self.workspace.resolve_tree, version.base_model, field="model's base model")
+        return version, self.workspace.shown(base), folder
 
     async def publish_export(self, model_id: str, job_id: str, result: dict[str, Any]) -> ModelExport:
         """Move a verified export from its job's folder into models/<name>/v<N>/exports/<key>
@@ -118,7 +123,7 @@ class ModelRegistry:
         version = await self.repo.get(model_id)
         key = result["format"] if result["format"] != "gguf" else f"gguf-{result['quantization']}"
         source = self.workspace.root / result["path"]
-        target = self.workspace.root / version.path / "exports" / key
+        target = self.workspace.writable(self.workspace.root / version.path / "exports" / key)
         target.parent.mkdir(parents=True, exist_ok=True)
         old = target.with_name(f".{key}.old-{uuid.uuid4().hex[:8]}")
         if target.exists():
@@ -149,7 +154,7 @@ class ModelRegistry:
         }
 
     async def _from_path(self, raw: str, base_model: str | None) -> dict[str, Any]:
-        folder = self.workspace.resolve(raw, field="path")
+        folder = await asyncio.to_thread(self.workspace.resolve_tree, raw, field="path")
         if (folder / "adapter_config.json").is_file():
             recorded = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
             if base_model is None and not recorded:

@@ -37,9 +37,11 @@ SAMPLE_ROWS = 200
 
 async def plan_training(services: Services, fields: dict[str, Any], recipe: str | None) -> TrainPlan:
     spec = resolve_spec(fields, recipe)
-    base_path = services.workspace.resolve(spec.base_model, field="spec.base_model")
+    base_path = await asyncio.to_thread(services.workspace.resolve_tree, spec.base_model, field="spec.base_model")
     if not base_path.is_dir():
         raise InvalidArguments(f"spec.base_model: {spec.base_model} is not a folder; give a local Hugging Face model folder")
+    # Kept as clients see it (relative inside the workspace), however it was given: it is shown and stored.
+    spec = spec.model_copy(update={"base_model": services.workspace.shown(base_path)})
     dataset = await services.datasets.repo.get(spec.dataset)
     base = await asyncio.to_thread(read_base_model, base_path, spec.base_model)
     problems = check_fit(spec, dataset.kind, base)
