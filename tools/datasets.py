@@ -52,15 +52,16 @@ async def dataset_import(
     ] = None,
     split: Annotated[str | None, Field(max_length=64, description="For a DatasetDict folder: which split")] = None,
     max_bad_fraction: Annotated[
-        float, Field(ge=0, le=1, description="Refuse the import when a larger share of lines cannot be read")
+        float, Field(ge=0, le=1, description="Refuse the import when a larger share of lines cannot be read or do not fit")
     ] = 0.1,
 ) -> ImportResult:
     """Imports training data from a local file or folder: JSONL, JSON, CSV, Parquet, a
     Hugging Face save_to_disk folder, or a folder of .txt/.md files (continued
-    pre-training). Streams the source, skips unreadable lines (reported with their line
-    numbers), detects the layout (messages, sharegpt, alpaca, preference, completion,
-    text) with a confidence, and stores a new version `<name>@vN` with a content
-    fingerprint. Importing identical content again returns the existing version."""
+    pre-training). Streams the source, detects the layout (messages, sharegpt, alpaca,
+    preference, completion, text) with a confidence, skips unreadable lines and rows that
+    do not fit the layout (each named by line number, with the reason), and stores a new
+    version `<name>@vN` with a content fingerprint. Importing identical content again
+    returns the existing version."""
     return await services.datasets.import_(
         path,
         name,

@@ -16,6 +16,7 @@ import shutil
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,9 @@ from typing import Any
 import psutil
 from pydantic import BaseModel
 
-from forge_mcp.datasets.kinds import DatasetKind, Detection, detect
+from forge_mcp.datasets.kinds import DatasetKind, Detection, InvalidRow, detect, to_canonical
 from forge_mcp.datasets.models import BadLine, DatasetInfo, FieldSummary, ImportResult
-from forge_mcp.datasets.readers import BATCH_ROWS, SourceFormat, guess_format, read
+from forge_mcp.datasets.readers import BATCH_ROWS, Record, SourceFormat, guess_format, read
 from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.references import check_name
@@ -35,7 +36,7 @@ DATA_FILE = "data.parquet"
 MANIFEST = "manifest.json"
 STAGING = ".staging"
 DETECTION_SAMPLE = 1000
-BAD_LINE_EXAMPLES = 20
+BAD_LINE_EXAMPLES = 50
 SCHEMA_FIELDS_MAX = 200
 
 
@@ -47,15 +48,25 @@ def canonical_json(row: dict[str, Any]) -> str:
 class Staged:
     folder: Path
     rows: int = 0
-    bad: int = 0
+    bad: int = 0  # unreadable lines
+    unfit: int = 0  # rows that were read but do not fit the kind
     bad_examples: list[BadLine] = field(default_factory=list)
     fingerprint: str = ""
-    sample: list[dict[str, Any]] = field(default_factory=list)
+    detection: Detection | None = None  # None when no row could be read
     fields: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
+    def skip(self, line: str, reason: str) -> None:
+        if len(self.bad_examples) < BAD_LINE_EXAMPLES:
+            self.bad_examples.append(BadLine(line=line, reason=reason))
 
-def stage(source: Path, fmt: SourceFormat, split: str | None, column_map: dict[str, str], folder: Path) -> Staged:
-    """Stream `source` into folder/data.parquet as (line, row-as-canonical-JSON); runs in a thread."""
+
+def stage(source: Path, fmt: SourceFormat, split: str | None, column_map: dict[str, str], folder: Path,
+          kind: DatasetKind | None) -> Staged:  # fmt: skip
+    """Stream `source` into folder/data.parquet as (line, row-as-canonical-JSON); runs in a thread.
+
+    The kind is decided on the first DETECTION_SAMPLE readable rows (held back until then),
+    and every row is checked against it: a row that does not fit is skipped and reported
+    by its line, like an unreadable one, so the dataset's rows are all rows of its kind."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -65,21 +76,24 @@ def stage(source: Path, fmt: SourceFormat, split: str | None, column_map: dict[s
     lines: list[str] = []
     rows: list[str] = []
     with pq.ParquetWriter(folder / DATA_FILE, schema, compression="zstd") as writer:
-        for record in read(source, fmt, split):
-            if record.error is not None or record.row is None:
+        for record, row in _decided(read(source, fmt, split), column_map, staged, kind):
+            if row is None:
                 staged.bad += 1
-                if len(staged.bad_examples) < BAD_LINE_EXAMPLES:
-                    staged.bad_examples.append(BadLine(line=record.line, reason=record.error or "empty"))
+                staged.skip(record.line, record.error or "empty")
                 continue
-            row = {column_map.get(k, k): v for k, v in record.row.items()} if column_map else record.row
+            assert staged.detection is not None and staged.detection.kind is not None
+            try:
+                to_canonical(row, staged.detection.kind)
+            except InvalidRow as exc:
+                staged.unfit += 1
+                staged.skip(record.line, f"does not fit {staged.detection.kind.value}: {exc}")
+                continue
             text = canonical_json(row)
             digest.update(text.encode())
             digest.update(b"\n")
             lines.append(record.line)
             rows.append(text)
             staged.rows += 1
-            if len(staged.sample) < DETECTION_SAMPLE:
-                staged.sample.append(row)
             for key, value in row.items():
                 if key in staged.fields or len(staged.fields) < SCHEMA_FIELDS_MAX:
                     staged.fields[key][_json_type(value)] += 1
@@ -90,6 +104,33 @@ def stage(source: Path, fmt: SourceFormat, split: str | None, column_map: dict[s
             writer.write_table(pa.table({"line": lines, "row": rows}, schema=schema))
     staged.fingerprint = digest.hexdigest()
     return staged
+
+
+def _decided(
+    records: Iterator[Record], column_map: dict[str, str], staged: Staged, kind: DatasetKind | None
+) -> Iterator[tuple[Record, dict[str, Any] | None]]:
+    """(record, row with column_map applied, or None when unreadable), in source order; the
+    first records are held back until the detection sample is full and staged.detection set."""
+    held: list[tuple[Record, dict[str, Any] | None]] = []
+    sample: list[dict[str, Any]] = []
+    for record in records:
+        row = None
+        if record.error is None and record.row is not None:
+            row = {column_map.get(k, k): v for k, v in record.row.items()} if column_map else record.row
+        if staged.detection is not None:
+            yield record, row
+            continue
+        held.append((record, row))
+        if row is not None:
+            sample.append(row)
+            if len(sample) >= DETECTION_SAMPLE:
+                staged.detection = _decide_kind(sample, kind)
+                yield from held
+                held.clear()
+    if staged.detection is None and held:
+        if sample:
+            staged.detection = _decide_kind(sample, kind)
+        yield from held
 
 
 def _json_type(value: Any) -> str:
@@ -145,16 +186,17 @@ class DatasetImporter:
         folder = self.workspace.writable(self.root / STAGING) / f"{os.getpid()}-{uuid.uuid4().hex}"
         folder.mkdir(parents=True)
         try:
-            staged = await asyncio.to_thread(stage, source, fmt, split, column_map or {}, folder)
-            detection = _decide_kind(staged, kind)
-            read_total = staged.rows + staged.bad
-            if staged.rows == 0:
+            staged = await asyncio.to_thread(stage, source, fmt, split, column_map or {}, folder, kind)
+            if staged.rows == 0 or staged.detection is None:
                 raise InvalidArguments(f"path: no row could be read ({_examples(staged)})")
-            if staged.bad / read_total > max_bad_fraction:
+            detection = staged.detection
+            read_total = staged.rows + staged.bad + staged.unfit
+            if (staged.bad + staged.unfit) / read_total > max_bad_fraction:
                 raise InvalidArguments(
-                    f"path: {staged.bad} of {read_total} lines could not be read, more than max_bad_fraction "
-                    f"({max_bad_fraction:g}); first: {_examples(staged)}. Fix those lines, or raise max_bad_fraction "
-                    "to import the good rows only"
+                    f"path: {staged.bad + staged.unfit} of {read_total} lines could not be read or do not fit the "
+                    f"{detection.kind} layout, more than max_bad_fraction ({max_bad_fraction:g}); first: "
+                    f"{_examples(staged)}. Fix those lines, pass kind or column_map if the layout is wrong, or raise "
+                    "max_bad_fraction to import the good rows only"
                 )
             async with self._publish:
                 existing = await self.repo.find_content(name, staged.fingerprint)
@@ -228,9 +270,10 @@ class DatasetImporter:
                 "path": self.workspace.shown(source),
                 "bytes": _size(source),
                 "bad_lines": staged.bad,
+                "unfit_rows": staged.unfit,
             },
-            "steps": [{"step": "import", "rows_in": staged.rows + staged.bad, "rows_out": staged.rows,
-                       "dropped_unreadable": staged.bad}],  # fmt: skip
+            "steps": [{"step": "import", "rows_in": staged.rows + staged.bad + staged.unfit, "rows_out": staged.rows,
+                       "dropped_unreadable": staged.bad, "dropped_unfit": staged.unfit}],  # fmt: skip
             "report": {"detection": detection.model_dump(), "bad_line_examples": [b.model_dump() for b in staged.bad_examples]},
             "created_at": time.time(),
         }
@@ -242,12 +285,12 @@ class PublishedDataset(BaseModel):
     deduplicated: bool
 
 
-def _decide_kind(staged: Staged, kind: DatasetKind | None) -> Detection:
-    detection = detect(staged.sample)
+def _decide_kind(sample: list[dict[str, Any]], kind: DatasetKind | None) -> Detection:
+    detection = detect(sample)
     if kind is not None:
         return detection.model_copy(update={"kind": kind, "confidence": detection.scores[kind.value], "ambiguous": False})
     if detection.kind is None:
-        fields = ", ".join(list(staged.fields)[:12]) or "none"
+        fields = ", ".join(list(dict.fromkeys(k for row in sample for k in row))[:12]) or "none"
         raise InvalidArguments(
             f"kind: no known layout fits these rows (fields seen: {fields}). Pass column_map to rename columns, e.g. "
             '{"question": "instruction", "answer": "output"} for alpaca or {"body": "text"} for text, or pass kind'
@@ -270,6 +313,7 @@ def _result(info: DatasetInfo, deduplicated: bool, detection: Detection, staged:
         detection=detection,
         rows_read=staged.rows,
         bad_lines=staged.bad,
+        unfit_rows=staged.unfit,
         bad_line_examples=staged.bad_examples,
     )
 

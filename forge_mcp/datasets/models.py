@@ -64,4 +64,6 @@ class ImportResult(BaseModel):
     detection: Detection
     rows_read: int
     bad_lines: int = Field(description="Lines or elements that could not be read and were skipped")
-    bad_line_examples: list[BadLine] = Field(description="The first few, with the reason")
+    unfit_rows: int = Field(0, description="Rows that were read but do not fit the detected kind: skipped, not counted")
+    bad_line_examples: list[BadLine] = Field(description="Every skipped line (unreadable or not fitting), in source "
+                                             "order, up to the first 50, with the reason")  # fmt: skip

@@ -74,12 +74,14 @@ async def test_inspect_tells_what_is_wrong(tmp_path: Path) -> None:
     (home / "chats.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
     params = StdioServerParameters(command=sys.executable, args=["-m", "forge_mcp", "--home", str(home), "stdio"])
     async with Client(params) as client:
-        await client.call_tool("dataset_import", {"path": "chats.jsonl", "name": "parcels"})
+        imported = await client.call_tool("dataset_import", {"path": "chats.jsonl", "name": "parcels"})
         inspected = await client.call_tool("dataset_inspect", {"dataset": "parcels", "histogram": True, "samples": 2})
     assert not inspected.is_error, inspected.content
+    # The row without an assistant turn does not fit the kind: the import skips and names it.
+    assert imported.structured_content["unfit_rows"] == 1 and imported.structured_content["bad_line_examples"] == [
+        {"line": "34", "reason": "does not fit messages: 'messages' has no assistant turn to learn from"}]  # fmt: skip
     report = inspected.structured_content
-    assert report["invalid_rows"] == 1 and report["invalid_examples"][0] == {
-        "line": "34", "reason": "'messages' has no assistant turn to learn from"}  # fmt: skip
+    assert report["invalid_rows"] == 0 and report["invalid_examples"] == []
     assert report["duplicates"]["exact_rows"] == 1 and report["duplicates"]["exact_examples"] == [["3", "31"]]
     assert report["duplicates"]["near_groups"] == 1 and report["duplicates"]["near_examples"] == [["5", "32"]]
     assert report["pii"] == {"email": 1, "phone": 1} and report["rows_with_pii"] == 1

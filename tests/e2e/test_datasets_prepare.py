@@ -61,7 +61,8 @@ async def test_prepare_through_mcp_makes_a_clean_split_version_with_lineage(tmp_
     prepared = job["result"]["dataset"]
     assert prepared["id"] == "support@v2" and prepared["parent_id"] == "support@v1" and prepared["kind"] == "messages"
     steps = {s["step"]: s for s in prepared["steps"]}
-    assert steps["normalise"]["rows_in"] == 63 and steps["normalise"]["rows_out"] == 62
+    assert steps["import"]["dropped_unfit"] == 1  # the empty chat is skipped (and named) at import
+    assert steps["normalise"]["rows_in"] == 62 and steps["normalise"]["rows_out"] == 62
     assert steps["dedup_exact"]["rows_in"] - steps["dedup_exact"]["rows_out"] == 1
     assert steps["pii_redact"]["detail"]["found"] == {"email": 1, "credit_card": 1}
     assert prepared["rows"] == 61 and prepared["report"]["splits"] == {"train": 49, "test": 12}
