@@ -79,6 +79,7 @@ class TokenBuckets:
     """Requests per principal per minute, refilled continuously."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self.clock = clock
@@ -127,16 +128,15 @@ class AccessGuard:
                 scope, receive, send
             )
             return
-        if self.buckets is not None:
-            key = user.display_name if authenticated else (scope.get("client") or ("local",))[0]
-            wait = self.buckets.take(key)
+        # Rate limits are per principal, that is per API key. Without auth (loopback only) every
+        # caller is the one trusted local operator, as on stdio: a shared bucket would only make
+        # concurrent local clients fail each other, so the local operator is not limited.
+        if self.buckets is not None and authenticated:
+            wait = self.buckets.take(user.display_name)
             if wait > 0:
-                retry = str(max(1, int(wait + 0.999)))
-                await JSONResponse(
-                    {"error": "rate_limited", "error_description": f"too many requests; retry in {retry}s"},
-                    status_code=429,
-                    headers={"Retry-After": retry},
-                )(scope, receive, send)
+                await _rate_limited(scope["path"], max(1, int(wait + 0.999)), self.buckets.per_minute)(
+                    scope, receive, send
+                )
                 return
         if not self.auth_enabled:
             await self.app(scope, receive, send)
@@ -150,6 +150,21 @@ class AccessGuard:
             )(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+JSONRPC_PATHS = ("/mcp", "/a2a")  # /a2a/rest is REST
+RATE_LIMITED_CODE = -32029  # JSON-RPC implementation-defined server error
+
+
+def _rate_limited(path: str, retry_s: int, per_minute: int) -> Response:
+    """429 with Retry-After. On the JSON-RPC endpoints the body is a JSON-RPC error, which
+    MCP and A2A clients show as it is (any other body becomes 'Server returned an error')."""
+    message = f"rate limit: this API key made more than {per_minute} requests in a minute; retry in {retry_s}s"
+    headers = {"Retry-After": str(retry_s)}
+    if path.startswith(JSONRPC_PATHS) and not path.startswith("/a2a/rest"):
+        error = {"code": RATE_LIMITED_CODE, "message": message, "data": {"retry_after_s": retry_s}}
+        return JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, status_code=429, headers=headers)
+    return JSONResponse({"error": "rate_limited", "error_description": message}, status_code=429, headers=headers)
 
 
 def _auth_error(status: int, error: str, description: str) -> Response:

@@ -13,6 +13,7 @@ from a2a.helpers import get_data_parts, new_data_part, new_message
 from a2a.types import Role, SendMessageRequest, TaskState
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from tests.conftest import AuthServer, forge_cli
 
@@ -134,12 +135,45 @@ def test_keys_list_shows_prefixes_not_keys(auth_server: AuthServer) -> None:
         assert key not in listed.stdout
 
 
-def test_rate_limit_answers_429_per_principal(tmp_path) -> None:  # noqa: ANN001
+async def test_rate_limit_answers_429_per_api_key_readably(tmp_path) -> None:  # noqa: ANN001
     from forge_mcp.server_process import ServerProcess
 
-    with ServerProcess(tmp_path / "ws", env={"FORGE_RATE_LIMIT_PER_MINUTE": "3"}) as live:
-        codes = [httpx.get(live.url + "/a2a/rest/tasks", headers={"A2A-Version": "1.0"}).status_code for _ in range(5)]
+    home = tmp_path / "ws"
+    keys = {n: forge_cli(home, "keys", "create", "--name", n, "--scopes", "read").stdout.strip() for n in ("a", "b")}
+    with ServerProcess(home, args=("--auth", "on"), env={"FORGE_RATE_LIMIT_PER_MINUTE": "3"}) as live:
+        rest = {"A2A-Version": "1.0", **bearer(keys["a"])}
+        codes = [httpx.get(live.url + "/a2a/rest/tasks", headers=rest).status_code for _ in range(5)]
+        limited = httpx.get(live.url + "/a2a/rest/tasks", headers=rest)
+        other_key = httpx.get(live.url + "/a2a/rest/tasks", headers={"A2A-Version": "1.0", **bearer(keys["b"])})
+        over_mcp = httpx.post(live.url + "/mcp/", json=MCP_CALL, headers={**MCP_HEADERS, **bearer(keys["a"])})
+        async with httpx2.AsyncClient(headers=bearer(keys["a"])) as http:
+            with pytest.raises(BaseExceptionGroup) as raised:
+                async with Client(streamable_http_client(f"{live.url}/mcp/", http_client=http)) as client:
+                    await client.call_tool("forge_overview", {})
         health = httpx.get(live.url + "/health").status_code
     assert codes[:3] == [200, 200, 200]
     assert codes[3:] == [429, 429]
+    assert int(limited.headers["retry-after"]) >= 1
+    assert other_key.status_code == 200  # each key has its own bucket
+    assert over_mcp.status_code == 429 and over_mcp.json()["error"]["data"]["retry_after_s"] >= 1
+    # The MCP client shows the server's message (a non-JSON-RPC body would read 'Server returned an error response').
+    assert raised.group_contains(MCPError, match="rate limit: this API key made more than 3 requests", depth=2)
     assert health == 200  # health is not rate limited
+
+
+async def test_local_operator_is_not_rate_limited_without_auth(tmp_path) -> None:  # noqa: ANN001
+    """With auth off every loopback caller is the one local operator: concurrent local
+    clients must not use up a shared bucket and fail each other."""
+    import asyncio
+
+    from forge_mcp.server_process import ServerProcess
+
+    async def session(url: str, mode: str) -> list[bool]:
+        async with Client(f"{url}/mcp/", mode=mode) as client:
+            return [(await client.call_tool("job_list", {})).is_error for _ in range(3)]
+
+    with ServerProcess(tmp_path / "ws", env={"FORGE_RATE_LIMIT_PER_MINUTE": "3"}) as live:
+        codes = [httpx.get(live.url + "/a2a/rest/tasks", headers={"A2A-Version": "1.0"}).status_code for _ in range(8)]
+        failed = await asyncio.gather(*(session(live.url, mode) for mode in ("auto", "legacy") * 3))
+    assert codes == [200] * 8
+    assert failed == [[False] * 3] * 6  # 6 sessions, 18 calls and their set-up: far past 3 requests
