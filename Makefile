@@ -18,7 +18,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_ROWS ?= 1000000
 
-.PHONY: demo test lint serve install clean bench-data bench-train bench-serve
+.PHONY: demo test lint serve install clean bench-data bench-train bench-serve bench-load
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,12 @@ bench-train: install
 # The serving benchmark: a forge-served llama.cpp endpoint against llama-cpp-python direct and transformers.
 bench-serve: install
 	$(PY) -m benchmarks.serve_tokens --tokens 128 --repeats 5 --folder .bench
+
+# The load benchmark: forge against a bare MCPServer (both MCP eras) and a bare a2a-sdk app, side by side.
+BENCH_CLIENTS ?= 50
+BENCH_CALLS ?= 40
+bench-load: install
+	$(PY) -m benchmarks.load --clients $(BENCH_CLIENTS) --calls $(BENCH_CALLS) --rounds 2 --folder .bench
 
 serve: install
 	$(VENV)/bin/forge-mcp serve
