@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forge_mcp.metrics import Metrics
+from forge_mcp.principal import grants
 
 ScopeResolver = Callable[[str, str, Any], str]  # (method, path, parsed JSON body or None) -> scope
 
@@ -143,8 +144,7 @@ class AccessGuard:
             return
         body, receive = await _buffer_body(receive)
         needed = self.resolve_scope(scope["method"], scope["path"], _parse_json(body))
-        granted = set(user.scopes)
-        if needed not in granted and "admin" not in granted:
+        if not grants(user.scopes, needed):
             await _auth_error(
                 403, "insufficient_scope", f"this request needs the '{needed}' scope, which this API key lacks"
             )(scope, receive, send)

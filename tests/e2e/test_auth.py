@@ -53,18 +53,20 @@ def test_missing_unknown_or_revoked_key_gets_401(auth_server: AuthServer, path: 
 
 
 def test_key_without_the_scope_gets_403_on_both_protocols(auth_server: AuthServer) -> None:
-    key = auth_server.keys["trainer"]  # has 'train' only; the tools need 'read'
-    mcp = httpx.post(auth_server.url + "/mcp/", json=MCP_CALL, headers={**MCP_HEADERS, **bearer(key)})
-    a2a = httpx.post(auth_server.url + "/a2a", json=A2A_CALL, headers={**A2A_HEADERS, **bearer(key)})
+    key = auth_server.keys["reader"]  # has 'read' only; starting a job needs 'train'
+    start = {"tool": "system_benchmark", "arguments": {"seconds_per_test": 0.1}}
+    mcp_call = {**MCP_CALL, "params": {"name": start["tool"], "arguments": start["arguments"]}}
+    message = {"messageId": "m1", "role": "ROLE_USER", "parts": [{"data": start}]}
+    a2a_call = {**A2A_CALL, "params": {"message": message}}
+    mcp = httpx.post(auth_server.url + "/mcp/", json=mcp_call, headers={**MCP_HEADERS, **bearer(key)})
+    a2a = httpx.post(auth_server.url + "/a2a", json=a2a_call, headers={**A2A_HEADERS, **bearer(key)})
     rest = httpx.post(
-        auth_server.url + "/a2a/rest/message:send",
-        json={"message": A2A_CALL["params"]["message"]},
-        headers={**A2A_HEADERS, **bearer(key)},
+        auth_server.url + "/a2a/rest/message:send", json={"message": message}, headers={**A2A_HEADERS, **bearer(key)}
     )
     for response in (mcp, a2a, rest):
         assert response.status_code == 403
         assert response.json()["error"] == "insufficient_scope"
-        assert "'read' scope" in response.json()["error_description"]
+        assert "'train' scope" in response.json()["error_description"]
 
 
 def test_public_endpoints_stay_open(auth_server: AuthServer) -> None:
