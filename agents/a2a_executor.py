@@ -18,11 +18,11 @@ from a2a.helpers import (
     new_text_part,
 )
 from a2a.server.agent_execution import AgentExecutor, RequestContext
-from a2a.server.context import ServerCallContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import Message, TaskState
 
+from forge_mcp.agents.a2a_owners import principal_from
 from forge_mcp.agents.a2a_tasks import A2ATaskLedger, job_outcome, progress_text
 from forge_mcp.capabilities import CapabilityRunner, split_images
 from forge_mcp.errors import ForgeError, InvalidArguments
@@ -48,16 +48,6 @@ def tool_request(message: Message | None) -> tuple[str, Mapping[str, Any]] | Non
             raise InvalidArguments("data part: 'arguments' must be an object of named arguments")
         return name, arguments
     return None
-
-
-def principal_from(call: ServerCallContext, auth_enabled: bool) -> Principal:
-    credentials = call.state.get("auth")
-    if auth_enabled and call.user.is_authenticated and credentials is not None:
-        return Principal(name=call.user.user_name, scopes=frozenset(credentials.scopes))
-    if auth_enabled:
-        # The HTTP layer refuses unauthenticated requests before they get here.
-        return Principal(name="anonymous", scopes=frozenset())
-    return Principal.local()
 
 
 class CapabilityAgentExecutor(AgentExecutor):
@@ -159,8 +149,8 @@ class CapabilityAgentExecutor(AgentExecutor):
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         job_id = await self._ledger.job_for(task.id)
         text = "canceled at the client's request"
-        if job_id is not None:
-            job = await self._engine.cancel(job_id)
+        if job_id is not None:  # the handler found the task, so the caller may act on it; the job says so too
+            job = await self._engine.cancel(job_id, principal_from(context.call_context, self._auth_enabled))
             text = f"job {job_id} is {job.state.value}"
         await updater.cancel(updater.new_agent_message([new_text_part(text)]))
         await self._ledger.settled(task.id)

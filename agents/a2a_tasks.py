@@ -12,13 +12,13 @@ import asyncio
 import logging
 from typing import Any
 
-from a2a.auth.user import User
 from a2a.helpers import new_data_part, new_text_part
 from a2a.server.context import ServerCallContext
 from a2a.server.tasks import TaskStore
 from a2a.types import Artifact, Message, Part, Role, TaskState, TaskStatus
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from forge_mcp.agents.a2a_owners import TaskOwner
 from forge_mcp.jobs.constants import WAIT_MAX_S
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import Job
@@ -30,21 +30,6 @@ log = logging.getLogger("forge_mcp.a2a")
 TERMINAL_TASK_STATES = frozenset(
     {TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED}
 )
-
-
-class _Owner(User):
-    """The task store scopes tasks by user name; this stands for a task's recorded owner."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def user_name(self) -> str:
-        return self._name
 
 
 def job_outcome(job: Job) -> tuple[TaskState, list[Part], str]:
@@ -120,7 +105,7 @@ class A2ATaskLedger:
     async def _settle(
         self, task_store: TaskStore, row: dict[str, Any], state: TaskState, parts: list[Part], text: str
     ) -> None:
-        context = ServerCallContext(user=_Owner(row["owner"]))
+        context = ServerCallContext(user=TaskOwner(row["owner"]))
         task = await task_store.get(row["task_id"], context)
         if task is not None and task.status.state not in TERMINAL_TASK_STATES:
             stamp = Timestamp()

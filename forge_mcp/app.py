@@ -138,7 +138,6 @@ class ForgeApp:
         card, /health and /metrics. Its lifespan opens and closes this ForgeApp."""
         from a2a.server.request_handlers import DefaultRequestHandler
         from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
-        from a2a.server.tasks import DatabaseTaskStore
         from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
         from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
         from mcp.server.transport_security import RequestBodyLimitMiddleware
@@ -150,6 +149,7 @@ class ForgeApp:
 
         from forge_mcp.a2a_card import build_agent_card
         from forge_mcp.agents.a2a_executor import CapabilityAgentExecutor
+        from forge_mcp.agents.a2a_owners import OwnedTaskStore
         from forge_mcp.agents.a2a_tasks import A2ATaskLedger
         from forge_mcp.http_guards import AccessGuard, HostOriginGuard, RequestMetrics, TokenBuckets
         from forge_mcp.http_routes import health_endpoint, metrics_endpoint, transport_security
@@ -170,7 +170,7 @@ class ForgeApp:
         with warnings.catch_warnings():
             # a2a-sdk builds the model for a custom table name under the default model's class name.
             warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
-            task_store = DatabaseTaskStore(engine, table_name=A2A_TASKS_TABLE)
+            task_store = OwnedTaskStore(engine, table_name=A2A_TASKS_TABLE, auth_enabled=settings.auth_enabled)
         card = build_agent_card(self.registry, settings)
         ledger = A2ATaskLedger(self.store, self.jobs)
         push = _push_notifications(settings, engine)
@@ -265,11 +265,11 @@ def _push_notifications(settings: Settings, engine: Any) -> _Push | None:
     if not settings.push_allowed_hosts:
         return None
     import httpx
-    from a2a.server.tasks import DatabasePushNotificationConfigStore
 
     from forge_mcp.a2a_push import allowlisted_push_urls
+    from forge_mcp.agents.a2a_owners import OwnedPushConfigStore
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
-        store = DatabasePushNotificationConfigStore(engine, table_name=A2A_PUSH_TABLE)
+        store = OwnedPushConfigStore(engine, table_name=A2A_PUSH_TABLE, auth_enabled=settings.auth_enabled)
     return _Push(store=store, http=httpx.AsyncClient(timeout=10.0), validator=allowlisted_push_urls(settings.push_allowed_hosts))

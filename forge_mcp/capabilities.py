@@ -142,6 +142,7 @@ class ResourceSpec:
     description: str
     scope: Scope
     fn: ResourceFn
+    wants_principal: bool = False  # the reader's principal is passed as `principal` (whose jobs it may see)
 
 
 @dataclass
@@ -186,7 +187,9 @@ class Toolset:
     def resource(self, uri: str, *, name: str, scope: Scope = "read") -> Callable[[ResourceFn], ResourceFn]:
         def register(fn: ResourceFn) -> ResourceFn:
             description = inspect.cleandoc(fn.__doc__ or "")
-            self.resources.append(ResourceSpec(uri=uri, name=name, description=description, scope=scope, fn=fn))
+            wants_principal = "principal" in inspect.signature(fn).parameters
+            self.resources.append(ResourceSpec(uri=uri, name=name, description=description, scope=scope, fn=fn,
+                                               wants_principal=wants_principal))  # fmt: skip
             return fn
 
         return register
@@ -356,7 +359,8 @@ class CapabilityRunner:
 
     async def read(self, spec: ResourceSpec, principal: Principal, params: Mapping[str, str]) -> BaseModel:
         principal.require(spec.scope, f"the resource {spec.uri}")
-        return await _guarded(spec.uri, spec.fn(self._services, **params))
+        extra = {"principal": principal} if spec.wants_principal else {}
+        return await _guarded(spec.uri, spec.fn(self._services, **params, **extra))
 
 
 async def _guarded(what: str, call: Awaitable[BaseModel]) -> BaseModel:

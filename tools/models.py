@@ -46,6 +46,8 @@ async def model_register(
     model, dataset fingerprint, spec and metrics become the lineage) or from a local folder.
     The files are copied to models/<name>/v<N> with a model card; the version starts in
     stage `registered`."""
+    if job_id is not None:  # a job's output is its owner's (and an admin's) to register
+        await services.jobs.get(job_id, principal)
     return await services.models.register(name, principal.name, job_id=job_id, path=path, base_model=base_model)
 
 

@@ -112,27 +112,29 @@ async def serve_start(
 @toolset.capability(scope="read", title="List services", read_only=True)
 async def serve_list(
     services: Services,
+    principal: Principal,
     include_ended: Annotated[bool, Field(description="Also stopped and failed services")] = False,
     limit: Annotated[int, Field(ge=1, le=200)] = 50,
 ) -> ServiceList:
     """Services with their state (queued, starting, serving, stopped, failed), URL, a live
     health check, and for a failed one the reason."""
-    return ServiceList(services=await services.serving.list(include_ended, limit))
+    return ServiceList(services=await services.serving.list(include_ended, limit, principal))
 
 
 @toolset.capability(scope="train", title="Stop a service", destructive=True, idempotent=True)
 async def serve_stop(
-    services: Services, confirm: Confirm, service: Annotated[str, Field(max_length=64, description="The service's job_id")]
+    services: Services, principal: Principal, confirm: Confirm,
+    service: Annotated[str, Field(max_length=64, description="The service's job_id")],
 ) -> Service:
     """Stops a service: its process ends and its port is free when this returns.
     Stopping a stopped service changes nothing. The user is asked to confirm, where the
     client supports it; declined stops nothing."""
-    job = await services.serving.service_job(service)
+    job = await services.serving.service_job(service, principal)
     if not job.terminal:
         model = job.arguments.get("model_id", "?")
         if await confirm(f"Stop the service {service} serving {model}? Clients using its endpoint will lose it.") is False:
             raise Conflict(f"confirmation: stopping {service} was declined; it keeps serving {model}")
-    job = await services.jobs.cancel(service)
+    job = await services.jobs.cancel(service, principal)
     return await services.serving.describe(job)
 
 
@@ -155,10 +157,10 @@ async def model_generate(
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     request = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
     started = time.monotonic()
-    endpoint = await services.serving.endpoint(service) if service else None
+    endpoint = await services.serving.endpoint(service, principal) if service else None
     if endpoint is None and model is not None:
         version = await services.models.repo.get(model)
-        endpoint = await services.serving.running_for(version.id)
+        endpoint = await services.serving.running_for(version.id, principal)
     if endpoint is not None:
         async with httpx.AsyncClient(timeout=GENERATE_TIMEOUT_S) as client:
             reply = await client.post(f"{endpoint.url}/chat/completions", json={**request, "model": endpoint.model},

@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,9 @@ from forge_mcp.jobs.executor import Executor, WorkerHandle
 from forge_mcp.jobs.kinds import JobKind
 from forge_mcp.jobs.lock import EngineLock
 from forge_mcp.jobs.models import Job, JobHandle
-from forge_mcp.jobs.repository import JobRepository, dumps
+from forge_mcp.jobs.repository import JobRepository, dumps, no_such_job
 from forge_mcp.jobs.states import JobState
+from forge_mcp.principal import Principal
 
 log = logging.getLogger("forge_mcp.jobs")
 
@@ -194,18 +195,42 @@ class JobEngine:
         self._wake.set()
         return JobHandle(job_id=job.id, kind=job.kind, state=job.state)
 
-    async def resume(self, job_id: str, principal: str) -> JobHandle:
-        """A new job that repeats a FAILED or CANCELED one; kinds that checkpoint pick up
-        from the old run's newest complete checkpoint."""
-        job = await self.repo.get(job_id)
+    async def resume(self, job_id: str, principal: Principal) -> JobHandle:
+        """A new job, started by `principal`, that repeats a FAILED or CANCELED one of theirs
+        (an admin's: anyone's); kinds that checkpoint pick up from the old run's newest
+        complete checkpoint."""
+        job = await self.get(job_id, principal)
         if job.state not in (JobState.FAILED, JobState.CANCELED):
             raise Conflict(f"job {job_id} is {job.state.value}; only FAILED or CANCELED jobs can be resumed")
-        return await self.submit(job.kind, job.arguments, principal, priority=job.priority, parent_id=job.id)
+        return await self.submit(job.kind, job.arguments, principal.name, priority=job.priority, parent_id=job.id)
+
+    # access: who may see and act on which job ------------------------------------------
+    # Every tool, resource and A2A call that names a job comes through here. A job belongs
+    # to the principal that started it; admin keys and the local operator (stdio, loopback
+    # without auth) see and act on every job. Anyone else's job reads exactly like an
+    # unknown id, so job ids never leak through a "forbidden".
+
+    async def get(self, job_id: str, principal: Principal) -> Job:
+        job = await self.repo.get(job_id)
+        if not principal.sees_everything and job.principal != principal.name:
+            raise no_such_job(job_id)
+        return job
+
+    async def list(
+        self, principal: Principal, states: Iterable[JobState] = (), kind: str | None = None, limit: int = 50
+    ) -> list[Job]:
+        return await self.repo.list(states, kind, limit, owner=_owner_filter(principal))
+
+    async def counts(self, principal: Principal) -> dict[str, int]:
+        return await self.repo.counts(owner=_owner_filter(principal))
 
     # cancellation --------------------------------------------------------------------
 
-    async def cancel(self, job_id: str) -> Job:
-        """Idempotent in every state. Returns once the job is terminal (bounded by the grace period)."""
+    async def cancel(self, job_id: str, principal: Principal | None = None) -> Job:
+        """Idempotent in every state. Returns once the job is terminal (bounded by the grace
+        period). With `principal`, only a job they may act on; without, the server's own call."""
+        if principal is not None:
+            await self.get(job_id, principal)
         async with self._lock:
             job = await self.repo.get(job_id)
             if job.terminal:
@@ -232,9 +257,14 @@ class JobEngine:
 
     # waiting -------------------------------------------------------------------------
 
-    async def wait(self, job_id: str, timeout_s: float, on_progress: ProgressCallback | None = None) -> Job:
+    async def wait(
+        self, job_id: str, timeout_s: float, on_progress: ProgressCallback | None = None, principal: Principal | None = None
+    ) -> Job:
         """Until the job is terminal or `timeout_s` passes. Updates come from this process's
-        bus, or from the database when another process supervises the job."""
+        bus, or from the database when another process supervises the job. With `principal`,
+        only a job they may see."""
+        if principal is not None:
+            await self.get(job_id, principal)
         deadline = time.monotonic() + timeout_s
         with self.bus.subscribe(job_id) as updates:
             job = await self.repo.get(job_id)
@@ -446,6 +476,11 @@ class JobEngine:
 
     def supervised(self) -> list[str]:
         return list(self._running)
+
+
+def _owner_filter(principal: Principal) -> str | None:
+    """Whose jobs `principal` sees: None for every job (admin, local operator), else their own."""
+    return None if principal.sees_everything else principal.name
 
 
 def _progress_key(job: Job) -> tuple[Any, ...]:

@@ -34,7 +34,7 @@ class JobRepository:
     async def get(self, job_id: str) -> Job:
         row = await self._store.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if row is None:
-            raise NotFound(f"job_id: no job {job_id!r}; job_list shows the jobs that exist")
+            raise no_such_job(job_id)
         return Job.from_row(row)
 
     async def find_by_key(self, tx: Transaction, principal: str, key: str) -> Job | None:
@@ -45,8 +45,14 @@ class JobRepository:
         row = await tx.fetchone("SELECT COUNT(*) FROM jobs WHERE principal = ? AND state = 'QUEUED'", (principal,))
         return int(row[0]) if row else 0
 
-    async def list(self, states: Iterable[JobState] = (), kind: str | None = None, limit: int = 50) -> list[Job]:
+    async def list(
+        self, states: Iterable[JobState] = (), kind: str | None = None, limit: int = 50, *, owner: str | None = None
+    ) -> list[Job]:
+        """Newest first; with `owner`, only the jobs that principal started."""
         clauses, params = [], []
+        if owner is not None:
+            clauses.append("principal = ?")
+            params.append(owner)
         states = list(states)
         if states:
             clauses.append(f"state IN ({', '.join('?' for _ in states)})")
@@ -141,9 +147,15 @@ class JobRepository:
         )
         return Job.from_row(row) if row else None
 
-    async def counts(self) -> dict[str, int]:
-        rows = await self._store.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+    async def counts(self, *, owner: str | None = None) -> dict[str, int]:
+        where, params = ("WHERE principal = ?", (owner,)) if owner is not None else ("", ())
+        rows = await self._store.fetchall(f"SELECT state, COUNT(*) AS n FROM jobs {where} GROUP BY state", params)
         return {r["state"]: int(r["n"]) for r in rows}
+
+
+def no_such_job(job_id: str) -> NotFound:
+    """The one answer for an unknown id and for someone else's job alike, so ids do not leak."""
+    return NotFound(f"job_id: no job {job_id!r}; job_list shows the jobs that exist")
 
 
 def dumps(value: Any) -> str:

@@ -22,6 +22,7 @@ from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import Job
 from forge_mcp.jobs.states import JobState
 from forge_mcp.models.registry import ModelRegistry
+from forge_mcp.principal import Principal
 from forge_mcp.serving.records import Endpoint, Service, read_endpoint
 from forge_mcp.settings import Settings
 from forge_mcp.workspace import Workspace
@@ -97,9 +98,10 @@ class ServingManager:
                     return job, None
                 await asyncio.sleep(READY_POLL_S)
 
-    async def list(self, include_ended: bool, limit: int) -> list[Service]:
+    async def list(self, include_ended: bool, limit: int, principal: Principal) -> list[Service]:
+        """The services `principal` may see: their own (an admin's: all)."""
         states = () if include_ended else (JobState.QUEUED, JobState.RUNNING)
-        jobs = await self.jobs.repo.list(states, kind=SERVE_KIND, limit=limit)
+        jobs = await self.jobs.list(principal, states, kind=SERVE_KIND, limit=limit)
         async with _health_client() as client:
             return list(await asyncio.gather(*(self._describe(job, client) for job in jobs)))
 
@@ -117,21 +119,22 @@ class ServingManager:
                        error=job.error if job.state is JobState.FAILED else None,
                        started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip
 
-    async def service_job(self, job_id: str) -> Job:
-        job = await self.jobs.repo.get(job_id)
+    async def service_job(self, job_id: str, principal: Principal) -> Job:
+        job = await self.jobs.get(job_id, principal)
         if job.kind != SERVE_KIND:
             raise InvalidArguments(f"service: {job_id} is a {job.kind} job, not a service; serve_list shows services")
         return job
 
-    async def endpoint(self, job_id: str) -> Endpoint:
-        job = await self.service_job(job_id)
+    async def endpoint(self, job_id: str, principal: Principal) -> Endpoint:
+        job = await self.service_job(job_id, principal)
         endpoint = read_endpoint(self.workspace.root / "runs" / job.id)
         if job.state is not JobState.RUNNING or endpoint is None:
             raise Conflict(f"service: {job_id} is not serving (it is {job.state.value}); serve_list shows what runs")
         return endpoint
 
-    async def running_for(self, model_id: str) -> Endpoint | None:
-        for job in await self.jobs.repo.list([JobState.RUNNING], kind=SERVE_KIND, limit=10_000):
+    async def running_for(self, model_id: str, principal: Principal) -> Endpoint | None:
+        """A running service of `principal`'s (an admin's: anyone's) that serves this version."""
+        for job in await self.jobs.list(principal, [JobState.RUNNING], kind=SERVE_KIND, limit=10_000):
             if job.arguments.get("model_id") == model_id:
                 endpoint = read_endpoint(self.workspace.root / "runs" / job.id)
                 if endpoint is not None:

@@ -13,7 +13,10 @@ import pytest
 from forge_mcp.errors import Conflict, InvalidArguments
 from forge_mcp.jobs.executor import job_processes
 from forge_mcp.jobs.states import JobState
+from forge_mcp.principal import Principal
 from tests.jobs.conftest import LONG, QUICK, AppFactory, running_with_pid, until
+
+TESTER = Principal("tester", frozenset({"train"}))  # resumes its own jobs, not an admin
 
 
 async def test_a_job_runs_to_success_with_progress_metrics_and_log(forge: AppFactory) -> None:
@@ -148,11 +151,11 @@ async def test_resume_starts_a_new_job_linked_to_the_old_one(forge: AppFactory) 
     handle = await app.jobs.submit("system_benchmark", LONG, "tester")
     await running_with_pid(app, handle.job_id)
     await app.jobs.cancel(handle.job_id)
-    resumed = await app.jobs.resume(handle.job_id, "tester")
+    resumed = await app.jobs.resume(handle.job_id, TESTER)
     assert resumed.job_id != handle.job_id
     assert (await app.jobs.repo.get(resumed.job_id)).parent_id == handle.job_id
     with pytest.raises(Conflict, match="only FAILED or CANCELED jobs can be resumed"):
-        await app.jobs.resume(resumed.job_id, "tester")
+        await app.jobs.resume(resumed.job_id, TESTER)
 
 
 async def test_a_second_engine_waits_for_the_lock_and_takes_over(forge: AppFactory) -> None:
