@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from a2a.helpers import new_data_part, new_text_part
@@ -27,6 +28,7 @@ from forge_mcp.store import Store
 
 log = logging.getLogger("forge_mcp.a2a")
 
+PRUNE_BATCH = 500  # ids per DELETE: well under sqlite's bound-parameter limit
 TERMINAL_TASK_STATES = frozenset(
     {TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED}
 )
@@ -55,6 +57,7 @@ class A2ATaskLedger:
         self._engine = engine
         self.active: set[str] = set()  # tasks an executor in this process is following now
         self._followers: set[asyncio.Task[None]] = set()
+        self._pruner: asyncio.Task[None] | None = None
 
     async def track(self, task_id: str, context_id: str, owner: str, tool: str) -> None:
         self.active.add(task_id)
@@ -93,8 +96,58 @@ class A2ATaskLedger:
                 follower.add_done_callback(self._followers.discard)
 
     async def stop(self) -> None:
-        for follower in list(self._followers):
+        for follower in [*self._followers, *([self._pruner] if self._pruner else [])]:
             follower.cancel()
+
+    # retention ------------------------------------------------------------------------
+
+    def start_pruning(self, tasks_table: str, push_table: str | None, *, every_s: float, max_age_s: float,
+                      max_tasks: int) -> None:  # fmt: skip
+        """Prune now and every `every_s` seconds, until stop()."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    pruned = await self.prune(tasks_table, push_table, max_age_s=max_age_s, max_tasks=max_tasks)
+                    if pruned:
+                        log.info("pruned %d ended A2A task(s)", pruned)
+                except Exception:  # a failed round must not end pruning; the next one tries again
+                    log.exception("pruning A2A tasks failed")
+                await asyncio.sleep(every_s)
+
+        self._pruner = asyncio.create_task(loop(), name="forge-a2a-prune")
+
+    async def prune(self, tasks_table: str, push_table: str | None, *, max_age_s: float, max_tasks: int) -> int:
+        """Delete ended tasks (completed, failed, canceled, rejected) last updated more than
+        `max_age_s` ago, and beyond `max_tasks` tasks in all the oldest ended ones, with their
+        ledger rows and push configs. A task that is still open, or whose job still runs, is
+        never deleted. Returns how many tasks went."""
+        ended = ", ".join(f"'{TaskState.Name(s)}'" for s in TERMINAL_TASK_STATES)
+        deletable = (
+            f"json_extract(t.status, '$.state') IN ({ended}) AND NOT EXISTS ("
+            "SELECT 1 FROM a2a_task_ledger l JOIN jobs j ON j.id = l.job_id "
+            "WHERE l.task_id = t.id AND j.state IN ('QUEUED', 'RUNNING'))"
+        )
+        # last_updated is SQLAlchemy's naive-UTC text, which sorts and compares as time does.
+        cutoff = (datetime.now(UTC) - timedelta(seconds=max_age_s)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        async with self._store.transaction() as tx:
+            total = await tx.fetchone(f"SELECT COUNT(*) AS n FROM {tasks_table}")
+            overflow = max(0, int(total["n"] if total else 0) - max_tasks)
+            rows = await tx.fetchall(
+                f"SELECT t.id FROM {tasks_table} t WHERE {deletable} AND (t.last_updated IS NULL OR t.last_updated < ?) "
+                f"UNION SELECT id FROM (SELECT t.id FROM {tasks_table} t WHERE {deletable} "
+                "ORDER BY t.last_updated IS NOT NULL, t.last_updated, t.id LIMIT ?)",
+                (cutoff, overflow),
+            )
+            ids = [row["id"] for row in rows]
+            for start in range(0, len(ids), PRUNE_BATCH):
+                batch = ids[start : start + PRUNE_BATCH]
+                marks = ", ".join("?" for _ in batch)
+                await tx.execute(f"DELETE FROM {tasks_table} WHERE id IN ({marks})", batch)
+                await tx.execute(f"DELETE FROM a2a_task_ledger WHERE task_id IN ({marks})", batch)
+                if push_table is not None:
+                    await tx.execute(f"DELETE FROM {push_table} WHERE task_id IN ({marks})", batch)
+        return len(ids)
 
     async def _follow(self, task_store: TaskStore, row: dict[str, Any]) -> None:
         job = await self._engine.repo.get(row["job_id"])

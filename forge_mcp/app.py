@@ -188,6 +188,9 @@ class ForgeApp:
                 if push:
                     await push.store.initialize()
                 await ledger.reconcile(task_store)
+                ledger.start_pruning(A2A_TASKS_TABLE, A2A_PUSH_TABLE if push else None,
+                                     every_s=settings.a2a_prune_interval_s, max_tasks=settings.a2a_max_tasks,
+                                     max_age_s=settings.a2a_task_retention_hours * 3600)  # fmt: skip
                 async with mcp.session_manager.run():
                     yield
                 await ledger.stop()

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     job_heartbeat_s: float = Field(jobs.HEARTBEAT_S, gt=0)
     job_lease_s: float = Field(jobs.LEASE_S, gt=0)
     job_cancel_grace_s: float = Field(jobs.CANCEL_GRACE_S, ge=0)
+    # A2A tasks: every call leaves a task row (its artifact included) and a ledger row.
+    a2a_task_retention_hours: float = Field(24.0, gt=0, description="ended A2A tasks are deleted this long after their last update")
+    a2a_max_tasks: int = Field(10_000, ge=1, description="A2A tasks kept at most; the oldest ended ones go first")
+    a2a_prune_interval_s: float = Field(60.0, gt=0, description="how often ended A2A tasks are pruned")
 
     @field_validator("toolsets", "allowed_hosts", "allowed_origins", "push_allowed_hosts", mode="before")
     @classmethod
