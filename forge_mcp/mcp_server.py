@@ -33,6 +33,7 @@ from mcp.types import (
     TextContent,
     ToolAnnotations,
 )
+from mcp.types import Tool as MCPTool
 from mcp.types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
@@ -40,6 +41,7 @@ from forge_mcp import __version__
 from forge_mcp.capabilities import Capability, CapabilityRunner, Confirm, ResourceSpec, split_images
 from forge_mcp.errors import ForgeError, InputRequired
 from forge_mcp.principal import Principal
+from forge_mcp.wire_schema import input_schema, output_schema
 
 INSTRUCTIONS = (
     "forge-mcp runs the LLM fine-tuning lifecycle on this machine: datasets, training, evaluation, "
@@ -69,6 +71,21 @@ class ForgeMCPServer(MCPServer):
     def __init__(self, runner: CapabilityRunner, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._runner = runner
+        self._wire_schemas: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+
+    async def list_tools(self) -> list[MCPTool]:
+        """Tools with compact schemas (forge_mcp.wire_schema): every client pays for this list in
+        every conversation. Calls are still validated against the capability's own models."""
+        tools = await super().list_tools()
+        for tool in tools:
+            if tool.name not in self._wire_schemas:
+                output = output_schema(tool.output_schema) if tool.output_schema is not None else None
+                self._wire_schemas[tool.name] = (input_schema(tool.input_schema), output)
+        return [
+            tool.model_copy(update={"input_schema": self._wire_schemas[tool.name][0],
+                                    "output_schema": self._wire_schemas[tool.name][1]})
+            for tool in tools
+        ]  # fmt: skip
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
@@ -97,14 +114,7 @@ def build_mcp_server(
             name=cap.name,
             title=cap.title,
             description=cap.description,
-            annotations=ToolAnnotations(
-                title=cap.title,
-                read_only_hint=cap.read_only,
-                destructive_hint=cap.destructive,
-                idempotent_hint=cap.idempotent,
-                open_world_hint=False,
-            ),
-            meta={"forge/scope": cap.scope, "forge/long_running": cap.long_running, "forge/toolset": cap.toolset},
+            annotations=_annotations(cap),  # no _meta: forge_overview tells each tool's toolset and scope
         )
     for toolset in registry.toolsets:
         for spec in toolset.resources:
@@ -112,6 +122,17 @@ def build_mcp_server(
                 _resource_function(spec, runner, auth_enabled)
             )
     return server
+
+
+def _annotations(cap: Capability) -> ToolAnnotations:
+    """The hints that differ from the spec's defaults (read-only false, destructive true,
+    idempotent false, open-world true); destructive and idempotent mean nothing for a read-only
+    tool. No title: the tool's own title says it."""
+    if cap.read_only:
+        return ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    return ToolAnnotations(
+        destructive_hint=cap.destructive, idempotent_hint=cap.idempotent or None, open_world_hint=False
+    )
 
 
 def _tool_function(cap: Capability, runner: CapabilityRunner, auth_enabled: bool) -> Any:

@@ -111,11 +111,10 @@ async def overview_resource(services: Services) -> Overview:
 
 @toolset.capability(scope="read", title="Forge overview", read_only=True)
 async def forge_overview(services: Services) -> Overview:
-    """Start here. Describes this forge-mcp server: version, the toolsets and tools it
-    offers (with the scope each needs and whether it starts a long-running job), the
-    hardware (CPU, RAM, disk, NVIDIA GPUs, whether MLX can run), which optional backends
-    are installed, and what the workspace holds. Read-only and cheap; call it once at the
-    start of a session to plan what to do next."""
+    """Start here: this server's version, its toolsets and tools (the scope each needs, which start
+    long-running jobs), the hardware (CPU, RAM, disk, NVIDIA GPUs, whether MLX can run), which
+    optional backends are installed and what the workspace holds. Read-only and cheap; call it
+    once per session to plan."""
     return await build_overview(services)
 
 
@@ -126,11 +125,9 @@ async def system_status(
         float, Field(ge=0.05, le=5.0, description="How long to sample CPU load, in seconds")
     ] = 0.25,
 ) -> SystemStatus:
-    """Live resource use of the machine running the server: CPU load (overall and per
-    core), RAM, swap, free workspace disk, and per-GPU utilisation, memory, temperature
-    and power when an NVIDIA GPU is present. Read-only; takes about `sample_seconds`.
-    Use it before starting heavy work or to see whether a running job is saturating
-    the machine."""
+    """Live load of the server's machine: CPU (overall and per core), RAM, swap, free workspace
+    disk, and per-GPU utilisation, memory, temperature and power. Read-only; takes about
+    `sample_seconds`. Check it before heavy work or when a job seems to saturate the machine."""
     return await asyncio.to_thread(sample_status, services.workspace.root, sample_seconds)
 
 
@@ -183,11 +180,10 @@ async def system_benchmark(
         str | None, Field(max_length=128, description="Same key and arguments return the same job")
     ] = None,
 ) -> JobHandle:
-    """Starts a job that measures this machine: float32 matrix-multiply throughput on each
-    device (torch when installed, NumPy otherwise), memory bandwidth and the workspace
-    disk's write speed. Returns a job_id at once; follow it with job_wait. Takes about
-    (devices + 2) x seconds_per_test and loads the machine meanwhile. forge_overview shows
-    the newest result; training time estimates use it."""
+    """Starts a job that measures this machine: float32 matmul throughput per device (torch when
+    installed, else NumPy), memory bandwidth and workspace disk write speed. Takes about
+    (devices + 2) x seconds_per_test and loads the machine meanwhile. Returns a job_id; follow
+    it with job_wait. forge_overview shows the newest result; training time estimates use it."""
     arguments = {
         "devices": resolve_devices(devices, services.jobs.limits.capacity.gpu_slots),
         "seconds_per_test": seconds_per_test,

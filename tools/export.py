@@ -53,14 +53,12 @@ async def model_export(
     quantization: Annotated[Quantization | None, Field(description="GGUF only: f16, q8_0 (default) or q4_k_m")] = None,
     push_to_hub: Annotated[str | None, Field(max_length=200, description="Also upload to this Hugging Face Hub repo, e.g. acme/bot (needs network and HF_TOKEN)")] = None,
 ) -> JobHandle:
-    """Starts a job that exports a registered version. adapter: the LoRA files as trained;
-    merged: the adapter folded into the base weights (a Hugging Face folder any
-    transformers code loads); gguf: one file for llama.cpp and Ollama, f16 or quantised by
-    llama.cpp (q8_0 is near lossless, q4_k_m about 3x smaller), with a Modelfile. Each
-    export is loaded back and its next-token predictions on fixed prompts are compared
-    with the source model's; the agreement is in its manifest, and an export that
-    disagrees fails the job. The export lands in models/<name>/v<N>/exports/<kind>/ and
-    model_get lists it. Follow with job_wait."""
+    """Starts a job that exports a registered version: adapter (the LoRA files), merged (the
+    adapter folded into the base: a folder transformers loads) or gguf (one file for llama.cpp
+    and Ollama: f16, q8_0 near lossless or q4_k_m about 3x smaller, with a Modelfile). Each
+    export is loaded back and its next-token predictions compared with the source's; an export
+    that disagrees fails the job. It lands in models/<name>/v<N>/exports/<kind>/ (model_get
+    lists it). Follow with job_wait."""
     require_extra("train", "model_export")
     if format != "gguf" and quantization is not None:
         raise InvalidArguments(f"quantization: only GGUF exports are quantised; leave it out for format {format}")

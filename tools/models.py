@@ -42,10 +42,9 @@ async def model_register(
     path: Annotated[str | None, Field(max_length=512, description="Or a local adapter or model folder")] = None,
     base_model: Annotated[str | None, Field(max_length=512, description="For an adapter from a path: what it applies to")] = None,
 ) -> ModelVersion:
-    """Registers a new version of `name` from a training job (its adapter or weights, base
-    model, dataset fingerprint, spec and metrics become the lineage) or from a local folder.
-    The files are copied to models/<name>/v<N> with a model card; the version starts in
-    stage `registered`."""
+    """Registers a new version of `name` from a training job (its adapter or weights, base model,
+    dataset fingerprint, spec and metrics become the lineage) or from a local folder. Files are
+    copied to models/<name>/v<N> with a model card; the version starts in stage `registered`."""
     if job_id is not None:  # a job's output is its owner's (and an admin's) to register
         await services.jobs.get(job_id, principal)
     return await services.models.register(name, principal.name, job_id=job_id, path=path, base_model=base_model)
@@ -78,11 +77,10 @@ async def model_promote(
     stage: Literal["staging", "production", "registered"],
     gate: Gate = None,
 ) -> ModelVersion:
-    """Moves a version to `stage`. With a gate, the move happens only if the version's
-    metrics pass it. At most one version per name is in production: promoting one archives
-    the previous production version in the same transaction. Before a move to production
-    the user is asked to confirm, where the client supports it (MCP elicitation); a
-    declined confirmation moves nothing."""
+    """Moves a version to `stage`; with a gate, only if its metrics pass. One production version
+    per name: promoting one archives the previous one in the same transaction. A move to
+    production asks the user to confirm where the client supports it (MCP elicitation); declined
+    moves nothing."""
     return await services.models.promote(model, stage, principal.name, gate, confirm)
 
 

@@ -87,12 +87,11 @@ async def serve_start(
     threads: Annotated[int | None, Field(ge=1, le=512, description="CPU threads for generation; default: the engine's own (llama.cpp: half the logical cores)")] = None,
     wait_s: Annotated[float, Field(ge=1, le=900, description="How long to wait for the endpoint to answer")] = 180,
 ) -> ServiceStarted:
-    """Starts a long-lived service that serves a registered version on 127.0.0.1 behind an
-    OpenAI-compatible API (POST /v1/chat/completions, streaming too; GET /v1/models;
-    GET /health), and returns once it answers, with its URL and its own API key. llama_cpp
-    serves the version's GGUF export (model_export format gguf first); transformers and
-    vllm apply a LoRA adapter without merging it. The service runs until serve_stop; if
-    its process dies it is marked failed (serve_list). Any OpenAI client works, e.g.
+    """Starts a long-lived service for a registered version on 127.0.0.1 with an OpenAI-compatible
+    API (/v1/chat/completions, streaming too; /v1/models; /health) and returns once it answers,
+    with its URL and own API key. llama_cpp serves the version's GGUF export (model_export
+    format gguf first); transformers and vllm apply a LoRA adapter unmerged. It runs until
+    serve_stop; a dead process shows as failed in serve_list. Any OpenAI client works, e.g.
     litellm with model 'openai/<model>' and api_base <url>."""
     arguments = await services.serving.arguments(model, engine, port, context_length, threads)
     handle = await services.jobs.submit("serve", arguments, principal.name)

@@ -16,30 +16,30 @@ from forge_mcp.principal import Principal
 from forge_mcp.services import Services
 from forge_mcp.training.plan import TrainPlan
 from forge_mcp.training.planner import plan_training
-from forge_mcp.training.spec import list_recipes
+from forge_mcp.training.spec import TrainSpec, list_recipes
 
 toolset = Toolset("training", "Plan and run SFT, DPO and continued pre-training with LoRA, QLoRA or full fine-tuning.")
 
+_NAMED = {"base_model", "dataset", "method", "adapter"}
 SpecFields = Annotated[
     dict[str, Any],
-    Field(description="Training spec fields (see the TrainSpec fields in train_plan's output); at least base_model "
-                      "and dataset. They override the recipe's."),  # fmt: skip
+    Field(description="Training spec, over the recipe's: at least base_model (a local model folder) and dataset "
+                      "('<name>' or '<name>@v<N>'); method sft|dpo|cpt, adapter lora|qlora|full. Others: "
+                      f"{', '.join(f for f in TrainSpec.model_fields if f not in _NAMED)}. train_plan's result shows "
+                      "the value of each."),  # fmt: skip
 ]
-Recipe = Annotated[str | None, Field(max_length=64, description="Preset from configs/recipes, e.g. sft-lora, sft-lora-tiny, qlora, dpo-lora, cpt-lora")]  # fmt: skip
+Recipe = Annotated[str | None, Field(max_length=64, description=f"Preset: {', '.join(list_recipes())}")]
 
 
 @toolset.capability(scope="read", title="Plan a training run")
 async def train_plan(services: Services, spec: SpecFields, recipe: Recipe = None) -> TrainPlan:
-    """Dry run, instant: validates a training spec (every problem at once), checks that the
-    dataset's kind fits the method (sft: messages, dpo: preference, cpt: text or messages)
-    and that its splits exist, picks the backend (CUDA -> hf, Apple Silicon -> mlx,
-    otherwise hf on CPU), and estimates peak memory (weights, adapter, gradients,
-    optimizer, activations) and time. When it will not fit, `suggestions` says what to
-    change. Recipes: """
+    """Dry run, instant: validates a training spec (every problem at once), checks the dataset's
+    kind against the method (sft: messages, dpo: preference, cpt: text or messages) and its
+    splits (without splits it trains on all rows, less a seeded tenth held out when eval_split
+    is given), fits a default max_length to the model (`notes` says so), picks the backend
+    (CUDA: hf, Apple Silicon: mlx, else hf on CPU) and estimates peak memory and time. When it
+    will not fit, `suggestions` says what to change."""
     return await plan_training(services, spec, recipe)
-
-
-train_plan.__doc__ = (train_plan.__doc__ or "") + ", ".join(list_recipes()) + "."
 
 
 def _train_resources(arguments: dict[str, Any]) -> Resources:
@@ -65,16 +65,16 @@ def train_job(job: JobContext, plan: dict[str, Any], base_path: str, dataset_pat
 async def train_start(
     services: Services,
     principal: Principal,
-    spec: SpecFields,
+    spec: Annotated[dict[str, Any], Field(description="The spec, as for train_plan")],
     recipe: Recipe = None,
     priority: Annotated[int, Field(ge=-100, le=100)] = 0,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
-    """Starts a training job from the same spec train_plan checks (call train_plan first to
-    see memory and time). Metrics every logging_steps (loss, learning rate, grad norm,
-    tokens/s, eval loss, memory), progress with an ETA, warnings for divergence and
-    overfitting, verified checkpoints; job_resume and crash recovery continue from the
-    newest checkpoint. The result names the adapter (or model) folder. Follow with job_wait."""
+    """Starts a training job from the spec train_plan checks (call train_plan first for memory and
+    time). Metrics every logging_steps (loss, learning rate, grad norm, tokens/s, eval loss,
+    memory), progress with an ETA, divergence and overfitting warnings, verified checkpoints;
+    job_resume and crash recovery continue from the newest. The result names the adapter (or
+    model) folder. Follow with job_wait."""
     plan = await plan_training(services, spec, recipe)
     require_extra("mlx" if plan.backend == "mlx" else "train", f"train_start on the {plan.backend} backend")
     if not plan.memory.fits:
