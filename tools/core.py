@@ -46,7 +46,7 @@ class WorkspaceSummary(BaseModel):
 
 
 class LatestBenchmark(BaseModel):
-    job_id: str
+    job_id: str | None = Field(description="Its job; only when it is yours (an admin: always)")
     finished_at: float | None
     result: dict[str, Any]
 
@@ -60,16 +60,17 @@ class Overview(BaseModel):
     hardware: HardwareInfo
     extras: list[ExtraStatus] = Field(description="Optional backends and whether each is installed")
     workspace: WorkspaceSummary
-    jobs: dict[str, int] = Field(description="Jobs in the workspace by state")
+    jobs: dict[str, int] = Field(description="Your jobs by state (an admin: all jobs)")
     engine_active: bool = Field(description="Whether this process supervises the workspace's jobs")
     latest_benchmark: LatestBenchmark | None = Field(None, description="The newest successful system_benchmark")
 
 
-async def build_overview(services: Services) -> Overview:
+async def build_overview(services: Services, principal: Principal) -> Overview:
     ws = services.workspace
     counts = ws.counts()
     hardware = await asyncio.to_thread(probe_hardware, ws.root)
-    benchmark = await services.jobs.repo.latest_result("system_benchmark")
+    benchmark = await services.jobs.repo.latest_result("system_benchmark")  # the machine's, whoever measured it
+    benchmark_job = benchmark.id if benchmark and (principal.sees_everything or benchmark.principal == principal.name) else None
     return Overview(
         name="forge-mcp",
         version=__version__,
@@ -95,27 +96,27 @@ async def build_overview(services: Services) -> Overview:
             runs=counts.runs,
             models=counts.models,
         ),
-        jobs=await services.jobs.repo.counts(),
+        jobs=await services.jobs.counts(principal),
         engine_active=services.jobs.active,
-        latest_benchmark=LatestBenchmark(job_id=benchmark.id, finished_at=benchmark.finished_at, result=benchmark.result)
+        latest_benchmark=LatestBenchmark(job_id=benchmark_job, finished_at=benchmark.finished_at, result=benchmark.result)
         if benchmark is not None and benchmark.result is not None
         else None,
     )
 
 
 @toolset.resource("forge://overview", name="overview")
-async def overview_resource(services: Services) -> Overview:
+async def overview_resource(services: Services, principal: Principal) -> Overview:
     """The same document forge_overview returns, for clients that read resources."""
-    return await build_overview(services)
+    return await build_overview(services, principal)
 
 
 @toolset.capability(scope="read", title="Forge overview", read_only=True)
-async def forge_overview(services: Services) -> Overview:
+async def forge_overview(services: Services, principal: Principal) -> Overview:
     """Start here: this server's version, its toolsets and tools (the scope each needs, which start
     long-running jobs), the hardware (CPU, RAM, disk, NVIDIA GPUs, whether MLX can run), which
     optional backends are installed and what the workspace holds. Read-only and cheap; call it
     once per session to plan."""
-    return await build_overview(services)
+    return await build_overview(services, principal)
 
 
 @toolset.capability(scope="read", title="System status", read_only=True)

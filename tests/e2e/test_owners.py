@@ -110,6 +110,7 @@ async def test_someone_elses_job_looks_missing_over_mcp_and_an_admin_acts_on_it(
                 unknown[tool] = error_text(await bob.call_tool(tool, {"job_id": "job_00000000"}))
             stop = error_text(await bob.call_tool("serve_stop", {"service": job_id}))
             listed = await bob.call_tool("job_list", {})
+            overview = await bob.call_tool("forge_overview", {})
             with pytest.raises(Exception, match="no job"):
                 await bob.read_resource(f"forge://jobs/{job_id}")
             with pytest.raises(Exception, match="no job"):
@@ -128,6 +129,7 @@ async def test_someone_elses_job_looks_missing_over_mcp_and_an_admin_acts_on_it(
     assert f"no job '{job_id}'" in stop
     assert job_id not in {j["id"] for j in listed.structured_content["jobs"]}
     assert sum(listed.structured_content["counts"].values()) == 0  # bob has started nothing
+    assert overview.structured_content["jobs"] == {}  # not even a count of alice's
     assert still.structured_content["state"] in ("QUEUED", "RUNNING")  # bob's cancel did nothing
     assert job_id in {j["id"] for j in seen.structured_content["jobs"]}
     assert canceled.structured_content["state"] == "CANCELED" and not job_processes(job_id)
