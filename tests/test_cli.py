@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.conftest import forge_cli
@@ -70,3 +71,29 @@ def test_tools_lists_names_and_scopes(tmp_path: Path) -> None:
     result = forge_cli(tmp_path / "ws", "tools")
     assert result.returncode == 0
     assert "forge_overview" in result.stdout and "scope=read" in result.stdout
+
+
+def test_client_config_writes_import_roots_into_stdio_configs(tmp_path: Path) -> None:
+    data, more = tmp_path / "data", tmp_path / "more"
+    data.mkdir()
+    more.mkdir()
+    result = forge_cli(tmp_path / "ws", "client-config", "claude-desktop", "--import-root", str(data),
+                       "--import-root", str(more / ".." / "more"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    env = json.loads(result.stdout)["mcpServers"]["forge"]["env"]
+    assert env["FORGE_IMPORT_ROOTS"].split(os.pathsep) == [str(data.resolve()), str(more.resolve())]
+    plain = json.loads(forge_cli(tmp_path / "ws", "client-config", "cursor").stdout)
+    assert "FORGE_IMPORT_ROOTS" not in plain["mcpServers"]["forge"]["env"]
+
+
+def test_client_config_import_root_for_http_is_a_server_setting(tmp_path: Path) -> None:
+    result = forge_cli(tmp_path / "ws", "client-config", "cursor-http", "--import-root", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "env" not in json.loads(result.stdout)["mcpServers"]["forge"]
+    assert f"start `forge-mcp serve` with FORGE_IMPORT_ROOTS={tmp_path.resolve()}" in result.stderr
+
+
+def test_client_config_refuses_an_import_root_that_is_not_a_folder(tmp_path: Path) -> None:
+    result = forge_cli(tmp_path / "ws", "client-config", "cursor", "--import-root", str(tmp_path / "nope"))
+    assert result.returncode == 2 and "--import-root" in result.stderr and "is not a folder" in result.stderr
+    assert result.stdout == ""

@@ -49,6 +49,7 @@ def _train_resources(arguments: dict[str, Any]) -> Resources:
 
 @toolset.job_kind("train", resources=_train_resources, checkpoints=True)
 def train_job(job: JobContext, plan: dict[str, Any], base_path: str, dataset_path: str, general_path: str | None = None) -> Any:
+    base = job.workspace.resolve_tree(base_path, field="spec.base_model")  # again: links can change after submission
     resolved = TrainPlan.model_validate(plan)
     if resolved.processes > 1:
         from forge_mcp.backends.hf_launch import launch as train
@@ -57,7 +58,6 @@ def train_job(job: JobContext, plan: dict[str, Any], base_path: str, dataset_pat
     else:
         from forge_mcp.backends.hf_train import train
     general = job.workspace_root / general_path / "data.parquet" if general_path else None
-    base = job.workspace.resolve_tree(base_path, field="spec.base_model")  # again: links can change after submission
     return train(job, resolved, base, job.workspace_root / dataset_path / "data.parquet", general)
 
 
