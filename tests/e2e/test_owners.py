@@ -15,7 +15,17 @@ import httpx2
 import pytest
 from a2a.client import ClientConfig, create_client
 from a2a.helpers import new_data_part, new_message
-from a2a.types import CancelTaskRequest, GetTaskRequest, ListTasksRequest, Role, SendMessageRequest, TaskState
+from a2a.types import (
+    CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
+    ListTasksRequest,
+    Role,
+    SendMessageRequest,
+    TaskPushNotificationConfig,
+    TaskState,
+)
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -45,7 +55,7 @@ def owners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owners]:
         created = forge_cli(home, "keys", "create", "--name", name, "--scopes", scope)
         assert created.returncode == 0, created.stderr
         keys[name] = created.stdout.strip()
-    with ServerProcess(home, args=("--auth", "on")) as live:
+    with ServerProcess(home, args=("--auth", "on"), env={"FORGE_PUSH_ALLOWED_HOSTS": "127.0.0.1"}) as live:
         yield Owners(url=live.url, keys=keys)
 
 
@@ -146,17 +156,31 @@ async def test_someone_elses_a2a_task_looks_missing_and_an_admin_cancels_it(owne
         [first] = [e async for e in alice.send_message(SendMessageRequest(message=benchmark_message()))]
         task_id = first.task.id
         job_id = await job_of_task(alice, task_id)
+        hook = TaskPushNotificationConfig(task_id=task_id, id="alice-hook", url="http://127.0.0.1:9/hook")
+        await alice.create_task_push_notification_config(hook)
+        hooks = ListTaskPushNotificationConfigsRequest(task_id=task_id)
         async with a2a_as(owners, "bob") as bob:
             with pytest.raises(Exception, match="(?i)task not found"):
                 await bob.get_task(GetTaskRequest(id=task_id))
             with pytest.raises(Exception, match="(?i)task not found"):
                 await bob.cancel_task(CancelTaskRequest(id=task_id))
+            with pytest.raises(Exception, match="(?i)task not found"):
+                await bob.list_task_push_notification_configs(hooks)
+            with pytest.raises(Exception, match="(?i)task not found"):
+                await bob.delete_task_push_notification_config(
+                    DeleteTaskPushNotificationConfigRequest(task_id=task_id, id="alice-hook")
+                )
             bobs = await bob.list_tasks(ListTasksRequest())
         still = await alice.get_task(GetTaskRequest(id=task_id))
         async with a2a_as(owners, "root") as root:
             seen = await root.list_tasks(ListTasksRequest())
             got = await root.get_task(GetTaskRequest(id=task_id))
+            root_hooks = await root.list_task_push_notification_configs(hooks)
+            await root.delete_task_push_notification_config(
+                DeleteTaskPushNotificationConfigRequest(task_id=task_id, id="alice-hook")
+            )
             canceled = await root.cancel_task(CancelTaskRequest(id=task_id))
+        left_hooks = await alice.list_task_push_notification_configs(hooks)
 
         async def settled() -> bool:
             return (await alice.get_task(GetTaskRequest(id=task_id))).status.state == TaskState.TASK_STATE_CANCELED
@@ -166,5 +190,7 @@ async def test_someone_elses_a2a_task_looks_missing_and_an_admin_cancels_it(owne
     assert task_id not in {t.id for t in bobs.tasks}
     assert still.status.state not in (TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_COMPLETED)
     assert task_id in {t.id for t in seen.tasks} and got.id == task_id
+    assert [h.id for h in root_hooks.configs] == ["alice-hook"]  # an admin sees alice's push config
+    assert list(left_hooks.configs) == []  # and deleted it
     assert canceled.status.state == TaskState.TASK_STATE_CANCELED and not job_processes(job_id)
     assert task_id in {t.id for t in alices.tasks}  # the admin's cancel left the task alice's
