@@ -47,9 +47,8 @@ def toolset_of_tools() -> dict[str, str]:
     return {cap.name: toolset.name for toolset in all_toolsets() for cap in toolset.capabilities}
 
 
-async def list_tools_result() -> Any:
-    """The `tools/list` result of a server with every toolset, through the in-process client."""
-    from mcp import Client
+def build_server() -> Any:
+    """The MCP server with every toolset, as `forge-mcp stdio` builds it (no services: nothing is called)."""
     from mcp.server.subscriptions import InMemorySubscriptionBus
 
     from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner
@@ -59,8 +58,14 @@ async def list_tools_result() -> Any:
 
     registry = CapabilityRegistry(all_toolsets())
     runner = CapabilityRunner(registry, services=None, metrics=Metrics())  # type: ignore[arg-type]
-    server = build_mcp_server(runner, auth_enabled=False, log_level="WARNING", subscriptions=InMemorySubscriptionBus())
-    async with Client(server) as client:
+    return build_mcp_server(runner, auth_enabled=False, log_level="WARNING", subscriptions=InMemorySubscriptionBus())
+
+
+async def list_tools_result() -> Any:
+    """The `tools/list` result of a server with every toolset, through the in-process client."""
+    from mcp import Client
+
+    async with Client(build_server()) as client:
         return await client.list_tools()
 
 

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from mcp import Client
 from pydantic import BaseModel, Field
 
-from benchmarks.tool_list_size import list_tools_result, measure_result, table
+from benchmarks.tool_list_size import build_server, list_tools_result, measure_result, table
 from forge_mcp.app import ForgeApp
 from forge_mcp.settings import load_settings
 from forge_mcp.tools import all_toolsets
@@ -89,16 +89,10 @@ def facts(node: Any, defs: dict[str, Any], seen: tuple[str, ...] = ()) -> set[tu
 
 async def test_every_input_schema_keeps_names_required_bounds_enums_defaults_and_descriptions(listed: Any) -> None:
     from mcp.server import MCPServer
-    from mcp.server.subscriptions import InMemorySubscriptionBus
 
-    from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner
-    from forge_mcp.mcp_server import build_mcp_server
-    from forge_mcp.metrics import Metrics
-
-    runner = CapabilityRunner(CapabilityRegistry(all_toolsets()), services=None, metrics=Metrics())  # type: ignore[arg-type]
-    server = build_mcp_server(runner, auth_enabled=False, log_level="WARNING", subscriptions=InMemorySubscriptionBus())
-    derived = {tool.name: tool.input_schema for tool in await MCPServer.list_tools(server)}  # what the SDK derives
-    for tool in listed.tools:  # against what goes on the wire
+    # What the SDK derives, against what goes on the wire.
+    derived = {tool.name: tool.input_schema for tool in await MCPServer.list_tools(build_server())}
+    for tool in listed.tools:
         original, compact = derived[tool.name], tool.input_schema
         Draft202012Validator.check_schema(compact)
         assert list(compact["properties"]) == list(original["properties"]), tool.name
