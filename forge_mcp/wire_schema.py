@@ -44,8 +44,12 @@ def input_schema(schema: JsonSchema) -> JsonSchema:
         original = schema["properties"][name]
         if name not in required and "default" in original and original["default"] is None:
             compacted["properties"][name] = _not_null(node)
-    if kept:  # recursive models keep their definitions
-        compacted["$defs"] = {name: _tidy(_inline(defs[name], defs, (name,), kept)) for name in sorted(kept)}
+    definitions: JsonSchema = {}  # recursive models keep theirs (one may reveal another)
+    while todo := sorted(kept - set(definitions)):
+        for name in todo:
+            definitions[name] = _tidy(_inline(defs[name], defs, (name,), kept))
+    if definitions:
+        compacted["$defs"] = dict(sorted(definitions.items()))
     return compacted
 
 
