@@ -39,6 +39,8 @@ def walk(top: Path, roots: tuple[Path, ...], field: str) -> Iterator[TreeEntry]:
     start = top.resolve()
     if not inside(start, roots):
         raise PathRefused(f"argument '{field}': the path leads outside the workspace and every import root")
+    if start.exists() and not (start.is_dir() or start.is_file()):
+        raise PathRefused(f"argument '{field}': the path is not a regular file or folder (a FIFO or device); give a file")
     seen = {start}
     stack = [(start, PurePosixPath())]
     while stack:

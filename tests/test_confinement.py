@@ -89,3 +89,10 @@ def test_copy_file_never_writes_through_a_link(layout: tuple[Path, Path, tuple[P
     with pytest.raises(FileExistsError):
         copy_file(root / "model" / "config.json", root / "planted")
     assert (outside / "secret.txt").read_text() == "secret"
+
+
+def test_a_fifo_given_as_the_path_itself_is_refused(layout: tuple[Path, Path, tuple[Path, ...]]) -> None:
+    root, _, roots = layout
+    os.mkfifo(root / "pipe.jsonl")
+    with pytest.raises(PathRefused, match="argument 'path': the path is not a regular file or folder"):
+        check_tree(root / "pipe.jsonl", roots, "path")

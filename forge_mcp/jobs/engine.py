@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forge_mcp.errors import Conflict, ForgeError, InvalidArguments, NotFound
+from forge_mcp.errors import Conflict, ForgeError, InvalidArguments, NotFound, PathRefused
 from forge_mcp.jobs import constants as C
 from forge_mcp.jobs.admission import Capacity, admit
 from forge_mcp.jobs.events import TERMINAL_EVENTS, EventTail, JobEventBus, JobUpdate
@@ -150,6 +150,9 @@ class JobEngine:
                 f"this job needs {resources.gpus} GPU(s) but the server has {self.limits.capacity.gpu_slots} GPU slot(s); "
                 "ask for fewer GPUs, or run it on a machine with more (gpu_slots setting)"
             )
+        if not self.runs_dir.resolve().is_relative_to(self.runs_dir.parent.resolve()):
+            raise PathRefused("the workspace folder runs leads outside the workspace through a symbolic link, and "
+                              "forge-mcp writes only inside the workspace; remove the link, then try again")  # fmt: skip
         fingerprint = hashlib.sha256(dumps({"kind": kind, "arguments": arguments, "priority": priority}).encode())
         now = time.time()
         job_id = f"{C.JOB_ID_PREFIX}{int(now * 1000):x}{secrets.token_hex(4)}"

@@ -232,3 +232,30 @@ async def test_a_failed_job_shows_workspace_relative_paths_and_a_ref_into_its_lo
     ref = error.split("(ref ", 1)[1].split(")", 1)[0]
     log = logs.structured_content["text"]
     assert f"unexpected error, ref {ref}" in log and "Traceback" in log  # the detail stays in the log
+
+
+async def test_missing_folders_are_refused_before_any_job_exists(live: Live) -> None:
+    async with Client(f"{live.url}/mcp/") as client:
+        planned = await client.call_tool("train_plan", {"spec": {"base_model": "models/nope", "dataset": "sums"}})
+        started = await client.call_tool("train_start", {"spec": {"base_model": "models/nope", "dataset": "sums"}})
+        evaluated = await client.call_tool("model_evaluate", {"dataset": "sums", "base_model": "models/nope"})
+        registered = await client.call_tool("model_register", {"name": "nope", "path": "models/nope"})
+    for result, field in ((planned, "spec.base_model"), (started, "spec.base_model"), (evaluated, "base_model"),
+                          (registered, "path")):  # fmt: skip
+        assert f"argument '{field}': nothing exists at models/nope" in refusal(result)
+
+
+async def test_a_runs_folder_that_links_out_receives_no_job_files(tmp_path: Path) -> None:
+    home, outside = tmp_path / "ws", tmp_path / "outside-runs"
+    outside.mkdir()
+    home.mkdir()
+    os.symlink(outside, home / "runs")
+    chats(home / "chats.jsonl", rows=12)
+    with ServerProcess(home) as server:
+        async with Client(f"{server.url}/mcp/") as client:
+            await client.call_tool("dataset_import", {"path": "chats.jsonl", "name": "sums"})
+            started = await client.call_tool("dataset_prepare", {"dataset": "sums"})
+            jobs = await client.call_tool("job_list", {})
+    assert "the workspace folder runs leads outside the workspace through a symbolic link" in refusal(started)
+    assert jobs.structured_content["jobs"] == []
+    assert list(outside.iterdir()) == []

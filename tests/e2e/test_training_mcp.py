@@ -122,7 +122,7 @@ async def test_bad_training_specs_get_one_clear_error_each(tmp_path: Path, tiny_
                                                                    "preference; use method dpo"),
         "chat data for dpo": ({**base, "method": "dpo"}, "dataset: dpo learns from preference data"),
         "a tracker that is not installed": ({**base, "report_to": ["mlflow"]}, "report_to: mlflow is not installed"),
-        "missing base model": ({**base, "base_model": "models/nope"}, "spec.base_model: models/nope is not a folder"),
+        "missing base model": ({**base, "base_model": "models/nope"}, "'spec.base_model': nothing exists at models/nope"),
         "max_length over the limit": ({**base, "max_length": 4096}, "max_length: 4096 is over the model's limit of 512"),
         "missing split": ({**base, "eval_split": "validation"}, "eval_split: greet@v2 has no split 'validation'"),
         "outside the workspace": ({**base, "base_model": "/etc"}, "spec.base_model"),
