@@ -160,8 +160,11 @@ async def _call(settings: Any, name: str, raw_args: str, *, wait: bool) -> int:
     from forge_mcp.app import ForgeApp
     from forge_mcp.errors import InvalidArguments
     from forge_mcp.jobs.models import JobHandle
+    from forge_mcp.json_depth import exceeds_depth, too_deep_message
     from forge_mcp.principal import Principal
 
+    if exceeds_depth(raw_args):
+        raise InvalidArguments(f"--args: {too_deep_message()}")
     try:
         arguments = json.loads(raw_args)
     except json.JSONDecodeError as exc:
@@ -214,7 +217,8 @@ def _import_roots_value(import_roots: Sequence[Path]) -> str:
         if not path.is_dir():
             raise InvalidArguments(f"--import-root: {folder} is not a folder; give an existing folder to read from")
         if os.pathsep in str(path):
-            raise InvalidArguments(f"--import-root: {folder} contains {os.pathsep!r}, which separates the folders; rename it")
+            raise InvalidArguments(f"--import-root: {folder} contains {os.pathsep!r}, which separates the folders; "
+                                   "rename it")
         resolved.append(str(path))
     return os.pathsep.join(dict.fromkeys(resolved))
 

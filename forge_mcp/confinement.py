@@ -40,7 +40,8 @@ def walk(top: Path, roots: tuple[Path, ...], field: str) -> Iterator[TreeEntry]:
     if not inside(start, roots):
         raise PathRefused(f"argument '{field}': the path leads outside the workspace and every import root")
     if start.exists() and not (start.is_dir() or start.is_file()):
-        raise PathRefused(f"argument '{field}': the path is not a regular file or folder (a FIFO or device); give a file")
+        raise PathRefused(f"argument '{field}': the path is not a regular file or folder (a FIFO or device); "
+                          "give a file or folder")
     seen = {start}
     stack = [(start, PurePosixPath())]
     while stack:
@@ -55,7 +56,8 @@ def walk(top: Path, roots: tuple[Path, ...], field: str) -> Iterator[TreeEntry]:
             if is_link and not inside(real, roots):
                 raise PathRefused(
                     f"argument '{field}': '{relative}' inside it is a symbolic link to a place outside the workspace "
-                    "and every import root; replace the link with the file itself, or move its target into the workspace"
+                    "and every import root; replace the link with the file itself, or move its target into the "
+                    "workspace"
                 )
             try:
                 mode = real.stat().st_mode
@@ -69,7 +71,8 @@ def walk(top: Path, roots: tuple[Path, ...], field: str) -> Iterator[TreeEntry]:
             elif stat.S_ISREG(mode):
                 yield TreeEntry(relative, real, False)
             else:  # a FIFO or device would block or stream forever when read
-                raise PathRefused(f"argument '{field}': '{relative}' inside it is not a regular file or folder; remove it")
+                raise PathRefused(f"argument '{field}': '{relative}' inside it is not a regular file or folder; "
+                                  "remove it")
 
 
 def check_tree(top: Path, roots: tuple[Path, ...], field: str) -> None:

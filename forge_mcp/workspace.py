@@ -86,10 +86,11 @@ class Workspace:
                     "link; give a path to the real file inside them"
                 )
             if not allow_import_roots:
-                raise PathRefused(f"argument '{field}': the path is outside the workspace, and import roots do not apply "
-                                  "here; give a path inside the workspace")  # fmt: skip
+                raise PathRefused(f"argument '{field}': the path is outside the workspace, and import roots do not "
+                                  "apply here; give a path inside the workspace")
+            where = "the workspace and every import root" if self.import_roots else "the workspace"
             raise PathRefused(
-                f"argument '{field}': the path is outside the workspace" + (" and every import root" if self.import_roots else "")
+                f"argument '{field}': the path is outside {where}"
                 + "; give a path relative to the workspace, copy the file into it, or have the operator add its "
                 f"folder to the import roots: the {IMPORT_ROOTS_ENV} setting (folders separated by '{os.pathsep}'), "
                 "which `forge-mcp client-config --import-root DIR` writes into a client's config"
