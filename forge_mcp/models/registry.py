@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from forge_mcp.errors import Conflict, InvalidArguments, NotFound
+from forge_mcp.errors import Conflict, ForgeError, InvalidArguments, NotFound
 from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.models.gate import check_gate
 from forge_mcp.models.records import NEXT_STAGES, ModelExport, ModelVersion
@@ -166,8 +166,22 @@ class ModelRegistry:
             raise InvalidArguments("path: give a PEFT adapter folder (adapter_config.json) or a model folder "
                                    "(config.json and *.safetensors)")  # fmt: skip
         return {"source": self.workspace.shown(folder),
-                "kind": kind, "base_model": base_model or recorded, "dataset_id": None, "dataset_fingerprint": None,
+                "kind": kind, "base_model": await self._base_shown(base_model, recorded), "dataset_id": None,
+                "dataset_fingerprint": None,
                 "job_id": None, "spec": {}, "metrics": {}}  # fmt: skip
+
+    async def _base_shown(self, given: str | None, recorded: str | None) -> str | None:
+        """The base model as clients see it: the caller's folder must exist (checked like every folder a
+        job will read); a trainer's record (often an absolute host path) is made relative when it
+        names a folder here, and kept as written otherwise (a hub id, a folder on another machine)."""
+        if given is not None:
+            return self.workspace.shown(await asyncio.to_thread(self.workspace.resolve_tree, given, field="base_model"))
+        if recorded is None:
+            return None
+        try:
+            return self.workspace.shown(await asyncio.to_thread(self.workspace.resolve_tree, recorded, field="base_model"))
+        except ForgeError:
+            return recorded
 
     async def _listed(self, model_id: str) -> bool:
         try:

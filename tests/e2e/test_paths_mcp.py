@@ -259,3 +259,18 @@ async def test_a_runs_folder_that_links_out_receives_no_job_files(tmp_path: Path
     assert "the workspace folder runs leads outside the workspace through a symbolic link" in refusal(started)
     assert jobs.structured_content["jobs"] == []
     assert list(outside.iterdir()) == []
+
+
+async def test_an_adapter_that_records_an_absolute_base_is_registered_with_it_relative(live: Live) -> None:
+    """Trainers write the base's absolute path into adapter_config.json; clients see it relative."""
+    folder = live.home / "incoming-adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(live.home / "models" / "tiny")}))
+    (folder / "adapter_model.safetensors").write_bytes(bytes(64))
+    async with Client(f"{live.url}/mcp/") as client:
+        registered = await client.call_tool("model_register", {"name": "adapted", "path": "incoming-adapter"})
+        missing_base = await client.call_tool("model_register", {"name": "adapted", "path": "incoming-adapter",
+                                                                 "base_model": "models/gone"})  # fmt: skip
+    assert not registered.is_error, registered.content
+    assert registered.structured_content["base_model"] == "models/tiny"
+    assert "argument 'base_model': nothing exists at models/gone" in refusal(missing_base)
