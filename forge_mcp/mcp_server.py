@@ -10,10 +10,13 @@ confirmation becomes a form elicitation, for clients that declared the capabilit
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import inspect
 import json
 import re
+import types
+import typing
 from typing import Any
 
 from mcp.server import MCPServer
@@ -38,7 +41,7 @@ from mcp.types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
 from forge_mcp import __version__
-from forge_mcp.capabilities import Capability, CapabilityRunner, Confirm, ResourceSpec, split_images
+from forge_mcp.capabilities import Capability, CapabilityRunner, Confirm, ImageAttachment, ResourceSpec, split_images
 from forge_mcp.errors import ForgeError, InputRequired
 from forge_mcp.principal import Principal
 from forge_mcp.wire_schema import input_schema, output_schema
@@ -212,12 +215,34 @@ def _ask(message: str) -> InputRequiredResult:
 
 def _with_images(result: Any) -> Any:
     """A result carrying images goes out as text + image content, structured content intact."""
+    if not _may_carry_images(type(result)):
+        return result  # most results: no model_dump just to look for images
     data, images = split_images(result)
     if not images:
         return result
     content: list[Any] = [TextContent(type="text", text=json.dumps(data, indent=2))]
     content += [ImageContent(type="image", data=i.data_base64, mime_type=i.mime_type) for i in images]
     return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+
+@functools.cache
+def _may_carry_images(output: type) -> bool:
+    """Whether a result type has a top-level field that can hold an ImageAttachment: known once per type."""
+    fields = output.model_fields if isinstance(output, type) and issubclass(output, BaseModel) else {}
+    return any(_may_hold_image(f.annotation) for f in fields.values())
+
+
+def _may_hold_image(annotation: Any) -> bool:
+    if annotation is Any or annotation is object:
+        return True
+    if inspect.isclass(annotation) and (issubclass(annotation, ImageAttachment) or issubclass(ImageAttachment, annotation)):
+        return True  # the image type, a subclass, or a base of it such as BaseModel
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _may_hold_image(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:  # only the field's own value counts, not list items
+        return any(_may_hold_image(arg) for arg in typing.get_args(annotation))
+    return False
 
 
 def _resource_function(spec: ResourceSpec, runner: CapabilityRunner, auth_enabled: bool) -> Any:

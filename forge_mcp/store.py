@@ -40,13 +40,15 @@ class Transaction:
         cursor = await self._conn.execute(sql, params)
         return int(cursor.lastrowid or 0)
 
+    # A read is one trip to aiosqlite's thread (execute, fetch and close there), not three:
+    # each trip wakes that thread and waits for the GIL, which dominated a job_status call.
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        """The first row, for queries that return at most one (by key, LIMIT 1, an aggregate)."""
+        rows = await self._conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._conn.execute_fetchall(sql, params))
 
 
 class Store:

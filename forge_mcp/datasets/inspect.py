@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 from forge_mcp.datasets import pii
 from forge_mcp.datasets.kinds import DatasetKind, InvalidRow, to_canonical
 from forge_mcp.datasets.models import BadLine
-from forge_mcp.datasets.near_dup import near_duplicate_groups
 
 INVALID_EXAMPLES = 20
 DUPLICATE_EXAMPLES = 5
@@ -162,6 +161,8 @@ def inspect_rows(
             token_counts.append(_token_count(tokenizer, canonical))
         if len(shown) < samples:
             shown.append(_truncate(canonical))
+    from forge_mcp.datasets.near_dup import near_duplicate_groups  # numpy: loaded when a dataset is inspected
+
     groups = near_duplicate_groups(texts, near_threshold)
     inspection = Inspection(
         dataset_id=dataset_id,

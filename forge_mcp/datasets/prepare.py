@@ -20,18 +20,19 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from forge_mcp.datasets import pii
 from forge_mcp.datasets.importer import DATA_FILE, canonical_json
 from forge_mcp.datasets.inspect import row_text
 from forge_mcp.datasets.kinds import CANONICAL, DatasetKind, InvalidRow, to_canonical
-from forge_mcp.datasets.near_dup import MinHasher, candidate_pairs, confirmed_groups
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.kinds import JobContext
+
+if TYPE_CHECKING:  # numpy loads in the job, not in the server that imports the options
+    import numpy as np
 
 PiiMode = Literal["report", "redact", "drop"]
 SplitMethod = Literal["random", "stratified", "temporal"]
@@ -111,6 +112,10 @@ def prepare(
     scratch Parquet shards and keeping only what the rest needs in memory: a digest, a
     MinHash signature and the split key per row. Exact and near duplicates are then found
     from those; the second pass writes the output."""
+    import numpy as np
+
+    from forge_mcp.datasets.near_dup import candidate_pairs, confirmed_groups
+
     groups = _row_groups(source)
     shards = staging / "pass1"
     shards.mkdir(exist_ok=True)
@@ -245,8 +250,14 @@ def first_pass(data_file: Path, row_group: int, kind: DatasetKind, options: Prep
     return FirstPass(
         counts=counts, invalid=invalid, pii=pii_found,
         digests=[hashlib.blake2b(r.encode(), digest_size=16).digest() for r in rows], keys=keys,
-        signatures=MinHasher().signatures(texts) if options.dedup == "near" else None,
+        signatures=_near_dup_signatures(texts) if options.dedup == "near" else None,
     )  # fmt: skip
+
+
+def _near_dup_signatures(texts: list[str]) -> np.ndarray:
+    from forge_mcp.datasets.near_dup import MinHasher
+
+    return MinHasher().signatures(texts)
 
 
 def _first_pass_steps(
