@@ -62,7 +62,7 @@ bench-serve: install
 BENCH_CLIENTS ?= 50
 BENCH_CALLS ?= 40
 bench-load: install
-	$(PY) -m benchmarks.load --clients $(BENCH_CLIENTS) --calls $(BENCH_CALLS) --rounds 2 --folder .bench
+	$(PY) -m benchmarks.load --clients $(BENCH_CLIENTS) --calls $(BENCH_CALLS) --a2a-calls 10 --rounds 2 --folder .bench
 
 serve: install
 	$(VENV)/bin/forge-mcp serve

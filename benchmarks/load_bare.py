@@ -88,6 +88,10 @@ def a2a_app(url: str, db: Path) -> Any:
         default_output_modes=["application/json"],
         skills=[AgentSkill(id="job_status", name="job_status", description="state of a job", tags=["jobs"])],
     )  # fmt: skip
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # the same journal as forge's store (WAL), so the same sqlite store
+        conn.execute("PRAGMA journal_mode = WAL")
     engine = create_async_engine(f"sqlite+aiosqlite:///{db}", connect_args={"timeout": 10})
     store = DatabaseTaskStore(engine)
     handler = DefaultRequestHandler(agent_executor=Echo(), task_store=store, agent_card=card)
