@@ -35,7 +35,7 @@ class DatasetList(BaseModel):
 async def dataset_import(
     services: Services,
     path: Annotated[
-        str, Field(description="File or folder, relative to the workspace or absolute inside an import root")
+        str, Field(description="File or folder: relative to the workspace, or absolute inside it or an import root")
     ],
     name: DatasetName,
     format: Annotated[
