@@ -119,6 +119,8 @@ async def test_someone_elses_job_looks_missing_over_mcp_and_an_admin_acts_on_it(
                 refused[tool] = error_text(await bob.call_tool(tool, {"job_id": job_id}))
                 unknown[tool] = error_text(await bob.call_tool(tool, {"job_id": "job_00000000"}))
             stop = error_text(await bob.call_tool("serve_stop", {"service": job_id}))
+            generate = error_text(await bob.call_tool("model_generate", {"service": job_id, "prompt": "hi"}))
+            services = await bob.call_tool("serve_list", {"include_ended": True})
             listed = await bob.call_tool("job_list", {})
             overview = await bob.call_tool("forge_overview", {})
             with pytest.raises(Exception, match="no job"):
@@ -136,7 +138,8 @@ async def test_someone_elses_job_looks_missing_over_mcp_and_an_admin_acts_on_it(
     for tool, text in refused.items():  # word for word the answer for an id that never existed
         assert f"no job '{job_id}'" in text, (tool, text)
         assert as_unknown(text, job_id) == as_unknown(unknown[tool], job_id), (tool, text)
-    assert f"no job '{job_id}'" in stop
+    assert f"no job '{job_id}'" in stop and f"no job '{job_id}'" in generate
+    assert services.structured_content["services"] == []
     assert job_id not in {j["id"] for j in listed.structured_content["jobs"]}
     assert sum(listed.structured_content["counts"].values()) == 0  # bob has started nothing
     assert overview.structured_content["jobs"] == {}  # not even a count of alice's
