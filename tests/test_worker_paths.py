@@ -45,9 +45,8 @@ def home(tmp_path: Path) -> Path:
     return home
 
 
-@pytest.mark.parametrize("kind", sorted(CASES))
-def test_the_worker_refuses_a_link_out_before_reading(home: Path, kind: str) -> None:
-    arguments, field, entry = CASES[kind]
+def run_worker(home: Path, kind: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Run one job in the real worker, as the engine would; return its error event (a path refusal)."""
     job_id = f"job_{kind.replace('_', '')}"
     run_dir = home / "runs" / job_id
     run_dir.mkdir(parents=True)
@@ -58,5 +57,32 @@ def test_the_worker_refuses_a_link_out_before_reading(home: Path, kind: str) -> 
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     error = next(e for e in events if e["type"] == "error")
     assert error["reason"] == "path_refused"
+    return error
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_the_worker_refuses_a_link_out_before_reading(home: Path, kind: str) -> None:
+    arguments, field, entry = CASES[kind]
+    error = run_worker(home, kind, arguments)
     assert error["message"].startswith(f"argument '{field}': '{entry}' inside it is a symbolic link to a place outside")
     assert str(home.parent) not in error["message"]
+
+
+DATASET_CASES: dict[str, dict[str, Any]] = {
+    "dataset_prepare": {"dataset_id": "d@v1", "dataset_path": "datasets/d/v1", "kind": "messages", "rows": 1,
+                        "output_name": "d", "options": {}},
+    "evaluate": {"label": "m", "model_path": "clean", "adapter_path": None, "dataset_path": "datasets/d/v1",
+                 "dataset_id": "d@v1", "split": "test", "limit": 1, "decoding": {}},
+    "compare": {"a": {"label": "a", "model_path": "clean", "adapter_path": None},
+                "b": {"label": "b", "model_path": "clean", "adapter_path": None},
+                "dataset_path": "datasets/d/v1", "dataset_id": "d@v1", "split": "test", "limit": 1, "decoding": {}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(DATASET_CASES))
+def test_the_worker_refuses_a_dataset_folder_whose_rows_link_out(home: Path, kind: str) -> None:
+    (home / "clean").mkdir()
+    (home / "datasets" / "d" / "v1").mkdir(parents=True)
+    os.symlink(home.parent / "outside" / "config.json", home / "datasets" / "d" / "v1" / "data.parquet")
+    error = run_worker(home, kind, DATASET_CASES[kind])
+    assert error["message"].startswith("argument 'dataset': 'data.parquet' inside it is a symbolic link to a place outside")

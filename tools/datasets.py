@@ -124,7 +124,7 @@ async def dataset_inspect(
     inspection, lengths = await asyncio.to_thread(
         inspect_rows,
         info.id,
-        services.workspace.root / info.path,
+        await asyncio.to_thread(services.workspace.resolve_tree, info.path, field="dataset"),
         DatasetKind(info.kind),
         info.rows,
         sample_rows=sample_rows,
@@ -179,7 +179,8 @@ def prepare_job(
     checked = PrepareOptions(**options)
     if checked.tokenizer_path is not None:  # stored relative; checked again here, where it is read
         checked.tokenizer_path = str(job.workspace.resolve_tree(checked.tokenizer_path, field="tokenizer_path"))
-    return prepare(job, job.workspace_root / dataset_path, DatasetKind(kind), staging, checked, rows)
+    folder = job.workspace.resolve_tree(dataset_path, field="dataset")  # a link swapped in is refused here too
+    return prepare(job, folder, DatasetKind(kind), staging, checked, rows)
 
 
 @toolset.capability(scope="train", title="Prepare a dataset", long_running=True)

@@ -78,6 +78,11 @@ def _target(job: JobContext, values: dict[str, Any]) -> Target:
                   workspace.resolve_tree(adapter, field="model") if adapter else None)  # fmt: skip
 
 
+def _rows(job: JobContext, dataset_path: str) -> Path:
+    """The dataset's rows, its folder checked again where it is read."""
+    return job.workspace.resolve_tree(dataset_path, field="dataset") / "data.parquet"
+
+
 def _judge_in_worker(judge: dict[str, Any] | None) -> JudgeConfig | None:
     if judge is None:
         return None
@@ -91,9 +96,8 @@ def evaluate_job(job: JobContext, label: str, model_path: str, adapter_path: str
                  judge: dict[str, Any] | None = None) -> Evaluation:  # fmt: skip
     from forge_mcp.backends.evaluate import evaluate
 
-    root = job.workspace_root
     target = _target(job, {"label": label, "model_path": model_path, "adapter_path": adapter_path})
-    return evaluate(job, target, root / dataset_path / "data.parquet", dataset_id, split, limit, Decoding(**decoding),
+    return evaluate(job, target, _rows(job, dataset_path), dataset_id, split, limit, Decoding(**decoding),
                     _judge_in_worker(judge))  # fmt: skip
 
 
@@ -102,8 +106,7 @@ def compare_job(job: JobContext, a: dict[str, Any], b: dict[str, Any], dataset_p
                 limit: int, decoding: dict[str, Any], judge: dict[str, Any] | None = None) -> Comparison:  # fmt: skip
     from forge_mcp.backends.evaluate import compare_models
 
-    root = job.workspace_root
-    return compare_models(job, _target(job, a), _target(job, b), root / dataset_path / "data.parquet", dataset_id,
+    return compare_models(job, _target(job, a), _target(job, b), _rows(job, dataset_path), dataset_id,
                           split, limit, Decoding(**decoding), _judge_in_worker(judge))  # fmt: skip
 
 

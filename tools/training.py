@@ -57,8 +57,9 @@ def train_job(job: JobContext, plan: dict[str, Any], base_path: str, dataset_pat
         from forge_mcp.backends.mlx_train import train
     else:
         from forge_mcp.backends.hf_train import train
-    general = job.workspace_root / general_path / "data.parquet" if general_path else None
-    return train(job, resolved, base, job.workspace_root / dataset_path / "data.parquet", general)
+    workspace = job.workspace  # the dataset folders are checked again where they are read
+    general = workspace.resolve_tree(general_path, field="general_dataset") / "data.parquet" if general_path else None
+    return train(job, resolved, base, workspace.resolve_tree(dataset_path, field="dataset") / "data.parquet", general)
 
 
 @toolset.capability(scope="train", title="Start training", long_running=True)
