@@ -16,7 +16,7 @@ from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.training.checkpoints import newest_verified, write_manifest
 from forge_mcp.training.plan import TrainPlan
-from forge_mcp.training.run import TrainResult, as_text, cpt_rows, split_rows, write_outputs
+from forge_mcp.training.run import TrainResult, as_text, cpt_rows, select_rows, write_outputs
 
 HF_PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 DIVERGENCE_FACTOR = 4.0  # a logged loss this many times the first one is an explosion
@@ -29,8 +29,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     spec = plan.spec
     set_seed(spec.seed)
     # -- setup ------------------------------------------------------------------------
-    train_rows = split_rows(dataset_file, spec.split)
-    eval_rows = split_rows(dataset_file, spec.eval_split) if spec.eval_split else None
+    train_rows, eval_rows = select_rows(dataset_file, plan)
     tokenizer = AutoTokenizer.from_pretrained(base_path, local_files_only=True, trust_remote_code=False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

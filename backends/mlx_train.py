@@ -19,7 +19,7 @@ from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.training.checkpoints import newest_verified, write_manifest
 from forge_mcp.training.plan import TrainPlan
-from forge_mcp.training.run import TrainResult, as_text, cpt_rows, split_rows, write_outputs
+from forge_mcp.training.run import TrainResult, as_text, cpt_rows, select_rows, write_outputs
 
 ATTENTION_AND_MLP = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")  # fmt: skip
@@ -41,14 +41,15 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     # -- setup ------------------------------------------------------------------------
     mx.random.seed(spec.seed)
     model, tokenizer = load(str(base_path))
-    train_rows = split_rows(dataset_file, spec.split)
-    eval_rows = split_rows(dataset_file, spec.eval_split) if spec.eval_split else []
+    train_rows, selected_eval = select_rows(dataset_file, plan)
+    eval_rows = selected_eval or []
     if spec.method == "cpt":
         train_rows = cpt_rows(spec, train_rows, general_file, tokenizer)
         eval_rows = [as_text(r, tokenizer) for r in eval_rows]
     train_set, eval_set = (_tokenised(rows, tokenizer, spec.method, ChatDataset, TextDataset) for rows in (train_rows, eval_rows))
     if len(train_set) < spec.batch_size:
         raise InvalidArguments(f"batch_size: {spec.batch_size} is more than the {len(train_set)} training rows")
+    eval_batch = max(1, min(spec.batch_size, len(eval_set)))  # mlx-lm refuses an eval set smaller than a batch
     model.freeze()
     keys = ATTENTION_AND_MLP if spec.lora_target_modules == "all-linear" else tuple(
         k for k in ATTENTION_AND_MLP if k.split(".")[-1] in spec.lora_target_modules)  # fmt: skip
@@ -73,7 +74,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     # -- train ------------------------------------------------------------------------
     base_eval = None
     if eval_set and resume is None:  # the base model on held-out data: what fine-tuning must beat
-        base_eval = evaluate(model, eval_set, spec.batch_size, -1, spec.max_length)
+        base_eval = evaluate(model, eval_set, eval_batch, -1, spec.max_length)
         job.metric("eval_loss", 0, base_eval)
     model.train()
     started = time.perf_counter()
@@ -112,14 +113,14 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
                 raise InvalidArguments("learning_rate: training diverged (the loss became NaN); lower it and start again")
             window = {"loss": 0.0, "tokens": 0, "steps": 0, "since": time.perf_counter(), "grad_norm": 0.0}
         if eval_set and spec.eval_split and step % (spec.eval_steps or spec.logging_steps * 2) == 0:
-            eval_loss = evaluate(model, eval_set, spec.batch_size, -1, spec.max_length)
+            eval_loss = evaluate(model, eval_set, eval_batch, -1, spec.max_length)
             model.train()
             job.metric("eval_loss", step, eval_loss)
             best_eval = eval_loss if best_eval is None else min(best_eval, eval_loss)
         if step % (spec.save_steps or max(1, total // 10)) == 0 and step < total:
             _save_checkpoint(job.checkpoint_dir / f"checkpoint-{step}", model, optimizer, step, mx, tree_flatten)
     runtime = time.perf_counter() - started
-    final_eval = evaluate(model, eval_set, spec.batch_size, -1, spec.max_length) if eval_set else None
+    final_eval = evaluate(model, eval_set, eval_batch, -1, spec.max_length) if eval_set else None
     if final_eval is not None:
         job.metric("eval_loss", total, final_eval)
         best_eval = final_eval if best_eval is None else min(best_eval, final_eval)

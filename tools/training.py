@@ -51,6 +51,8 @@ def _train_resources(arguments: dict[str, Any]) -> Resources:
 def train_job(job: JobContext, plan: dict[str, Any], base_path: str, dataset_path: str, general_path: str | None = None) -> Any:
     base = job.workspace.resolve_tree(base_path, field="spec.base_model")  # again: links can change after submission
     resolved = TrainPlan.model_validate(plan)
+    for note in resolved.notes:  # what the plan chose for the caller, where job_logs shows it
+        job.log(note)
     if resolved.processes > 1:
         from forge_mcp.backends.hf_launch import launch as train
     elif resolved.backend == "mlx":

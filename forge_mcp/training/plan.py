@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from forge_mcp.datasets.kinds import CANONICAL, DatasetKind
 from forge_mcp.errors import InvalidArguments
-from forge_mcp.training.spec import METHOD_KINDS, TrainSpec
+from forge_mcp.training.spec import DEFAULT_MAX_LENGTH, METHOD_KINDS, TrainSpec
 
 GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -62,8 +63,11 @@ class TrainPlan(BaseModel):
     base: BaseModelInfo
     dataset_id: str
     dataset_fingerprint: str
+    dataset_kind: str | None = Field(None, description="The dataset's layout; rows of an unprepared one are "
+                                     "converted to the canonical form when training reads them")  # fmt: skip
     train_rows: int
     eval_rows: int | None
+    holdout_rows: int = Field(0, description="Rows of a dataset without splits held out (chosen by seed) for eval_split")
     general_dataset_id: str | None = None
     general_dataset_fingerprint: str | None = None
     trainable_parameters: int
@@ -74,6 +78,8 @@ class TrainPlan(BaseModel):
     throughput_source: str
     warnings: list[str]
     suggestions: list[str] = Field(description="What to change when it does not fit or will be slow")
+    notes: list[str] = Field(default_factory=list, description="What the plan chose for you: max_length fitted to "
+                             "the model, which rows of a dataset without splits it trains and evaluates on")  # fmt: skip
 
 
 def read_base_model(folder: Path, shown: str) -> BaseModelInfo:
@@ -193,13 +199,30 @@ def default_dtype(spec: TrainSpec, device: str, bf16_gpu: bool) -> str:
 def check_fit(spec: TrainSpec, dataset_kind: str, base: BaseModelInfo) -> list[str]:
     """Problems that make the spec impossible, each naming the field and the fix."""
     problems = []
-    if dataset_kind not in METHOD_KINDS[spec.method]:
+    if _canonical_kind(dataset_kind) not in METHOD_KINDS[spec.method]:
         wanted = " or ".join(METHOD_KINDS[spec.method])
         problems.append(f"dataset: {spec.method} learns from {wanted} data, and {spec.dataset} is {dataset_kind}; "
                         + ("use method dpo" if dataset_kind == "preference" else f"prepare a {wanted} dataset"))  # fmt: skip
     if base.max_positions is not None and spec.max_length > base.max_positions:
         problems.append(f"max_length: {spec.max_length} is over the model's limit of {base.max_positions} positions")
     return problems
+
+
+def fit_max_length(spec: TrainSpec, base: BaseModelInfo, from_caller: bool) -> tuple[TrainSpec, str | None]:
+    """The spec with max_length set, and a note when it was lowered. Only a default or a
+    recipe's value is lowered to the model's positions: a caller's own value is theirs, and
+    check_fit refuses it when it is over."""
+    wanted = spec.max_length or DEFAULT_MAX_LENGTH
+    limit = base.max_positions
+    if from_caller or limit is None or wanted <= limit:
+        return spec.model_copy(update={"max_length": wanted}), None
+    origin = f"the recipe's {wanted}" if spec.max_length else f"the default {wanted}"
+    return spec.model_copy(update={"max_length": limit}), f"max_length set to {limit}, the model's limit ({origin} is over it)"
+
+
+def _canonical_kind(kind: str) -> str:
+    """An imported sharegpt, alpaca or completion dataset trains as the messages it converts to."""
+    return CANONICAL[DatasetKind(kind)].value if kind in {k.value for k in DatasetKind} else kind
 
 
 def mlx_on_metal() -> bool:

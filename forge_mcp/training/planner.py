@@ -24,12 +24,14 @@ from forge_mcp.training.plan import (
     choose_backend,
     default_dtype,
     estimate_memory,
+    fit_max_length,
     lora_parameters,
     mlx_on_metal,
     read_base_model,
     suggestions,
 )  # fmt: skip
-from forge_mcp.training.spec import TrainSpec, resolve_spec
+from forge_mcp.training.run import holdout_size
+from forge_mcp.training.spec import DEFAULT_MAX_LENGTH, TrainSpec, resolve_spec
 
 CHARS_PER_TOKEN = 4.0  # for the time estimate only; train_start counts real tokens
 SAMPLE_ROWS = 200
@@ -44,17 +46,25 @@ async def plan_training(services: Services, fields: dict[str, Any], recipe: str 
     spec = spec.model_copy(update={"base_model": services.workspace.shown(base_path)})
     dataset = await services.datasets.repo.get(spec.dataset)
     base = await asyncio.to_thread(read_base_model, base_path, spec.base_model)
+    spec, fitted = fit_max_length(spec, base, from_caller=fields.get("max_length") is not None)
+    notes = [fitted] if fitted else []
     problems = check_fit(spec, dataset.kind, base)
     general = await services.datasets.repo.get(spec.general_dataset) if spec.general_dataset else None
     if general is not None and general.kind not in ("text", "messages"):
         problems.append(f"general_dataset: {general.id} is {general.kind}; mix in text or messages data")
-    if general is not None and "train" not in (general.report.get("splits") or {}):
-        problems.append(f"general_dataset: {general.id} has no train split; run dataset_prepare on it first")
+    general_splits = general.report.get("splits") if general is not None else None
+    if general_splits and "train" not in general_splits:  # without splits, every row is mixed in
+        problems.append(f"general_dataset: {general.id} has no train split; its splits are {', '.join(general_splits)}")
     splits = dataset.report.get("splits") or {}
-    for field, split in (("split", spec.split), ("eval_split", spec.eval_split)):
-        if split is not None and split not in splits:
-            problems.append(f"{field}: {dataset.id} has no split {split!r}; its splits are {', '.join(splits) or 'none'} "
-                            "(dataset_prepare makes them)")  # fmt: skip
+    if splits:
+        spec = spec.model_copy(update={"split": spec.split or "train"})
+        for field, split in (("split", spec.split), ("eval_split", spec.eval_split)):
+            if split is not None and split not in splits:
+                problems.append(f"{field}: {dataset.id} has no split {split!r}; its splits are {', '.join(splits)} "
+                                "(dataset_prepare makes them)")  # fmt: skip
+        holdout = 0
+    else:
+        holdout = _unsplit_rows(spec, dataset.id, dataset.rows, problems, notes)
     for tracker in spec.report_to:
         if importlib.util.find_spec(tracker) is None:
             problems.append(f"report_to: {tracker} is not installed; pip install {tracker}, or leave it out (metrics are always in job_metrics)")
@@ -70,9 +80,10 @@ async def plan_training(services: Services, fields: dict[str, Any], recipe: str 
     trainable = base.parameters if spec.adapter == "full" else lora_parameters(config, spec.lora_r, spec.lora_target_modules)
     available = hardware.gpus[0].memory_total_gib if device == "cuda" else psutil.virtual_memory().available / 1024**3
     memory = estimate_memory(spec, base, device, dtype, trainable, available)
-    rows = int(splits[spec.split])
+    rows = int(splits[spec.split]) if spec.split else dataset.rows - holdout
+    eval_rows = int(splits[spec.eval_split]) if splits and spec.eval_split else holdout or None
     steps = spec.max_steps or max(1, math.ceil(rows * spec.epochs / (spec.batch_size * spec.gradient_accumulation * processes)))
-    mean_tokens = min(spec.max_length, await asyncio.to_thread(_mean_chars, services.workspace.root / dataset.path, spec.split) / CHARS_PER_TOKEN)
+    mean_tokens = min(spec.max_length or DEFAULT_MAX_LENGTH, await asyncio.to_thread(_mean_chars, services.workspace.root / dataset.path, spec.split) / CHARS_PER_TOKEN)
     tokens = int(steps * spec.batch_size * spec.gradient_accumulation * processes * mean_tokens)
     seconds, source = await _time_estimate(services, base.parameters, trainable, spec, tokens, steps, device)
     warnings = []
@@ -86,24 +97,45 @@ async def plan_training(services: Services, fields: dict[str, Any], recipe: str 
         warnings.append("qlora on CPU runs (bitsandbytes) but slowly; it saves memory, not time")
     return TrainPlan(
         spec=spec, backend=backend, device=device, processes=processes, dtype=dtype, base=base, dataset_id=dataset.id,
-        dataset_fingerprint=dataset.fingerprint, train_rows=rows,
+        dataset_fingerprint=dataset.fingerprint, dataset_kind=dataset.kind, train_rows=rows, holdout_rows=holdout,
         general_dataset_id=general.id if general else None, general_dataset_fingerprint=general.fingerprint if general else None,
-        eval_rows=int(splits[spec.eval_split]) if spec.eval_split else None, trainable_parameters=trainable,
+        eval_rows=eval_rows, trainable_parameters=trainable,
         steps=steps, tokens=tokens, memory=memory, estimated_seconds=seconds, throughput_source=source,
-        warnings=warnings, suggestions=suggestions(spec, memory, device),
+        warnings=warnings, suggestions=suggestions(spec, memory, device), notes=notes,
     )  # fmt: skip
+
+
+def _unsplit_rows(spec: TrainSpec, dataset_id: str, rows: int, problems: list[str], notes: list[str]) -> int:
+    """A dataset without splits (a fresh import) trains on every row; asked for eval_split,
+    it holds out a seeded share. Returns how many rows are held out; says so in notes."""
+    if spec.split is not None:
+        problems.append(f"split: {dataset_id} has no splits (it was imported, not prepared); leave split out to train "
+                        f"on all {rows} rows, or run dataset_prepare on it to make train and test splits")  # fmt: skip
+    if spec.eval_split is None:
+        notes.append(f"dataset has no splits: training on all {rows} rows")
+        return 0
+    if rows < 2:
+        problems.append(f"eval_split: {dataset_id} has {rows} row and no splits; there is nothing to hold out for "
+                        "evaluation, leave eval_split out")  # fmt: skip
+        return 0
+    holdout = holdout_size(rows)
+    notes.append(f"dataset has no splits: holding out {holdout} of {rows} rows (seed {spec.seed}) for evaluation as "
+                 f"{spec.eval_split!r}, training on the other {rows - holdout}")  # fmt: skip
+    return holdout
 
 
 def _bf16(capability: str | None) -> bool:
     return capability is not None and float(capability) >= 8.0
 
 
-def _mean_chars(folder: Path, split: str) -> float:
+def _mean_chars(folder: Path, split: str | None) -> float:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    table = pq.ParquetFile(folder / "data.parquet").read_row_group(0, columns=["row", "split"])
-    rows = table.filter(pc.equal(table.column("split"), split)).column("row").to_pylist()[:SAMPLE_ROWS]
+    table = pq.ParquetFile(folder / "data.parquet").read_row_group(0, columns=["row"] + (["split"] if split else []))
+    if split is not None:
+        table = table.filter(pc.equal(table.column("split"), split))
+    rows = table.column("row").to_pylist()[:SAMPLE_ROWS]
     return sum(len(r) for r in rows) / len(rows) if rows else 512.0
 
 

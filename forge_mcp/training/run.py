@@ -1,5 +1,6 @@
-"""What both training backends share and neither needs torch or mlx for: the rows of a
-split, continued pre-training's text and data mixing, the result, and the files a run
+"""What both training backends share and neither needs torch or mlx for: the rows a run
+trains and evaluates on (a split, or every row of a dataset without splits, with a seeded
+hold-out), continued pre-training's text and data mixing, the result, and the files a run
 leaves in runs/<job>/output."""
 
 from __future__ import annotations
@@ -9,12 +10,18 @@ import json
 import platform
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from forge_mcp.datasets.kinds import DatasetKind, InvalidRow, to_canonical
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.training.spec import TrainSpec
+
+if TYPE_CHECKING:
+    from forge_mcp.training.plan import TrainPlan
+
+HOLDOUT_SHARE = 0.1  # of a dataset without splits, held out when the caller asks for eval_split
 
 
 class TrainResult(BaseModel):
@@ -48,6 +55,52 @@ def split_rows(dataset_file: Path, split: str) -> list[dict[str, Any]]:
     return [json.loads(r) for r in rows]
 
 
+def has_splits(dataset_file: Path) -> bool:
+    """Prepared datasets carry a split per row; a fresh import has none."""
+    import pyarrow.parquet as pq
+
+    return "split" in pq.read_schema(dataset_file).names
+
+
+def holdout_size(rows: int) -> int:
+    """Rows held out of a dataset without splits for evaluation: a tenth, at least one, never all."""
+    return min(rows - 1, max(1, round(rows * HOLDOUT_SHARE)))
+
+
+def holdout_indices(rows: int, holdout: int, seed: int) -> set[int]:
+    return set(random.Random(seed).sample(range(rows), holdout))
+
+
+def select_rows(dataset_file: Path, plan: TrainPlan) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """The training and eval rows of a plan, the same for every backend. A dataset with
+    splits gives spec.split and spec.eval_split; one without (a fresh import, rows in their
+    source layout) gives every row in canonical form, less plan.holdout_rows drawn by seed
+    for evaluation."""
+    spec = plan.spec
+    if spec.split is not None:
+        return split_rows(dataset_file, spec.split), split_rows(dataset_file, spec.eval_split) if spec.eval_split else None
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(dataset_file, columns=["line", "row"])
+    kind = DatasetKind(plan.dataset_kind) if plan.dataset_kind else None
+    rows = [_canonical(line, json.loads(row), kind) for line, row in zip(table.column("line").to_pylist(),
+                                                                      table.column("row").to_pylist(), strict=True)]  # fmt: skip
+    if not plan.holdout_rows:
+        return rows, None
+    held = holdout_indices(len(rows), plan.holdout_rows, spec.seed)
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def _canonical(line: str, row: dict[str, Any], kind: DatasetKind | None) -> dict[str, Any]:
+    if kind is None:
+        return row
+    try:
+        return to_canonical(row, kind)
+    except InvalidRow as exc:  # only in datasets imported before rows were checked at import
+        raise InvalidArguments(f"dataset: line {line} does not fit {kind.value} ({exc}); run dataset_prepare, "
+                               "which drops such rows, and train on its result") from None  # fmt: skip
+
+
 def as_text(row: dict[str, Any], tokenizer: Any) -> dict[str, str]:
     """Continued pre-training reads plain text; a chat is rendered with the model's template."""
     if "text" in row:
@@ -69,8 +122,16 @@ def mix(domain: list[dict[str, Any]], general: list[dict[str, Any]], ratio: floa
 
 def cpt_rows(spec: TrainSpec, rows: list[dict[str, Any]], general_file: Path | None, tokenizer: Any) -> list[dict[str, Any]]:
     """The training rows of a continued pre-training run, as text, general data mixed in."""
-    general = split_rows(general_file, "train") if general_file is not None and spec.mix_ratio > 0 else []
+    general = []
+    if general_file is not None and spec.mix_ratio > 0:
+        general = split_rows(general_file, "train") if has_splits(general_file) else _all_rows(general_file)
     return mix([as_text(r, tokenizer) for r in rows], [as_text(r, tokenizer) for r in general], spec.mix_ratio, spec.seed)
+
+
+def _all_rows(dataset_file: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return [json.loads(r) for r in pq.read_table(dataset_file, columns=["row"]).column("row").to_pylist()]
 
 
 def write_outputs(output: Path, spec: TrainSpec, result: TrainResult, packages: tuple[str, ...], **machine: Any) -> None:

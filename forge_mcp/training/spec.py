@@ -18,6 +18,9 @@ Adapter = Literal["lora", "qlora", "full"]
 Backend = Literal["auto", "hf", "mlx"]
 # Which canonical dataset kinds each method learns from.
 METHOD_KINDS = {"sft": ("messages",), "dpo": ("preference",), "cpt": ("text", "messages")}
+# max_length when neither the caller nor the recipe gives one; train_plan lowers it (or a
+# recipe's) to the base model's positions, while a caller's own value over them is refused.
+DEFAULT_MAX_LENGTH = 1024
 
 
 class TrainSpec(BaseModel):
@@ -27,8 +30,10 @@ class TrainSpec(BaseModel):
     adapter: Adapter = Field("lora", description="lora, qlora (4-bit base, bitsandbytes) or full fine-tuning")
     base_model: str = Field(max_length=512, description="Local Hugging Face model folder (in the workspace or an import root)")
     dataset: str = Field(max_length=80, description="Prepared dataset: '<name>' (newest) or '<name>@v<N>'")
-    split: str = Field("train", max_length=32, description="Split to train on")
-    eval_split: str | None = Field(None, max_length=32, description="Split for eval loss, e.g. 'test' or 'validation'")
+    split: str | None = Field(None, max_length=32, description="Split to train on; default train, or every row "
+                              "of a dataset without splits")  # fmt: skip
+    eval_split: str | None = Field(None, max_length=32, description="Split for eval loss, e.g. 'test'; a dataset without "
+                                   "splits holds out a seeded tenth of its rows under this name")  # fmt: skip
     general_dataset: str | None = Field(None, max_length=80, description="cpt: general text mixed in against forgetting")
     mix_ratio: float = Field(0.0, ge=0.0, le=0.9, description="cpt: share of rows drawn from general_dataset")
     backend: Backend = Field("auto", description="auto: CUDA -> hf, Apple Silicon -> mlx, otherwise hf on CPU")
@@ -39,7 +44,8 @@ class TrainSpec(BaseModel):
     max_steps: int | None = Field(None, ge=1, le=10_000_000, description="Overrides epochs when set")
     batch_size: int = Field(4, ge=1, le=4096, description="Per device")
     gradient_accumulation: int = Field(1, ge=1, le=1024)
-    max_length: int = Field(1024, ge=16, le=1_048_576, description="Tokens per row; longer rows are truncated")
+    max_length: int | None = Field(None, ge=16, le=1_048_576, description=f"Tokens per row; longer rows are truncated. "
+                                   f"Default {DEFAULT_MAX_LENGTH}, lowered to the model's limit")  # fmt: skip
     lora_r: int = Field(16, ge=1, le=1024)
     lora_alpha: int = Field(32, ge=1, le=8192)
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
