@@ -105,13 +105,19 @@ class ForgeApp:
 
     def mcp_server(self, *, over_http: bool) -> ForgeMCPServer:
         """stdio is trusted (the launching process is the boundary); HTTP follows the auth setting."""
+        from forge_mcp.mcp_logging import McpLogRelay
         from forge_mcp.mcp_server import build_mcp_server
 
+        auth_enabled = over_http and self.settings.auth_enabled
+        relay = McpLogRelay(auth_enabled=auth_enabled)
+        relay.install()
+        self.job_bus.add_listener(relay.on_job_update)
         return build_mcp_server(
             self.runner,
-            auth_enabled=over_http and self.settings.auth_enabled,
+            auth_enabled=auth_enabled,
             log_level=self.settings.log_level,
             subscriptions=self._resource_updates(),
+            log_relay=relay,
         )
 
     def _resource_updates(self) -> SubscriptionBus:
@@ -137,10 +143,10 @@ class ForgeApp:
         """One Starlette app: /mcp/ (Streamable HTTP), /a2a (JSON-RPC), /a2a/rest, the agent
         card, /health and /metrics. Its lifespan opens and closes this ForgeApp."""
         from a2a.server.request_handlers import DefaultRequestHandler
-        from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes, create_rest_routes
+        from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
         from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
         from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
-        from mcp.server.transport_security import RequestBodyLimitMiddleware
+        from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
         from sqlalchemy.ext.asyncio import create_async_engine
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
@@ -151,16 +157,19 @@ class ForgeApp:
         from forge_mcp.agents.a2a_executor import CapabilityAgentExecutor
         from forge_mcp.agents.a2a_owners import OwnedTaskStore
         from forge_mcp.agents.a2a_tasks import A2ATaskLedger
-        from forge_mcp.http_guards import AccessGuard, HostOriginGuard, RequestMetrics, TokenBuckets
-        from forge_mcp.http_routes import health_endpoint, metrics_endpoint, transport_security
+        from forge_mcp.http_guards import AccessGuard, HostOriginGuard, JsonDepthGuard, RequestMetrics, TokenBuckets
+        from forge_mcp.http_routes import agent_card_routes, health_endpoint, host_origin_policy, metrics_endpoint
         from forge_mcp.request_scopes import scope_resolver
 
         settings = self.settings
         mcp = self.mcp_server(over_http=True)
-        security = transport_security(settings)
+        policy = host_origin_policy(settings)
         mcp_asgi = mcp.streamable_http_app(
             streamable_http_path="/",
-            transport_security=security,
+            # HostOriginGuard checks Host and Origin exactly on every route, /mcp/ included,
+            # before anything else runs; the SDK's own check (a prefix match) would only
+            # disagree with it, so it is off. Its Content-Type check for POST stays on.
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
             host=settings.host,
             max_request_body_size=settings.max_body_bytes,
         )
@@ -200,7 +209,7 @@ class ForgeApp:
 
         middleware = [
             Middleware(RequestMetrics, metrics=self.metrics),
-            Middleware(HostOriginGuard, settings=security),
+            Middleware(HostOriginGuard, policy=policy),
             Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
         ]
         if settings.auth_enabled:
@@ -217,12 +226,16 @@ class ForgeApp:
                 resolve_scope=scope_resolver(self.registry),
             )
         )
+        middleware.append(Middleware(JsonDepthGuard))
+        rpc = [route for route in create_jsonrpc_routes(handler, rpc_url="/a2a") if isinstance(route, Route)]
         routes = [
             Route("/health", health_endpoint(self.store), methods=["GET"]),
             Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"]),
-            *create_agent_card_routes(card),
+            *agent_card_routes(card),
             Mount("/mcp", app=mcp_asgi),
-            *create_jsonrpc_routes(handler, rpc_url="/a2a"),
+            *rpc,
+            # Both spellings answer: a redirect from /a2a/ to /a2a would lose a POST on the way.
+            *[Route(f"{route.path}/", route.endpoint, methods=route.methods) for route in rpc],
             # The REST routes end in a catch-all: keep them under their own prefix.
             Mount("/a2a/rest", routes=create_rest_routes(handler)),
         ]

@@ -160,8 +160,11 @@ async def _call(settings: Any, name: str, raw_args: str, *, wait: bool) -> int:
     from forge_mcp.app import ForgeApp
     from forge_mcp.errors import InvalidArguments
     from forge_mcp.jobs.models import JobHandle
+    from forge_mcp.json_depth import exceeds_depth, too_deep_message
     from forge_mcp.principal import Principal
 
+    if exceeds_depth(raw_args):
+        raise InvalidArguments(f"--args: {too_deep_message()}")
     try:
         arguments = json.loads(raw_args)
     except json.JSONDecodeError as exc:

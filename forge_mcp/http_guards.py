@@ -1,5 +1,6 @@
-"""ASGI middleware that every HTTP request passes: metrics, Host/Origin checks, and the
-access guard (authentication, rate limit, per-capability scope) for protected paths."""
+"""ASGI middleware that every HTTP request passes: metrics, Host/Origin checks, the
+access guard (authentication, rate limit, per-capability scope) for protected paths, and
+the JSON nesting limit."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from collections.abc import Callable
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from forge_mcp.host_origin import HostOriginPolicy
+from forge_mcp.json_depth import MAX_JSON_DEPTH, exceeds_depth, request_id, too_deep_message
 from forge_mcp.metrics import Metrics
 from forge_mcp.principal import grants
 
 ScopeResolver = Callable[[str, str, Any], str]  # (method, path, parsed JSON body or None) -> scope
+JSONRPC_INVALID_REQUEST = -32600
 
 
 def route_family(path: str) -> str:
@@ -60,18 +63,22 @@ class RequestMetrics:
 
 
 class HostOriginGuard:
-    """DNS-rebinding protection for every route (the MCP SDK applies it to /mcp only):
-    a Host outside the allowlist gets 421, a browser Origin outside it 403."""
+    """DNS-rebinding protection for every route, /mcp/ included (the MCP SDK's own check,
+    a prefix match, is switched off there: this one decides): a Host outside the
+    allowlist gets 421, a browser Origin outside it 403. Host and port match exactly."""
 
-    def __init__(self, app: ASGIApp, settings: TransportSecuritySettings) -> None:
+    def __init__(self, app: ASGIApp, policy: HostOriginPolicy) -> None:
         self.app = app
-        self.checker = TransportSecurityMiddleware(settings)
+        self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refusal = await self.checker.validate_request(Request(scope), is_post=False)
-            if refusal is not None:
-                await refusal(scope, receive, send)
+            headers = Headers(scope=scope)
+            if not self.policy.host_allowed(headers.get("host")):
+                await PlainTextResponse("Invalid Host header", status_code=421)(scope, receive, send)
+                return
+            if not self.policy.origin_allowed(headers.get("origin")):
+                await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -199,9 +206,61 @@ async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
 
 
 def _parse_json(body: bytes) -> Any:
-    if not body:
-        return None
+    if not body or exceeds_depth(body):
+        return None  # too deep: JsonDepthGuard answers it, once the caller is known
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
+
+
+class JsonDepthGuard:
+    """Request bodies nested deeper than MAX_JSON_DEPTH never reach a parser: each
+    protocol gets its own invalid-request error (MCP: JSON-RPC -32600 with HTTP 400;
+    A2A JSON-RPC: -32600 with HTTP 200, as the A2A SDK answers; A2A REST:
+    400 INVALID_ARGUMENT). The body is already bounded by the body limit."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_JSON_DEPTH) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left (or the body deadline cut it off): no one to answer
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if exceeds_depth(body, self.limit):
+            await _too_deep(scope["path"], body, too_deep_message(self.limit))(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _too_deep(path: str, body: bytes, message: str) -> Response:
+    if path.startswith("/a2a/rest"):
+        details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "INVALID_REQUEST",
+                    "domain": "a2a-protocol.org", "metadata": {}}]  # fmt: skip
+        return JSONResponse({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": message,
+                                       "details": details}}, status_code=400)  # fmt: skip
+    error = {"jsonrpc": "2.0", "id": request_id(body), "error": {"code": JSONRPC_INVALID_REQUEST, "message": message}}
+    if path.startswith("/a2a"):
+        return JSONResponse(error)
+    if path.startswith("/mcp"):
+        return JSONResponse(error, status_code=400)
+    return JSONResponse({"error": "invalid_request", "error_description": message}, status_code=400)

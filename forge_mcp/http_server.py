@@ -9,12 +9,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from forge_mcp import __version__
 from forge_mcp.app import ForgeApp
 from forge_mcp.errors import ConfigError
+from forge_mcp.http_limits import (
+    ACCEPT_BACKLOG,
+    connection_cap,
+    deadline_protocol,
+    raise_open_file_limit,
+    throttle_repeated_logs,
+)
 from forge_mcp.settings import Settings, is_loopback
 
 log = logging.getLogger("forge_mcp.http_server")
@@ -61,8 +69,28 @@ def serve(settings: Settings, ready_file: Path | None = None) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        **_connection_limits(settings),
     )
+    throttle_repeated_logs()  # after uvicorn.Config, which sets up uvicorn's log handlers
     asyncio.run(_run(GracefulServer(config), sock, settings.base_url, ready_file))
+
+
+def _connection_limits(settings: Settings) -> dict[str, Any]:
+    """uvicorn's HTTP protocol with head and body deadlines and a connection cap below the
+    open-file limit (raised to the hard limit first)."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    cap = connection_cap(settings.max_connections, raise_open_file_limit())
+    if cap < settings.max_connections:
+        log.warning("holding at most %d connections: the open-file limit allows no more (max_connections %d)",
+                    cap, settings.max_connections)  # fmt: skip
+    protocol = deadline_protocol(
+        AutoHTTPProtocol,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=cap,
+    )
+    return {"http": protocol, "ws": "none", "backlog": ACCEPT_BACKLOG}
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -24,15 +24,19 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.elicitation import render_elicitation_schema
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import SubscriptionBus
 from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp.types import (
+    INVALID_PARAMS,
     CallToolResult,
     ElicitRequest,
     ElicitRequestFormParams,
     ElicitResult,
+    GetPromptResult,
     ImageContent,
     InputRequiredResult,
+    SetLevelRequestParams,
     TextContent,
     ToolAnnotations,
 )
@@ -43,6 +47,8 @@ from pydantic import BaseModel, Field
 from forge_mcp import __version__
 from forge_mcp.capabilities import Capability, CapabilityRunner, Confirm, ImageAttachment, ResourceSpec, split_images
 from forge_mcp.errors import ForgeError, InputRequired
+from forge_mcp.mcp_logging import McpLogRelay
+from forge_mcp.mcp_stdio import stdio_lines
 from forge_mcp.principal import Principal
 from forge_mcp.wire_schema import input_schema, output_schema
 
@@ -71,10 +77,35 @@ def current_principal(auth_enabled: bool) -> Principal:
 
 
 class ForgeMCPServer(MCPServer):
-    def __init__(self, runner: CapabilityRunner, **kwargs: Any) -> None:
+    def __init__(self, runner: CapabilityRunner, log_relay: McpLogRelay, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._runner = runner
         self._wire_schemas: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+        self.log_relay = log_relay
+        # logging/setLevel (2025 era; the 2026 revision moved the level into each request's
+        # _meta): the SDK's documented way to serve it is the low-level server's handler table.
+        # Registering it also declares the logging capability.
+        self._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, log_relay.set_level)
+
+    async def run_stdio_async(self) -> None:
+        """The SDK's stdio transport, reading stdin through a JSON depth check: a line
+        nested deeper than MAX_JSON_DEPTH is answered -32600 here (the SDK's parser would
+        fail on it without a word, leaving the client waiting)."""
+        async with stdio_lines() as stdin, stdio_server(stdin=stdin) as (read_stream, write_stream):
+            stdin.reply_through(write_stream)
+            lowlevel = self._lowlevel_server
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """An unknown prompt is the caller's mistake: -32602 (invalid params), not an
+        internal error with a traceback in the log."""
+        known = sorted(prompt.name for prompt in await self.list_prompts())
+        if name not in known:
+            offered = f"the prompts are: {', '.join(known)}" if known else "this server offers no prompts"
+            raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name!r}; {offered}")
+        return await super().get_prompt(name, arguments, context)
 
     async def list_tools(self) -> list[MCPTool]:
         """Tools with compact schemas (forge_mcp.wire_schema): every client pays for this list in
@@ -99,11 +130,18 @@ class ForgeMCPServer(MCPServer):
 
 
 def build_mcp_server(
-    runner: CapabilityRunner, *, auth_enabled: bool, log_level: str, subscriptions: SubscriptionBus
+    runner: CapabilityRunner,
+    *,
+    auth_enabled: bool,
+    log_level: str,
+    subscriptions: SubscriptionBus,
+    log_relay: McpLogRelay | None = None,
 ) -> ForgeMCPServer:
     registry = runner.registry
+    log_relay = log_relay or McpLogRelay(auth_enabled=auth_enabled)
     server = ForgeMCPServer(
         runner,
+        log_relay,
         name="forge-mcp",
         title="forge-mcp",
         version=__version__,
@@ -113,7 +151,7 @@ def build_mcp_server(
     )
     for cap in registry:
         server.add_tool(
-            _tool_function(cap, runner, auth_enabled),
+            _tool_function(cap, runner, auth_enabled, log_relay),
             name=cap.name,
             title=cap.title,
             description=cap.description,
@@ -138,16 +176,17 @@ def _annotations(cap: Capability) -> ToolAnnotations:
     )
 
 
-def _tool_function(cap: Capability, runner: CapabilityRunner, auth_enabled: bool) -> Any:
+def _tool_function(cap: Capability, runner: CapabilityRunner, auth_enabled: bool, log_relay: McpLogRelay) -> Any:
     async def tool(ctx: Context, **arguments: Any) -> Any:
         async def progress(done: float, total: float | None = None, message: str | None = None) -> None:
             await ctx.report_progress(done, total, message)
 
+        principal = current_principal(auth_enabled)
         try:
-            result = await runner.run(
-                cap.name, arguments, current_principal(auth_enabled), surface="mcp", progress=progress,
-                confirm=_confirmation(ctx),
-            )  # fmt: skip
+            with log_relay.request(ctx, principal, job_id=arguments.get("job_id")):
+                result = await runner.run(
+                    cap.name, arguments, principal, surface="mcp", progress=progress, confirm=_confirmation(ctx)
+                )
         except InputRequired as exc:
             return _ask(exc.message)
         except ForgeError as exc:

@@ -18,6 +18,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from forge_mcp import http_limits as limits
 from forge_mcp.errors import ConfigError
 from forge_mcp.jobs import constants as jobs
 from forge_mcp.package_data import config_file
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(600, ge=0)
+    # Slow and half-open connections (forge_mcp/http_limits.py).
+    header_timeout_s: float = Field(limits.HEADER_TIMEOUT_S, gt=0, description="time a client has to send a request's head")
+    body_timeout_s: float = Field(limits.BODY_TIMEOUT_S, gt=0, description="time a client has to send a request's body")
+    max_connections: int = Field(limits.MAX_CONNECTIONS, ge=limits.MIN_CONNECTIONS, description="HTTP connections held at once")
     # Jobs: admission and recovery (forge_mcp/jobs/constants.py has the rest).
     gpu_slots: int | None = Field(None, ge=0, description="GPU job slots; null = the number of GPUs detected")
     cpu_job_slots: int = Field(jobs.CPU_JOB_SLOTS, ge=1)
