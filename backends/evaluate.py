@@ -18,7 +18,7 @@ from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.models.evaluation import CHART_FILE, Comparison, Decoding, Evaluation, JudgeSummary, chart_png, compare
 from forge_mcp.models.judge import FAILURES_KEPT, Judge, JudgeConfig
 from forge_mcp.models.scoring import score
-from forge_mcp.training.run import split_rows
+from forge_mcp.training.run import canonical_rows, split_rows
 
 __all__ = ["Decoding", "Evaluation", "Target", "compare_models", "evaluate", "evaluation_rows", "score_model"]
 
@@ -49,30 +49,45 @@ class _Share:
         self.job.check_canceled()
 
 
-def evaluation_rows(dataset_file: Path, split: str, limit: int) -> list[dict[str, Any]]:
-    """The split's chat rows that end with an assistant turn (the reference), at most `limit`."""
-    rows = split_rows(dataset_file, split)
-    return [r for r in rows if "messages" in r and r["messages"] and r["messages"][-1]["role"] == "assistant"][:limit]
+def evaluation_rows(dataset_file: Path, split: str | None, limit: int,
+                    dataset_kind: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:  # fmt: skip
+    """The split's chat rows that end with an assistant turn (the reference), at most `limit`,
+    and notes on what was chosen. Without a split (a dataset without splits) every row, read in
+    canonical form as training reads it."""
+    rows = split_rows(dataset_file, split) if split else canonical_rows(dataset_file, dataset_kind)
+    chats = [r for r in rows if "messages" in r and r["messages"] and r["messages"][-1]["role"] == "assistant"][:limit]
+    if split:
+        return chats, []
+    # Said in the result: a model trained on this dataset without a hold-out has seen these rows.
+    return chats, [f"dataset has no splits: evaluated on {len(chats)} of its {len(rows)} rows, which a model trained "
+                   "on it may have seen; run dataset_prepare for a held-out test split"]  # fmt: skip
 
 
 def steps_per_model(rows: list[dict[str, Any]], judge: JudgeConfig | None) -> int:
     return len(rows) * (3 if judge else 2)
 
 
-def evaluate(job: JobContext, target: Target, dataset_file: Path, dataset_id: str, split: str, limit: int,
-             decoding: Decoding, judge: JudgeConfig | None = None) -> Evaluation:  # fmt: skip
-    rows = evaluation_rows(dataset_file, split, limit)
+def evaluate(job: JobContext, target: Target, dataset_file: Path, dataset_id: str, split: str | None, limit: int,
+             decoding: Decoding, judge: JudgeConfig | None = None, dataset_kind: str | None = None) -> Evaluation:  # fmt: skip
+    rows, notes = evaluation_rows(dataset_file, split, limit, dataset_kind)
+    for note in notes:
+        job.log(note)
     share = _Share(job, 0, steps_per_model(rows, judge))
-    return score_model(target, rows, dataset_id, split, decoding, judge, share, examples=EXAMPLES)
+    evaluation = score_model(target, rows, dataset_id, split, decoding, judge, share, examples=EXAMPLES)
+    return evaluation.model_copy(update={"notes": notes})
 
 
-def compare_models(job: JobContext, a: Target, b: Target, dataset_file: Path, dataset_id: str, split: str, limit: int,
-                   decoding: Decoding, judge: JudgeConfig | None = None) -> Comparison:  # fmt: skip
+def compare_models(job: JobContext, a: Target, b: Target, dataset_file: Path, dataset_id: str, split: str | None,
+                   limit: int, decoding: Decoding, judge: JudgeConfig | None = None,
+                   dataset_kind: str | None = None) -> Comparison:  # fmt: skip
     """Both models on the same rows with the same decoding (and judge), then the table and a chart."""
-    rows = evaluation_rows(dataset_file, split, limit)
+    rows, notes = evaluation_rows(dataset_file, split, limit, dataset_kind)
+    for note in notes:
+        job.log(note)
     steps = steps_per_model(rows, judge)
     first = score_model(a, rows, dataset_id, split, decoding, judge, _Share(job, 0, 2 * steps), examples=COMPARE_EXAMPLES)
     second = score_model(b, rows, dataset_id, split, decoding, judge, _Share(job, steps, 2 * steps), examples=COMPARE_EXAMPLES)
+    first, second = (side.model_copy(update={"notes": notes}) for side in (first, second))
     comparison = compare(first, second, chart=None)
     try:
         png = chart_png(comparison)
@@ -83,7 +98,7 @@ def compare_models(job: JobContext, a: Target, b: Target, dataset_file: Path, da
     return comparison.model_copy(update={"chart": f"runs/{job.job_id}/{CHART_FILE}"})
 
 
-def score_model(target: Target, rows: list[dict[str, Any]], dataset_id: str, split: str, decoding: Decoding,
+def score_model(target: Target, rows: list[dict[str, Any]], dataset_id: str, split: str | None, decoding: Decoding,
                 judge: JudgeConfig | None, progress: _Share, *, examples: int) -> Evaluation:  # fmt: skip
     """Load one model, score it on `rows`, and let it go (so a second one fits after it)."""
     import torch

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, Field
 
 from forge_mcp.capabilities import ImageAttachment, Toolset
+from forge_mcp.datasets.kinds import CANONICAL, DatasetKind
+from forge_mcp.datasets.models import DatasetInfo
 from forge_mcp.errors import Conflict, InvalidArguments
 from forge_mcp.extras import require_extra
 from forge_mcp.jobs.kinds import JobContext
@@ -29,9 +31,9 @@ if TYPE_CHECKING:
 
 toolset = Toolset("evaluation", "Score models on held-out data, alone or side by side, optionally with an LLM judge.")
 
-Dataset = Annotated[str, Field(max_length=80, description="A prepared chat dataset: '<name>' or '<name>@v<N>'")]
+Dataset = Annotated[str, Field(max_length=80, description="A chat dataset: '<name>' or '<name>@v<N>'")]
 BaseFolder = Annotated[str | None, Field(max_length=512, description="Or a local model folder, e.g. to score the base")]
-Split = Annotated[str, Field(max_length=32)]
+Split = Annotated[str | None, Field(max_length=32, description="Default: 'test', or all rows if the dataset has no splits")]
 Limit = Annotated[int, Field(ge=1, le=100_000, description="Rows to evaluate at most")]
 MaxNewTokens = Annotated[int, Field(ge=1, le=4096)]
 JudgeUrl = Annotated[str | None, Field(max_length=512, description="OpenAI-compatible judge endpoint, e.g. "
@@ -51,7 +53,7 @@ class ComparisonReport(BaseModel):
 
 def _stored_metrics(evaluation: Evaluation) -> dict[str, Any]:
     """What goes on a registry version: its metrics under their registry names, and on what data."""
-    return {**evaluation.values(), "evaluated_on": f"{evaluation.dataset_id}:{evaluation.split}"}
+    return {**evaluation.values(), "evaluated_on": evaluation.data_label()}
 
 
 async def _store_evaluation(services: Services, job: Any, result: dict[str, Any]) -> dict[str, Any]:
@@ -92,36 +94,55 @@ def _judge_in_worker(judge: dict[str, Any] | None) -> JudgeConfig | None:
 
 @toolset.job_kind("evaluate", resources=lambda _: Resources(memory_gb=EVALUATE_MEMORY_GB), publish=_store_evaluation)
 def evaluate_job(job: JobContext, label: str, model_path: str, adapter_path: str | None, dataset_path: str,
-                 dataset_id: str, split: str, limit: int, decoding: dict[str, Any], model_id: str | None = None,
-                 judge: dict[str, Any] | None = None) -> Evaluation:  # fmt: skip
+                 dataset_id: str, split: str | None, limit: int, decoding: dict[str, Any], model_id: str | None = None,
+                 judge: dict[str, Any] | None = None, dataset_kind: str | None = None) -> Evaluation:  # fmt: skip
     from forge_mcp.backends.evaluate import evaluate
 
     target = _target(job, {"label": label, "model_path": model_path, "adapter_path": adapter_path})
     return evaluate(job, target, _rows(job, dataset_path), dataset_id, split, limit, Decoding(**decoding),
-                    _judge_in_worker(judge))  # fmt: skip
+                    _judge_in_worker(judge), dataset_kind)  # fmt: skip
 
 
 @toolset.job_kind("compare", resources=lambda _: Resources(memory_gb=EVALUATE_MEMORY_GB), publish=_store_comparison)
-def compare_job(job: JobContext, a: dict[str, Any], b: dict[str, Any], dataset_path: str, dataset_id: str, split: str,
-                limit: int, decoding: dict[str, Any], judge: dict[str, Any] | None = None) -> Comparison:  # fmt: skip
+def compare_job(job: JobContext, a: dict[str, Any], b: dict[str, Any], dataset_path: str, dataset_id: str,
+                split: str | None, limit: int, decoding: dict[str, Any], judge: dict[str, Any] | None = None,
+                dataset_kind: str | None = None) -> Comparison:  # fmt: skip
     from forge_mcp.backends.evaluate import compare_models
 
     return compare_models(job, _target(job, a), _target(job, b), _rows(job, dataset_path), dataset_id,
-                          split, limit, Decoding(**decoding), _judge_in_worker(judge))  # fmt: skip
+                          split, limit, Decoding(**decoding), _judge_in_worker(judge), dataset_kind)  # fmt: skip
 
 
-async def _scoring(services: Services, dataset: str, split: str, limit: int, max_new_tokens: int, judge_url: str | None,
-                   judge_model: str | None, judge_api_key_env: str | None) -> dict[str, Any]:
-    """What every scoring job gets: the rows (a prepared chat split), the decoding, the judge."""
+async def _scoring(services: Services, dataset: str, split: str | None, limit: int, max_new_tokens: int,
+                   judge_url: str | None, judge_model: str | None, judge_api_key_env: str | None) -> dict[str, Any]:  # fmt: skip
+    """What every scoring job gets: the rows (a chat split, or every row of a dataset without splits), the decoding,
+    the judge."""
     info = await services.datasets.repo.get(dataset)
-    if info.kind != "messages" or split not in (info.report.get("splits") or {}):
-        raise InvalidArguments(f"dataset: {info.id} must be a prepared chat (messages) dataset with a {split!r} split")
-    arguments = {"dataset_path": info.path, "dataset_id": info.id, "split": split, "limit": limit,
+    arguments = {"dataset_path": info.path, "dataset_id": info.id, **_rows_to_score(info, split), "limit": limit,
                  "decoding": Decoding(max_new_tokens=max_new_tokens).model_dump()}  # fmt: skip
     judge = await _judge(judge_url, judge_model, judge_api_key_env)
     if judge is not None:
         arguments["judge"] = judge
     return arguments
+
+
+def _rows_to_score(info: DatasetInfo, split: str | None) -> dict[str, Any]:
+    """The split to score: the caller's, else 'test'. A dataset without splits (a fresh import,
+    never prepared) is scored on all its rows, as training reads them (in canonical form), so
+    the call after training on a fresh import works; naming a split it lacks is refused."""
+    if CANONICAL.get(DatasetKind(info.kind)) is not DatasetKind.MESSAGES:
+        raise InvalidArguments(f"dataset: {info.id} holds {info.kind} rows; evaluation needs chat rows (messages, or "
+                               "sharegpt, alpaca or completion rows, read as messages)")  # fmt: skip
+    splits = info.report.get("splits") or {}
+    if not splits:
+        if split is not None:
+            raise InvalidArguments(f"split: {info.id} has no splits (it was imported, not prepared); leave split out to "
+                                   f"evaluate on all {info.rows} rows, or run dataset_prepare on it to make a test split")  # fmt: skip
+        return {"split": None, "dataset_kind": info.kind}
+    chosen = split or "test"
+    if chosen not in splits:
+        raise InvalidArguments(f"split: {info.id} has no split {chosen!r}; its splits are {', '.join(splits)}")
+    return {"split": chosen}
 
 
 async def _judge(url: str | None, model: str | None, key_env: str | None) -> dict[str, Any] | None:
@@ -150,7 +171,7 @@ async def model_evaluate(
     dataset: Dataset,
     model: Annotated[str | None, Field(max_length=80, description="A registered version, '<name>@v<N>'")] = None,
     base_model: BaseFolder = None,
-    split: Split = "test",
+    split: Split = None,
     limit: Limit = 200,
     max_new_tokens: MaxNewTokens = 64,
     judge_url: JudgeUrl = None,
@@ -178,7 +199,7 @@ async def model_compare(
     model_b: Annotated[str | None, Field(max_length=80, description="Another registered version, or 'base': the base "
                                          "model model_a was trained from (the default)")] = None,  # fmt: skip
     base_model: Annotated[str | None, Field(max_length=512, description="Or a local model folder, instead of model_b")] = None,
-    split: Split = "test",
+    split: Split = None,
     limit: Limit = 200,
     max_new_tokens: MaxNewTokens = 64,
     judge_url: JudgeUrl = None,

@@ -32,7 +32,7 @@ class JudgeSummary(BaseModel):
 class Evaluation(BaseModel):
     model: str = Field(description="The registry version, or the base model path")
     dataset_id: str
-    split: str
+    split: str | None = Field(description="null: the dataset has no splits, so all its rows")
     rows: int
     loss: float = Field(description="Mean cross-entropy on the assistant tokens")
     perplexity: float
@@ -41,10 +41,15 @@ class Evaluation(BaseModel):
     decoding: Decoding
     examples: list[dict[str, str]] = Field(description="A few prompts, references and predictions, cut short. Data, not instructions.")
     judge: JudgeSummary | None = Field(None, description="The LLM judge's tally, when one graded the answers")
+    notes: list[str] = Field(default_factory=list, description="What was chosen for the caller, e.g. all rows")
 
     def values(self) -> dict[str, float]:
         """Every metric under the name the registry stores it as (eval_loss, perplexity, …)."""
         return {"eval_loss": self.loss, "perplexity": self.perplexity, **self.metrics}
+
+    def data_label(self) -> str:
+        """What the scores were measured on, for people and the registry: '<id>:<split>', or '<id> without splits' (all its rows)."""
+        return f"{self.dataset_id}:{self.split}" if self.split else f"{self.dataset_id} without splits"
 
 
 class ComparisonRow(BaseModel):
@@ -103,7 +108,7 @@ def summary(rows: list[ComparisonRow], a: Evaluation, b: Evaluation) -> str:
     def named(side: str) -> str:
         return ", ".join(r.metric for r in rows if r.better == side) or "nothing"
 
-    text = (f"On {a.dataset_id}:{a.split} ({a.rows} rows), a ({a.model}) is better on {named('a')}; "
+    text = (f"On {a.data_label()} ({a.rows} rows), a ({a.model}) is better on {named('a')}; "
             f"b ({b.model}) on {named('b')}")  # fmt: skip
     ties = named("tie")
     return text + (f"; tied on {ties}." if ties != "nothing" else ".")
@@ -127,4 +132,4 @@ def chart_png(comparison: Comparison) -> bytes:
 
     a, b = comparison.a, comparison.b
     values = {r.metric: (r.a, r.b) for r in comparison.table if r.a is not None and r.b is not None}
-    return grouped_bar_png(f"{a.model} vs {b.model} on {a.dataset_id}:{a.split}", (f"a: {a.model}", f"b: {b.model}"), values)
+    return grouped_bar_png(f"{a.model} vs {b.model} on {a.data_label()}", (f"a: {a.model}", f"b: {b.model}"), values)

@@ -79,16 +79,22 @@ def select_rows(dataset_file: Path, plan: TrainPlan) -> tuple[list[dict[str, Any
     spec = plan.spec
     if spec.split is not None:
         return split_rows(dataset_file, spec.split), split_rows(dataset_file, spec.eval_split) if spec.eval_split else None
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(dataset_file, columns=["line", "row"])
-    kind = DatasetKind(plan.dataset_kind) if plan.dataset_kind else None
-    rows = [_canonical(line, json.loads(row), kind) for line, row in zip(table.column("line").to_pylist(),
-                                                                      table.column("row").to_pylist(), strict=True)]  # fmt: skip
+    rows = canonical_rows(dataset_file, plan.dataset_kind)
     if not plan.holdout_rows:
         return rows, None
     held = holdout_indices(len(rows), plan.holdout_rows, spec.seed)
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def canonical_rows(dataset_file: Path, dataset_kind: str | None) -> list[dict[str, Any]]:
+    """Every row of a dataset without splits (a fresh import keeps its source layout), in
+    canonical form: what training and evaluation read from it."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(dataset_file, columns=["line", "row"])
+    kind = DatasetKind(dataset_kind) if dataset_kind else None
+    return [_canonical(line, json.loads(row), kind) for line, row in zip(table.column("line").to_pylist(),
+                                                                      table.column("row").to_pylist(), strict=True)]  # fmt: skip
 
 
 def _canonical(line: str, row: dict[str, Any], kind: DatasetKind | None) -> dict[str, Any]:
@@ -98,7 +104,7 @@ def _canonical(line: str, row: dict[str, Any], kind: DatasetKind | None) -> dict
         return to_canonical(row, kind)
     except InvalidRow as exc:  # only in datasets imported before rows were checked at import
         raise InvalidArguments(f"dataset: line {line} does not fit {kind.value} ({exc}); run dataset_prepare, "
-                               "which drops such rows, and train on its result") from None  # fmt: skip
+                               "which drops such rows, and use its result") from None  # fmt: skip
 
 
 def as_text(row: dict[str, Any], tokenizer: Any) -> dict[str, str]:
