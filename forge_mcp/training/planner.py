@@ -83,7 +83,9 @@ async def plan_training(services: Services, fields: dict[str, Any], recipe: str 
     rows = int(splits[spec.split]) if spec.split else dataset.rows - holdout
     eval_rows = int(splits[spec.eval_split]) if splits and spec.eval_split else holdout or None
     steps = spec.max_steps or max(1, math.ceil(rows * spec.epochs / (spec.batch_size * spec.gradient_accumulation * processes)))
-    mean_tokens = min(spec.max_length or DEFAULT_MAX_LENGTH, await asyncio.to_thread(_mean_chars, services.workspace.root / dataset.path, spec.split) / CHARS_PER_TOKEN)
+    # Checked like every other reader of a dataset folder: a file in it that links out is refused, not read.
+    folder = await asyncio.to_thread(services.workspace.resolve_tree, dataset.path, field="dataset")
+    mean_tokens = min(spec.max_length or DEFAULT_MAX_LENGTH, await asyncio.to_thread(_mean_chars, folder, spec.split) / CHARS_PER_TOKEN)
     tokens = int(steps * spec.batch_size * spec.gradient_accumulation * processes * mean_tokens)
     seconds, source = await _time_estimate(services, base.parameters, trainable, spec, tokens, steps, device)
     warnings = []

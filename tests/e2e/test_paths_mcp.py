@@ -175,6 +175,30 @@ async def test_links_out_of_client_folders_are_refused_by_every_reader(live: Liv
     (live.home / "models" / "clean" / "v1" / "notes.txt").unlink()
 
 
+async def test_a_dataset_folder_whose_rows_link_out_is_refused_by_train_plan_too(live: Live) -> None:
+    """train_plan samples the rows for its time estimate on the server: rows swapped for a link
+    out are refused there, as by dataset_inspect and every job, not read."""
+    async with Client(f"{live.url}/mcp/") as client:
+        imported = await client.call_tool("dataset_import", {"path": "chats.jsonl", "name": "swapped"})
+        assert not imported.is_error, imported.content
+        rows, moved = live.home / imported.structured_content["dataset"]["path"] / "data.parquet", live.outside / "rows.parquet"
+        shutil.move(rows, moved)
+        os.symlink(moved, rows)
+        try:
+            planned = await client.call_tool("train_plan", {"spec": {"base_model": "models/tiny", "dataset": "swapped"}})
+            inspected = await client.call_tool("dataset_inspect", {"dataset": "swapped"})
+        finally:
+            rows.unlink()
+            shutil.move(moved, rows)
+        # The same dataset, its rows back inside: planned (the refusal was the link, nothing else).
+        restored = await client.call_tool("train_plan", {"spec": {"base_model": "models/tiny", "dataset": "swapped"}})
+    for result in (planned, inspected):
+        text = refusal(result)
+        assert "argument 'dataset': 'data.parquet' inside it is a symbolic link to a place outside" in text, text
+        assert str(live.outside) not in text and str(live.home) not in text
+    assert not restored.is_error, restored.content
+
+
 async def test_workspace_folders_that_link_out_receive_no_writes(live: Live) -> None:
     os.symlink(live.outside / "stolen-datasets", live.home / "datasets" / "evil")
     os.symlink(live.outside / "stolen-models", live.home / "models" / "evil")
