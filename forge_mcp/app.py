@@ -63,6 +63,7 @@ class ForgeApp:
             self.workspace.root / "runs",
             _engine_limits(settings),
             EngineLock(self.workspace.root / ENGINE_LOCK),
+            self.workspace.scrub,
         )
         self.datasets = DatasetImporter(self.workspace, DatasetRepository(self.store))
         self.models = ModelRegistry(self.workspace, ModelRepository(self.store), self.jobs.repo)

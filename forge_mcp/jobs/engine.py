@@ -68,7 +68,10 @@ class JobEngine:
         runs_dir: Path,
         limits: EngineLimits,
         lock: EngineLock,
+        scrub: Callable[[str], str],
     ) -> None:
+        """`scrub` makes a message safe for clients (Workspace.scrub: workspace paths relative,
+        other host paths cut short); the engine's own errors pass through it before they are stored."""
         self.repo = repository
         self.executor = executor
         self.bus = bus
@@ -76,6 +79,7 @@ class JobEngine:
         self.runs_dir = runs_dir
         self.limits = limits
         self.lock = lock
+        self.scrub = scrub
         self._running: dict[str, Supervision] = {}
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -343,9 +347,12 @@ class JobEngine:
         try:
             handle = self.executor.launch(job.id, run_dir)
         except OSError as exc:
-            failed = await self.repo.transition(
-                job.id, JobState.FAILED, reason=C.REASON_LAUNCH_FAILED, error=f"could not start the worker: {exc}"
-            )
+            # The OS error names host paths: the full detail goes to the server log under a ref,
+            # the stored error (what job_status shows) gets them workspace-relative.
+            ref = secrets.token_hex(4)
+            log.error("job %s: could not start the worker (ref %s): %s", job.id, ref, exc)
+            error = f"could not start the worker (ref {ref}): {self.scrub(str(exc))}; the server log has the detail"
+            failed = await self.repo.transition(job.id, JobState.FAILED, reason=C.REASON_LAUNCH_FAILED, error=error)
             self.bus.publish(JobUpdate(failed, "state"))
             return
         await self.repo.update(job.id, pid=handle.pid, host=handle.host, pid_started_at=handle.started_at)
