@@ -161,8 +161,8 @@ async def job_cancel(services: Services, principal: Principal, job_id: JobId) ->
 @toolset.capability(scope="train", title="Resume a job")
 async def job_resume(services: Services, principal: Principal, job_id: JobId) -> JobHandle:
     """Starts a FAILED or CANCELED job again as a new job (parent_id: the old one); kinds that
-    checkpoint continue from the old run's newest complete checkpoint. Returns the new job's
-    handle."""
+    checkpoint continue from the old run's newest complete checkpoint. The new job keeps the old
+    one's owner. Returns the new job's handle."""
     return await services.jobs.resume(job_id, principal)
 
 

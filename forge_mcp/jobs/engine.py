@@ -144,7 +144,10 @@ class JobEngine:
         priority: int = 0,
         idempotency_key: str | None = None,
         parent_id: str | None = None,
+        requested_by: str | None = None,
     ) -> JobHandle:
+        """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
+        else (an admin resuming another's job), so a refusal names whose queue is full."""
         job_kind = self.kinds.get(kind)
         if job_kind is None:
             raise NotFound(f"job kind {kind!r} is not registered")
@@ -173,8 +176,9 @@ class JobEngine:
                     return JobHandle(job_id=existing.id, kind=existing.kind, state=existing.state, deduplicated=True)
             queued = await self.repo.count_queued(tx, principal)
             if queued >= self.limits.max_queued_per_principal:
+                whose = "your" if requested_by in (None, principal) else f"{principal}'s"
                 raise Conflict(
-                    f"{queued} of your jobs are already queued (the limit is {self.limits.max_queued_per_principal}); "
+                    f"{queued} of {whose} jobs are already queued (the limit is {self.limits.max_queued_per_principal}); "
                     "wait for some to start, or cancel some with job_cancel"
                 )
             await self.repo.insert(
@@ -203,13 +207,18 @@ class JobEngine:
         return JobHandle(job_id=job.id, kind=job.kind, state=job.state)
 
     async def resume(self, job_id: str, principal: Principal) -> JobHandle:
-        """A new job, started by `principal`, that repeats a FAILED or CANCELED one of theirs
-        (an admin's: anyone's); kinds that checkpoint pick up from the old run's newest
-        complete checkpoint."""
+        """A new job that repeats a FAILED or CANCELED one of `principal`'s (an admin's: anyone's);
+        kinds that checkpoint pick up from the old run's newest complete checkpoint. The new job
+        belongs to the old one's owner, whoever resumes it: the continuation of a run stays
+        visible to the person whose run it is, and counts against their queue."""
         job = await self.get(job_id, principal)
         if job.state not in (JobState.FAILED, JobState.CANCELED):
             raise Conflict(f"job {job_id} is {job.state.value}; only FAILED or CANCELED jobs can be resumed")
-        return await self.submit(job.kind, job.arguments, principal.name, priority=job.priority, parent_id=job.id)
+        handle = await self.submit(job.kind, job.arguments, job.principal, priority=job.priority, parent_id=job.id,
+                                   requested_by=principal.name)  # fmt: skip
+        if principal.name != job.principal:
+            log.info("job %s (%s's) resumed by %s as %s", job.id, job.principal, principal.name, handle.job_id)
+        return handle
 
     # access: who may see and act on which job ------------------------------------------
     # Every tool, resource and A2A call that names a job comes through here. A job belongs

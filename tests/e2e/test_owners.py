@@ -150,6 +150,29 @@ async def test_someone_elses_job_looks_missing_over_mcp_and_an_admin_acts_on_it(
     assert mine.structured_content["state"] == "CANCELED"
 
 
+async def test_a_job_an_admin_resumes_stays_its_owners(owners: Owners) -> None:
+    async with mcp_as(owners, "alice") as alice:
+        job_id = (await alice.call_tool("system_benchmark", LONG)).structured_content["job_id"]
+        assert (await alice.call_tool("job_cancel", {"job_id": job_id})).structured_content["state"] == "CANCELED"
+        async with mcp_as(owners, "root") as root:
+            resumed = await root.call_tool("job_resume", {"job_id": job_id})
+            assert not resumed.is_error, resumed.content
+            resumed_id = resumed.structured_content["job_id"]
+            admins_own = await root.call_tool("job_list", {})
+        listed = await alice.call_tool("job_list", {})
+        status = await alice.call_tool("job_status", {"job_id": resumed_id})
+        async with mcp_as(owners, "bob") as bob:
+            not_bobs = error_text(await bob.call_tool("job_status", {"job_id": resumed_id}))
+        stopped = await alice.call_tool("job_cancel", {"job_id": resumed_id})  # hers to act on, too
+    assert resumed_id != job_id
+    assert resumed_id in {j["id"] for j in listed.structured_content["jobs"]}
+    assert not status.is_error, status.content
+    assert (status.structured_content["principal"], status.structured_content["parent_id"]) == ("alice", job_id)
+    assert {j["principal"] for j in admins_own.structured_content["jobs"] if j["id"] == resumed_id} == {"alice"}
+    assert f"no job '{resumed_id}'" in not_bobs
+    assert stopped.structured_content["state"] == "CANCELED" and not job_processes(resumed_id)
+
+
 def benchmark_message():  # noqa: ANN201
     return new_message([new_data_part({"tool": "system_benchmark", "arguments": LONG})], role=Role.ROLE_USER)
 
