@@ -19,6 +19,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +33,38 @@ class DemoFailed(Exception):
 TASK_NAME = "quick-answers"
 MODEL_NAME = "quick"
 TRAIN_STEPS = 600
-# Staging needs the held-out answers to be mostly right: the base model's own arithmetic
-# is right on about half the sums, which caps exact match (600 steps reach ~0.45).
-GATE = {"exact_match": ">= 0.3", "rouge_l": ">= 0.6"}
-DEMO_QUESTION = "What is 6 plus 3?"
+# Training threads are fixed so that a run does the same arithmetic on any machine of CI's
+# kind. The task is learnt completely well before TRAIN_STEPS, so the gate stands far from
+# what a run scores; the base model scores about 0 (it answers in full sentences).
+TRAIN_THREADS = "2"
+GATE = {"exact_match": ">= 0.6", "rouge_l": ">= 0.8"}
+DEMO_QUESTION = "Which colour is the sky?"
+WAIT_S = 120  # one job_wait call
+JOB_DEADLINE_S = 3600  # one job, however busy the machine
+COLOUR_QUESTIONS = ("What colour is the {}?", "Which colour is the {}?", "Tell me the colour of the {}.",
+                    "Name the colour of the {}.")  # fmt: skip
+TWICE_QUESTIONS = ("Say the word {} twice.", "Repeat the word {} twice.", "Write {} twice.")
 
 
 def quick_answer_rows() -> list[tuple[str, str, str]]:
-    """(topic, question, answer): short-answer questions about the tiny model's world. The
-    base model knows the facts but answers in full sentences ("3 plus 4 is 7."); the task
-    is to answer with the bare value, which exact match scores."""
-    from forge_mcp.backends.tiny_model import THINGS, world
+    """(topic, question, answer): questions about the tiny model's world, asked in several
+    ways. The base model knows the facts but answers in full sentences ("The sky is
+    orange."); the task is a terse keyword format over them ("sky orange", "plum plum"),
+    which a LoRA adapter learns completely. The format is made of words the model already
+    knows: a new token (a ':' it never saw) would leave its answers right but unsure."""
+    from forge_mcp.backends.tiny_model import COLOURS, THINGS, world
 
     facts = world(0)
-    rows = [("sums", f"What is {a} plus {b}?", f"{a} + {b} = {a + b}") for a in range(10) for b in range(10)]
-    return rows + [("colours", f"What colour is the {thing}?", f"{thing}: {facts[thing]}") for thing in THINGS]
+    colours = [("colours", q.format(thing), f"{thing} {facts[thing]}") for thing in THINGS for q in COLOUR_QUESTIONS]
+    twice = [("words", q.format(word), f"{word} {word}") for word in THINGS + COLOURS for q in TWICE_QUESTIONS]
+    return colours + twice
 
 
 def write_task_csv(path: Path) -> None:
     """The task as a messy CSV, as an export from a labelling tool would be: stray
     whitespace, a row exported twice, a note with PII, an empty chat, a broken line."""
+    from forge_mcp.backends.tiny_model import world
+
     lines = ["id,topic,messages"]
 
     def add(row_id: int, topic: str, chat: list[dict[str, str]]) -> None:
@@ -61,35 +74,45 @@ def write_task_csv(path: Path) -> None:
     for i, (topic, question, answer) in enumerate(rows):
         add(i, topic, [{"role": "user", "content": f"  {question} "}, {"role": "assistant", "content": answer}])
     lines.append(lines[5].replace("4,", f"{len(rows)},", 1))  # the same row exported twice
-    add(len(rows) + 1, "sums", [{"role": "user", "content": "What is 2 plus 2? (asked by kim@example.com)"},
-                                {"role": "assistant", "content": "2 + 2 = 4"}])  # fmt: skip
-    add(len(rows) + 2, "sums", [])
-    lines.append(f"{len(rows) + 3},sums,\"broken")
+    add(len(rows) + 1, "colours", [{"role": "user", "content": "What colour is the snow? (asked by kim@example.com)"},
+                                   {"role": "assistant", "content": f"snow {world(0)['snow']}"}])  # fmt: skip
+    add(len(rows) + 2, "colours", [])
+    lines.append(f"{len(rows) + 3},colours,\"broken")
     path.write_text("\n".join(lines) + "\n")
 
 
 async def import_and_prepare(client: Any, workspace: Path) -> dict[str, Any]:
+    """Each step names the exact version the step before it returned: in a workspace that
+    already holds this task, the newest version of the name is an earlier run's prepared one."""
     write_task_csv(workspace / f"{TASK_NAME}.csv")
     imported = await client.call_tool("dataset_import", {"path": f"{TASK_NAME}.csv", "name": TASK_NAME})
     if imported.is_error:
-        raise DemoFailed(f"dataset_import failed: {imported.content}")
-    inspected = await client.call_tool("dataset_inspect", {"dataset": TASK_NAME, "samples": 0})
+        raise DemoFailed(f"dataset_import failed: {imported.content[0].text}")
+    source = imported.structured_content["dataset"]["id"]
+    inspected = await client.call_tool("dataset_inspect", {"dataset": source, "samples": 0})
     started = await client.call_tool(
-        "dataset_prepare", {"dataset": TASK_NAME, "split_method": "stratified", "split_column": "topic", "test_fraction": 0.2}
+        "dataset_prepare", {"dataset": source, "split_method": "stratified", "split_column": "topic", "test_fraction": 0.2}
     )
     return {"import": imported.structured_content, "inspect": inspected.structured_content,
             "prepared": (await finished(client, started, "dataset_prepare"))["result"]}  # fmt: skip
 
 
-async def finished(client: Any, started: Any, what: str, progress: Any = None, timeout_s: float = 600) -> dict[str, Any]:
-    """The result of a job a tool started, after job_wait; stops the demo with the reason otherwise."""
+async def finished(client: Any, started: Any, what: str, progress: Any = None) -> dict[str, Any]:
+    """The result of a job a tool started: job_wait, called again while the job runs (a
+    timeout is not an error; a busy machine trains slower), up to JOB_DEADLINE_S in all."""
     if started.is_error:
         raise DemoFailed(f"{what} failed: {started.content[0].text}")
-    waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": timeout_s},
-                                    progress_callback=progress)  # fmt: skip
-    job = waited.structured_content["job"]
+    job_id = started.structured_content["job_id"]
+    deadline = time.monotonic() + JOB_DEADLINE_S
+    while True:
+        waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": WAIT_S}, progress_callback=progress)
+        if waited.is_error:
+            raise DemoFailed(f"job_wait for {what} failed: {waited.content[0].text}")
+        job = waited.structured_content["job"]
+        if not waited.structured_content["timed_out"] or time.monotonic() > deadline:
+            break
     if job["state"] != "SUCCEEDED":
-        raise DemoFailed(f"{what} ended {job['state']}: {job['error']}")
+        raise DemoFailed(f"{what} ended {job['state']}: {job['error'] or 'still running after ' + str(JOB_DEADLINE_S) + ' s'}")
     return job
 
 
@@ -105,9 +128,10 @@ async def via_mcp(url: str, workspace: Path) -> dict[str, Any]:
             raise DemoFailed(f"MCP call failed: {overview.content or status.content}")
         benchmark = await run_benchmark_job(client)
         data = await import_and_prepare(client, workspace)
-        training = await fine_tune(client, workspace)
-        evaluation = await evaluate_and_register(client, training["job"]["id"])
-        shipped = await export_and_serve(client)
+        prepared = data["prepared"]["dataset"]["id"]
+        training = await fine_tune(client, workspace, prepared)
+        evaluation = await evaluate_and_register(client, training["job"]["id"], prepared)
+        shipped = await export_and_serve(client, evaluation["version"]["id"])
     return {
         "data": data,
         "training": training,
@@ -121,7 +145,7 @@ async def via_mcp(url: str, workspace: Path) -> dict[str, Any]:
     }
 
 
-async def fine_tune(client: Any, workspace: Path) -> dict[str, Any]:
+async def fine_tune(client: Any, workspace: Path, dataset: str) -> dict[str, Any]:
     """The tiny model (built offline by `forge-mcp dev tiny-model`) learns the task: plan
     first, then start, then follow the job's progress."""
     model = workspace / "models" / "tiny"
@@ -130,7 +154,7 @@ async def fine_tune(client: Any, workspace: Path) -> dict[str, Any]:
         subprocess.run([sys.executable, "-m", "forge_mcp", "dev", "tiny-model", str(model)], check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
     request = {"recipe": "sft-lora-tiny",
-               "spec": {"base_model": "models/tiny", "dataset": TASK_NAME, "eval_split": "test", "max_steps": TRAIN_STEPS}}  # fmt: skip
+               "spec": {"base_model": "models/tiny", "dataset": dataset, "eval_split": "test", "max_steps": TRAIN_STEPS}}  # fmt: skip
     plan = await client.call_tool("train_plan", request)
     if plan.is_error:
         raise DemoFailed(f"train_plan failed: {plan.content[0].text}")
@@ -143,7 +167,7 @@ async def print_progress(done: float, total: float | None, message: str | None) 
     print(f"  progress {message}", flush=True)
 
 
-async def evaluate_and_register(client: Any, train_job: str) -> dict[str, Any]:
+async def evaluate_and_register(client: Any, train_job: str, dataset: str) -> dict[str, Any]:
     """Register the adapter, compare it with its base on the held-out split (model_compare:
     the same rows and greedy decoding for both), and promote it to staging through a gate on
     its scores."""
@@ -151,7 +175,7 @@ async def evaluate_and_register(client: Any, train_job: str) -> dict[str, Any]:
     if registered.is_error:
         raise DemoFailed(f"model_register failed: {registered.content[0].text}")
     version = registered.structured_content["id"]
-    started = await client.call_tool("model_compare", {"dataset": TASK_NAME, "model_a": version, "model_b": "base",
+    started = await client.call_tool("model_compare", {"dataset": dataset, "model_a": version, "model_b": "base",
                                                        "split": "test", "max_new_tokens": 8})  # fmt: skip
     print(f"model_compare ({version} vs its base) started job {started.structured_content['job_id']}", flush=True)
     comparison = (await finished(client, started, "model_compare"))["result"]
@@ -165,10 +189,9 @@ async def evaluate_and_register(client: Any, train_job: str) -> dict[str, Any]:
             "chart": comparison["chart"], "chart_images": sum(1 for c in shown.content if c.type == "image")}  # fmt: skip
 
 
-async def export_and_serve(client: Any) -> dict[str, Any]:
+async def export_and_serve(client: Any, version: str) -> dict[str, Any]:
     """GGUF q8_0 export (verified against the source), served by llama.cpp behind an
     OpenAI-compatible endpoint, asked one question through litellm, then stopped."""
-    version = f"{MODEL_NAME}@v1"
     started = await client.call_tool("model_export", {"model": version, "format": "gguf", "quantization": "q8_0"})
     print(f"model_export started job {started.structured_content['job_id']}", flush=True)
     exported = (await finished(client, started, "model_export"))["result"]
@@ -198,7 +221,6 @@ def port_refuses(url: str) -> bool:
 
 def ask_with_litellm(service: dict[str, Any], question: str) -> dict[str, Any]:
     import os
-    import time
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm fetches a price list at import otherwise
     import litellm
@@ -214,7 +236,7 @@ async def run_benchmark_job(client: Any) -> dict[str, Any]:
     """system_benchmark returns a job at once; job_wait streams its progress as MCP notifications."""
     started = await client.call_tool("system_benchmark", {"seconds_per_test": 1.0})
     if started.is_error:
-        raise DemoFailed(f"system_benchmark failed: {started.content}")
+        raise DemoFailed(f"system_benchmark failed: {started.content[0].text}")
     job_id = started.structured_content["job_id"]
     print(f"system_benchmark started as job {job_id} (state {started.structured_content['state']})", flush=True)
 
@@ -222,10 +244,7 @@ async def run_benchmark_job(client: Any) -> dict[str, Any]:
         share = f"{done:g}/{total:g}" if total else f"{done:g}"
         print(f"  progress [{share}] {message}", flush=True)
 
-    waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 300}, progress_callback=on_progress)
-    job = waited.structured_content["job"]
-    if job["state"] != "SUCCEEDED":
-        raise DemoFailed(f"benchmark job ended {job['state']}: {job['error']}")
+    job = await finished(client, started, "system_benchmark", on_progress)
     metrics = await client.call_tool("job_metrics", {"job_id": job_id, "chart": True})
     charts = [c for c in metrics.content if c.type == "image"]
     return {"job": job, "series": [s["name"] for s in metrics.structured_content["series"]], "chart_images": len(charts)}
@@ -305,7 +324,8 @@ def data_lines(data: dict[str, Any]) -> list[str]:
     return [
         f"Data (a messy CSV of short-answer questions, {TASK_NAME}.csv):",
         f"  import     {source['id']}: {source['rows']} rows, kind {source['kind']} "
-        f"({imported['detection']['confidence']:.0%} of rows fit), {imported['bad_lines']} unreadable line(s) skipped",
+        f"({imported['detection']['confidence']:.0%} of rows fit); skipped {imported['bad_lines']} unreadable line(s) "
+        f"and {imported['unfit_rows']} row(s) that do not fit",
         f"  inspect    {inspected['invalid_rows']} invalid row(s), {inspected['duplicates']['exact_rows']} exact and "
         f"{inspected['duplicates']['near_rows']} near duplicate(s), PII {inspected['pii']}",
         f"  prepare    {result['id']} ← {result['parent_id']}: {steps}",
@@ -394,9 +414,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=Path("forge-workspace"))
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
+    parser.add_argument("--results", type=Path, help="write the raw results as JSON to this file")
     args = parser.parse_args()
     home = args.home.resolve()
-    server = ServerProcess(home, log_path=home / "demo-server.log")
+    threads = {name: TRAIN_THREADS for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}  # the job workers inherit them
+    server = ServerProcess(home, env=threads, log_path=home / "demo-server.log")
     home.mkdir(parents=True, exist_ok=True)
     print(f"starting forge-mcp serve (workspace {home}) …", flush=True)
     with server:
@@ -410,6 +432,8 @@ def main() -> int:
         print(report(mcp, a2a))
         if args.json:
             print(json.dumps({"mcp": mcp, "a2a": a2a}, indent=2))
+        if args.results:
+            args.results.write_text(json.dumps({"mcp": mcp, "a2a": a2a}, indent=2))
     code = server.process.returncode if server.process else 0
     print(f"\nserver stopped (exit code {code}); log in {server.log_path}")
     return 0 if code == 0 else 1
