@@ -128,7 +128,10 @@ class JobEngine:
             except Exception:  # one bad tick must not stop supervision
                 log.exception("job engine tick failed")
             try:
-                await asyncio.wait_for(self._wake.wait(), C.TICK_S)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                # lands as the wake-up completes, and stop() would then wait for this loop forever.
+                async with asyncio.timeout(C.TICK_S):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
