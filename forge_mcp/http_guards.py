@@ -149,7 +149,7 @@ class AccessGuard:
         if not self.auth_enabled:
             await self.app(scope, receive, send)
             return
-        body, receive = await _buffer_body(receive)
+        body, receive, _ = await _buffer_body(receive)
         needed = self.resolve_scope(scope["method"], scope["path"], _parse_json(body))
         if not grants(user.scopes, needed):
             await _auth_error(
@@ -182,15 +182,18 @@ def _auth_error(status: int, error: str, description: str) -> Response:
     )
 
 
-async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
-    """Read the whole request body and return it with a `receive` that replays it."""
+async def _buffer_body(receive: Receive) -> tuple[bytes, Receive, bool]:
+    """Read the whole request body and return it with a `receive` that replays it, and
+    whether it came whole (False when the client left before the end)."""
     chunks: list[bytes] = []
+    whole = False
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
+            whole = True
             break
     body = b"".join(chunks)
     replayed = False
@@ -202,7 +205,7 @@ async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return body, replay
+    return body, replay, whole
 
 
 def _parse_json(body: bytes) -> Any:
@@ -228,27 +231,12 @@ class JsonDepthGuard:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client left (or the body deadline cut it off): no one to answer
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body, replay, whole = await _buffer_body(receive)
+        if not whole:
+            return  # the client left (or the body deadline cut it off): no one to answer
         if exceeds_depth(body, self.limit):
             await _too_deep(scope["path"], body, too_deep_message(self.limit))(scope, receive, send)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
         await self.app(scope, replay, send)
 
 
