@@ -293,7 +293,10 @@ class JobEngine:
                 if remaining <= 0:
                     break
                 try:
-                    await asyncio.wait_for(updates.get(), min(remaining, C.WAIT_POLL_S))
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+                    # lands as the update arrives, and the waiter (job_wait) would not stop when cancelled.
+                    async with asyncio.timeout(min(remaining, C.WAIT_POLL_S)):
+                        await updates.get()
                 except TimeoutError:
                     pass
                 job = await self.repo.get(job_id)
