@@ -4,11 +4,12 @@ become the MCP server, the A2A handler and the HTTP app. Nothing else constructs
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import logging
 import time
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from forge_mcp.api_keys import ApiKeys, ApiKeyVerifier
@@ -37,10 +38,10 @@ if TYPE_CHECKING:
 
     from forge_mcp.mcp_server import ForgeMCPServer
 
+log = logging.getLogger("forge_mcp.app")
 PROTECTED_PREFIXES = ("/mcp", "/a2a", "/metrics")
 ENGINE_LOCK = "engine.lock"
-A2A_TASKS_TABLE = "a2a_tasks"
-A2A_PUSH_TABLE = "a2a_push_configs"
+LISTEN_WAIT_S = 2.0
 
 
 class ForgeApp:
@@ -83,6 +84,8 @@ class ForgeApp:
         self.jobs.services = self.services  # publish hooks run with the services (built after the engine)
         self.runner = CapabilityRunner(self.registry, self.services, self.metrics)
         self._background: set[asyncio.Task[None]] = set()
+        # Set by the HTTP server once its socket accepts; binds to a loop only when first awaited.
+        self.listening = asyncio.Event()
 
     async def start(self, *, engine: bool = True) -> None:
         self.workspace.create()
@@ -104,8 +107,9 @@ class ForgeApp:
         finally:
             await self.stop()
 
-    def mcp_server(self, *, over_http: bool) -> ForgeMCPServer:
-        """stdio is trusted (the launching process is the boundary); HTTP follows the auth setting."""
+    def mcp_server(self, *, over_http: bool, tools_later: bool = False) -> ForgeMCPServer:
+        """stdio is trusted (the launching process is the boundary); HTTP follows the auth setting.
+        With `tools_later`, the caller adds the tools (add_capability_tools) before serving."""
         from forge_mcp.mcp_logging import McpLogRelay
         from forge_mcp.mcp_server import build_mcp_server
 
@@ -119,6 +123,7 @@ class ForgeApp:
             log_level=self.settings.log_level,
             subscriptions=self._resource_updates(),
             log_relay=relay,
+            tools_later=tools_later,
         )
 
     def _resource_updates(self) -> SubscriptionBus:
@@ -142,28 +147,26 @@ class ForgeApp:
 
     def http_app(self) -> Starlette:
         """One Starlette app: /mcp/ (Streamable HTTP), /a2a (JSON-RPC), /a2a/rest, the agent
-        card, /health and /metrics. Its lifespan opens and closes this ForgeApp."""
-        from a2a.server.request_handlers import DefaultRequestHandler
-        from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
+        card, /health and /metrics. Its lifespan opens and closes this ForgeApp. What /health does
+        not need is finished once the server is up: the MCP tools' schemas, then the A2A side
+        (a2a_side); /mcp and /a2a requests that arrive before wait for it."""
         from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
         from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
         from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
-        from sqlalchemy.ext.asyncio import create_async_engine
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
         from starlette.middleware.authentication import AuthenticationMiddleware
         from starlette.routing import Mount, Route
 
-        from forge_mcp.a2a_card import build_agent_card
-        from forge_mcp.agents.a2a_executor import CapabilityAgentExecutor
-        from forge_mcp.agents.a2a_owners import OwnedTaskStore
-        from forge_mcp.agents.a2a_tasks import A2ATaskLedger
+        from forge_mcp.a2a_side import A2ASide
+        from forge_mcp.background_thread import run_in_background_thread
+        from forge_mcp.deferred_asgi import DeferredApp
         from forge_mcp.http_guards import AccessGuard, HostOriginGuard, JsonDepthGuard, RequestMetrics, TokenBuckets
-        from forge_mcp.http_routes import agent_card_routes, health_endpoint, host_origin_policy, metrics_endpoint
+        from forge_mcp.http_routes import health_endpoint, host_origin_policy, metrics_endpoint
         from forge_mcp.request_scopes import scope_resolver
 
         settings = self.settings
-        mcp = self.mcp_server(over_http=True)
+        mcp = self.mcp_server(over_http=True, tools_later=True)
         policy = host_origin_policy(settings)
         mcp_asgi = mcp.streamable_http_app(
             streamable_http_path="/",
@@ -174,39 +177,41 @@ class ForgeApp:
             host=settings.host,
             max_request_body_size=settings.max_body_bytes,
         )
-        engine = create_async_engine(
-            f"sqlite+aiosqlite:///{self.workspace.database_path}", connect_args={"timeout": 10}
-        )
-        with warnings.catch_warnings():
-            # a2a-sdk builds the model for a custom table name under the default model's class name.
-            warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
-            task_store = OwnedTaskStore(engine, table_name=A2A_TASKS_TABLE, auth_enabled=settings.auth_enabled)
-        card = build_agent_card(self.registry, settings)
-        ledger = A2ATaskLedger(self.store, self.jobs)
-        push = _push_notifications(settings, engine)
-        handler = DefaultRequestHandler(
-            agent_executor=CapabilityAgentExecutor(self.runner, self.jobs, ledger, auth_enabled=settings.auth_enabled),
-            task_store=task_store,
-            agent_card=card,
-            **(push.handler_arguments() if push else {}),
-        )
+        mcp_gate = DeferredApp("MCP")
+        a2a = A2ASide(self)
+
+        async def finish_start() -> None:
+            # Once the server listens (http_server says so): this CPU work would otherwise slow the way
+            # to the first answer. A host that never says gets it after LISTEN_WAIT_S.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LISTEN_WAIT_S):
+                    await self.listening.wait()
+            try:
+                # In a thread: building the tools' models is CPU work, and the event loop keeps answering.
+                await run_in_background_thread(
+                    "forge-mcp-tools", functools.partial(mcp.add_capability_tools, auth_enabled=settings.auth_enabled)
+                )
+            except Exception:
+                log.exception("adding the MCP tools failed; MCP requests get 503")
+                mcp_gate.fail()
+            else:
+                mcp_gate.set(mcp_asgi)
+            a2a.start()  # after the tools, so that MCP is ready first
 
         @asynccontextmanager
         async def lifespan(_: Any) -> AsyncIterator[None]:
             async with self.running():
-                await task_store.initialize()
-                if push:
-                    await push.store.initialize()
-                await ledger.reconcile(task_store)
-                ledger.start_pruning(A2A_TASKS_TABLE, A2A_PUSH_TABLE if push else None,
-                                     every_s=settings.a2a_prune_interval_s, max_tasks=settings.a2a_max_tasks,
-                                     max_age_s=settings.a2a_task_retention_hours * 3600)  # fmt: skip
-                async with mcp.session_manager.run():
-                    yield
-                await ledger.stop()
-            if push:
-                await push.http.aclose()
-            await engine.dispose()
+                finishing = asyncio.get_running_loop().create_task(finish_start())
+                try:
+                    async with mcp.session_manager.run():
+                        yield
+                finally:
+                    finishing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await finishing
+                    mcp_gate.fail()  # a request still waiting gets its 503 rather than hanging the shutdown
+                    await a2a.stop()
+            await a2a.close()
 
         middleware = [
             Middleware(RequestMetrics, metrics=self.metrics),
@@ -228,17 +233,12 @@ class ForgeApp:
             )
         )
         middleware.append(Middleware(JsonDepthGuard))
-        rpc = [route for route in create_jsonrpc_routes(handler, rpc_url="/a2a") if isinstance(route, Route)]
         routes = [
             Route("/health", health_endpoint(self.store), methods=["GET"]),
             Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"]),
-            *agent_card_routes(card),
-            Mount("/mcp", app=mcp_asgi),
-            *rpc,
-            # Both spellings answer: a redirect from /a2a/ to /a2a would lose a POST on the way.
-            *[Route(f"{route.path}/", route.endpoint, methods=route.methods) for route in rpc],
-            # The REST routes end in a catch-all: keep them under their own prefix.
-            Mount("/a2a/rest", routes=create_rest_routes(handler)),
+            *a2a.card_routes(),
+            Mount("/mcp", app=mcp_gate),
+            *a2a.protocol_routes(),
         ]
         return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
@@ -263,30 +263,3 @@ def _engine_limits(settings: Settings) -> EngineLimits:
         cancel_grace_s=settings.job_cancel_grace_s,
     )
 
-
-@dataclass
-class _Push:
-    store: Any
-    http: Any
-    validator: Any
-
-    def handler_arguments(self) -> dict[str, Any]:
-        from a2a.server.tasks import BasePushNotificationSender
-
-        sender = BasePushNotificationSender(self.http, self.store, push_url_validator=self.validator)
-        return {"push_config_store": self.store, "push_sender": sender, "push_url_validator": self.validator}
-
-
-def _push_notifications(settings: Settings, engine: Any) -> _Push | None:
-    """A2A push notifications, when the operator allowed some hosts to receive them."""
-    if not settings.push_allowed_hosts:
-        return None
-    import httpx
-
-    from forge_mcp.a2a_push import allowlisted_push_urls
-    from forge_mcp.agents.a2a_owners import OwnedPushConfigStore
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
-        store = OwnedPushConfigStore(engine, table_name=A2A_PUSH_TABLE, auth_enabled=settings.auth_enabled)
-    return _Push(store=store, http=httpx.AsyncClient(timeout=10.0), validator=allowlisted_push_urls(settings.push_allowed_hosts))

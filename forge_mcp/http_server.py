@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ def serve(settings: Settings, ready_file: Path | None = None) -> None:
         **_connection_limits(settings),
     )
     throttle_repeated_logs()  # after uvicorn.Config, which sets up uvicorn's log handlers
-    asyncio.run(_run(GracefulServer(config), sock, settings.base_url, ready_file))
+    asyncio.run(_run(GracefulServer(config), sock, settings.base_url, ready_file, app.listening.set))
 
 
 def _connection_limits(settings: Settings) -> dict[str, Any]:
@@ -111,7 +111,9 @@ async def _active_key_count(app: ForgeApp) -> int:
         return await app.api_keys.count_active()
 
 
-async def _run(server: uvicorn.Server, sock: socket.socket, url: str, ready_file: Path | None) -> None:
+async def _run(
+    server: uvicorn.Server, sock: socket.socket, url: str, ready_file: Path | None, on_listening: Callable[[], None]
+) -> None:
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not serving.done():
         await asyncio.sleep(READY_POLL_S)
@@ -119,4 +121,5 @@ async def _run(server: uvicorn.Server, sock: socket.socket, url: str, ready_file
         print(f"forge-mcp {__version__} listening on {url} (MCP {url}/mcp/, A2A {url}/a2a)", file=sys.stderr)
         if ready_file is not None:
             ready_file.write_text(url)
+        on_listening()  # the app finishes its start-up (MCP tools, the A2A side) from here
     await serving

@@ -87,6 +87,18 @@ class ForgeMCPServer(MCPServer):
         # Registering it also declares the logging capability.
         self._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, log_relay.set_level)
 
+    def add_capability_tools(self, *, auth_enabled: bool) -> None:
+        """One tool per capability. The SDK builds each tool's argument model and schemas here
+        (most of the server's own start-up): over HTTP this runs once the server is up."""
+        for cap in self._runner.registry:
+            self.add_tool(
+                _tool_function(cap, self._runner, auth_enabled, self.log_relay),
+                name=cap.name,
+                title=cap.title,
+                description=cap.description,
+                annotations=_annotations(cap),  # no _meta: forge_overview tells each tool's toolset and scope
+            )
+
     async def run_stdio_async(self) -> None:
         """The SDK's stdio transport, reading stdin through a JSON depth check: a line
         nested deeper than MAX_JSON_DEPTH is answered -32600 here (the SDK's parser would
@@ -136,7 +148,9 @@ def build_mcp_server(
     log_level: str,
     subscriptions: SubscriptionBus,
     log_relay: McpLogRelay | None = None,
+    tools_later: bool = False,
 ) -> ForgeMCPServer:
+    """With `tools_later`, the caller adds the tools (add_capability_tools) before serving any request."""
     registry = runner.registry
     log_relay = log_relay or McpLogRelay(auth_enabled=auth_enabled)
     server = ForgeMCPServer(
@@ -149,14 +163,8 @@ def build_mcp_server(
         log_level=log_level,  # type: ignore[arg-type]
         subscriptions=subscriptions,
     )
-    for cap in registry:
-        server.add_tool(
-            _tool_function(cap, runner, auth_enabled, log_relay),
-            name=cap.name,
-            title=cap.title,
-            description=cap.description,
-            annotations=_annotations(cap),  # no _meta: forge_overview tells each tool's toolset and scope
-        )
+    if not tools_later:
+        server.add_capability_tools(auth_enabled=auth_enabled)
     for toolset in registry.toolsets:
         for spec in toolset.resources:
             server.resource(spec.uri, name=spec.name, description=spec.description, mime_type="application/json")(

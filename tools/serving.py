@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-import httpx
 from pydantic import BaseModel, Field
 
 from forge_mcp.capabilities import Confirm, Toolset
@@ -161,6 +160,8 @@ async def model_generate(
         version = await services.models.repo.get(model)
         endpoint = await services.serving.running_for(version.id, principal)
     if endpoint is not None:
+        import httpx  # here, not at the top: the server's start does not need it
+
         async with httpx.AsyncClient(timeout=GENERATE_TIMEOUT_S) as client:
             reply = await client.post(f"{endpoint.url}/chat/completions", json={**request, "model": endpoint.model},
                                       headers={"Authorization": f"Bearer {endpoint.api_key}"})  # fmt: skip

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, Field
 
 TIMEOUT_S = 60.0
@@ -136,6 +135,8 @@ class Judge:
             headers["Authorization"] = f"Bearer {key}"
         self.config = config
         self._url = chat_completions_url(config.url)
+        import httpx  # here, not at the top: the server imports this module and its start does not need httpx
+
         self._client = httpx.Client(timeout=timeout_s, headers=headers, follow_redirects=False)
         self._unreachable = 0  # transport failures in a row before any success
         self._reached = False
@@ -151,6 +152,8 @@ class Judge:
             return Grade(None, "judge unreachable: not asked")
         body = {"model": self.config.model, "messages": judge_messages(conversation, reference, prediction),
                 "temperature": 0, "max_tokens": MAX_TOKENS, "stream": False}  # fmt: skip
+        import httpx
+
         try:
             response = self._client.post(self._url, json=body)
         except httpx.HTTPError as exc:

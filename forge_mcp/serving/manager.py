@@ -12,9 +12,7 @@ import importlib.util
 import platform
 import sys
 import time
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from forge_mcp.errors import Conflict, InvalidArguments
 from forge_mcp.extras import require_extra
@@ -26,6 +24,9 @@ from forge_mcp.principal import Principal
 from forge_mcp.serving.records import Endpoint, Service, read_endpoint
 from forge_mcp.settings import Settings
 from forge_mcp.workspace import Workspace
+
+if TYPE_CHECKING:
+    import httpx  # imported where used: the server's start does not need it
 
 SERVE_KIND = "serve"
 READY_POLL_S = 0.25
@@ -143,10 +144,14 @@ class ServingManager:
 
 
 def _health_client() -> httpx.AsyncClient:
+    import httpx
+
     return httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S)
 
 
 async def healthy(endpoint: Endpoint, client: httpx.AsyncClient) -> bool:
+    import httpx
+
     try:
         return (await client.get(endpoint.url.removesuffix("/v1") + "/health")).status_code == 200
     except httpx.HTTPError:

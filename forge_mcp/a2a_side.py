@@ -1,0 +1,173 @@
+"""The A2A half of the HTTP app: JSON-RPC at /a2a (and /a2a/), REST under /a2a/rest and the
+agent card, over a2a-sdk's DatabaseTaskStore. Its routes exist from the start, but what
+answers them is built once the server is up (a2a-sdk and SQLAlchemy are about a third of
+start-up, which /health does not need): requests that arrive before wait for it. The build
+also reconciles the A2A ledger and starts its pruner, as the start-up did before."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute, Mount, Route, Router
+
+from forge_mcp.background_thread import run_in_background_thread
+from forge_mcp.deferred_asgi import DeferredApp
+
+if TYPE_CHECKING:
+    from forge_mcp.agents.a2a_tasks import A2ATaskLedger
+    from forge_mcp.app import ForgeApp
+
+log = logging.getLogger("forge_mcp.a2a_side")
+# a2a.utils.constants.AGENT_CARD_WELL_KNOWN_PATH, spelled out so the route exists without importing a2a-sdk.
+AGENT_CARD_PATH = "/.well-known/agent-card.json"
+RPC_PATH = "/a2a"
+REST_PREFIX = "/a2a/rest"
+A2A_TASKS_TABLE = "a2a_tasks"
+A2A_PUSH_TABLE = "a2a_push_configs"
+
+
+class A2ASide:
+    def __init__(self, app: ForgeApp) -> None:
+        self._app = app
+        self._card = DeferredApp("A2A")
+        self._rpc = DeferredApp("A2A")
+        self._rest = DeferredApp("A2A")
+        self._build: asyncio.Task[None] | None = None
+        self._engine: Any = None
+        self._ledger: A2ATaskLedger | None = None
+        self._push: _Push | None = None
+
+    def card_routes(self) -> list[BaseRoute]:
+        return [Route(AGENT_CARD_PATH, self._card, methods=["GET"])]
+
+    def protocol_routes(self) -> list[BaseRoute]:
+        return [
+            Route(RPC_PATH, self._rpc, methods=["POST"]),
+            # Both spellings answer: a redirect from /a2a/ to /a2a would lose a POST on the way.
+            Route(f"{RPC_PATH}/", self._rpc, methods=["POST"]),
+            # The REST routes end in a catch-all: keep them under their own prefix.
+            Mount(REST_PREFIX, app=self._rest),
+        ]
+
+    def start(self) -> None:
+        """Build in the background (from the lifespan, after the ForgeApp has started)."""
+        self._build = asyncio.get_running_loop().create_task(self._start())
+
+    async def stop(self) -> None:
+        """Before the ForgeApp stops: no build left running, the ledger's followers and pruner ended."""
+        if self._build is not None and not self._build.done():
+            self._build.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._build
+        for deferred in (self._card, self._rpc, self._rest):
+            deferred.fail()  # a request still waiting (or the build never started) gets a 503, not a hang
+        if self._ledger is not None:
+            await self._ledger.stop()
+
+    async def close(self) -> None:
+        """After the ForgeApp has stopped."""
+        if self._push is not None:
+            await self._push.http.aclose()
+        if self._engine is not None:
+            await self._engine.dispose()
+        self._engine = self._ledger = self._push = None
+
+    async def _start(self) -> None:
+        try:
+            # The imports are most of the cost: in a thread, the event loop keeps answering meanwhile.
+            await run_in_background_thread("forge-a2a-imports", _import_sdk)
+            card, rpc, rest = await self._build_apps()
+        except Exception:
+            log.exception("the A2A side failed to start; A2A requests get 503")
+            for deferred in (self._card, self._rpc, self._rest):
+                deferred.fail()
+            return
+        self._card.set(card)
+        self._rpc.set(rpc)
+        self._rest.set(rest)
+
+    async def _build_apps(self) -> tuple[Router, Router, Router]:
+        from a2a.server.request_handlers import DefaultRequestHandler
+        from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from forge_mcp.a2a_card import build_agent_card
+        from forge_mcp.agents.a2a_executor import CapabilityAgentExecutor
+        from forge_mcp.agents.a2a_owners import OwnedTaskStore
+        from forge_mcp.agents.a2a_tasks import A2ATaskLedger
+        from forge_mcp.http_routes import agent_card_routes
+
+        app, settings = self._app, self._app.settings
+        self._engine = create_async_engine(
+            f"sqlite+aiosqlite:///{app.workspace.database_path}", connect_args={"timeout": 10}
+        )
+        with warnings.catch_warnings():
+            # a2a-sdk builds the model for a custom table name under the default model's class name.
+            warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
+            task_store = OwnedTaskStore(self._engine, table_name=A2A_TASKS_TABLE, auth_enabled=settings.auth_enabled)
+        card = build_agent_card(app.registry, settings)
+        ledger = A2ATaskLedger(app.store, app.jobs)
+        self._push = push = _push_notifications(settings, self._engine)
+        handler = DefaultRequestHandler(
+            agent_executor=CapabilityAgentExecutor(app.runner, app.jobs, ledger, auth_enabled=settings.auth_enabled),
+            task_store=task_store,
+            agent_card=card,
+            **(push.handler_arguments() if push else {}),
+        )
+        await task_store.initialize()
+        if push:
+            await push.store.initialize()
+        await ledger.reconcile(task_store)
+        self._ledger = ledger
+        ledger.start_pruning(A2A_TASKS_TABLE, A2A_PUSH_TABLE if push else None,
+                             every_s=settings.a2a_prune_interval_s, max_tasks=settings.a2a_max_tasks,
+                             max_age_s=settings.a2a_task_retention_hours * 3600)  # fmt: skip
+        rpc = [route for route in create_jsonrpc_routes(handler, rpc_url=RPC_PATH) if isinstance(route, Route)]
+        rpc += [Route(f"{route.path}/", route.endpoint, methods=route.methods) for route in rpc]
+        # Under the Mount the REST router sees the paths below /a2a/rest, as Mount(routes=...) gave it.
+        return Router(agent_card_routes(card)), Router(rpc), Router(create_rest_routes(handler))
+
+
+def _import_sdk() -> None:
+    import a2a.server.request_handlers  # noqa: F401
+    import a2a.server.routes  # noqa: F401
+    import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401
+    import sqlalchemy.ext.asyncio  # noqa: F401
+
+    import forge_mcp.a2a_card  # noqa: F401
+    import forge_mcp.agents.a2a_executor  # noqa: F401
+    import forge_mcp.agents.a2a_owners  # noqa: F401
+    import forge_mcp.agents.a2a_tasks  # noqa: F401
+
+
+@dataclass
+class _Push:
+    store: Any
+    http: Any
+    validator: Any
+
+    def handler_arguments(self) -> dict[str, Any]:
+        from a2a.server.tasks import BasePushNotificationSender
+
+        sender = BasePushNotificationSender(self.http, self.store, push_url_validator=self.validator)
+        return {"push_config_store": self.store, "push_sender": sender, "push_url_validator": self.validator}
+
+
+def _push_notifications(settings: Any, engine: Any) -> _Push | None:
+    """A2A push notifications, when the operator allowed some hosts to receive them."""
+    if not settings.push_allowed_hosts:
+        return None
+    import httpx
+
+    from forge_mcp.a2a_push import allowlisted_push_urls
+    from forge_mcp.agents.a2a_owners import OwnedPushConfigStore
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
+        store = OwnedPushConfigStore(engine, table_name=A2A_PUSH_TABLE, auth_enabled=settings.auth_enabled)
+    return _Push(store=store, http=httpx.AsyncClient(timeout=10.0), validator=allowlisted_push_urls(settings.push_allowed_hosts))
