@@ -22,8 +22,8 @@ import asyncio
 import contextvars
 import logging
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ MCP_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert"
 REQUEST_SCOPED_VERSION = "2026-07-28"
 SERVER_LOGGER = "forge_mcp"  # its records at WARNING and above are relayed
 JOBS_LOGGER = "forge-mcp.jobs"
+FLUSH_S = 1.0  # longest a tool call's result waits for its own log messages to go out
 
 
 def mcp_level(levelno: int) -> str:
@@ -111,6 +112,7 @@ class _Request:
     modern: bool
     job_id: str | None = None
     sent: set[str] = field(default_factory=set)
+    pending: set[asyncio.Task[None]] = field(default_factory=set)  # messages not yet on its stream
 
     async def send(self, level: str, data: Any, logger: str) -> None:
         if not self.modern and (self.listener is None or _rank(level) < _rank(self.listener.level)):
@@ -160,9 +162,12 @@ class McpLogRelay:
         self._listeners[connection] = _Listener(ctx.session, params.level, principal)
         return EmptyResult()
 
-    @contextmanager
-    def request(self, ctx: Any, principal: Principal, job_id: str | None = None) -> Iterator[None]:
-        """While a tool call runs: its warnings (and, 2026 era, its job's events) go to it."""
+    @asynccontextmanager
+    async def request(self, ctx: Any, principal: Principal, job_id: str | None = None) -> AsyncIterator[None]:
+        """While a tool call runs: its warnings (and, 2026 era, its job's events) go to it.
+        Messages are sent by tasks of their own; the call's result waits (briefly) for the ones
+        still on their way, or a job_wait that returns on SUCCEEDED would outrun its own
+        'succeeded' message, which would then find the request's stream closed."""
         self._loop = asyncio.get_running_loop()
         version = ctx.protocol_version
         modern = version is not None and is_version_at_least(version, REQUEST_SCOPED_VERSION)
@@ -173,6 +178,8 @@ class McpLogRelay:
             self._job_requests.add(request)
         try:
             yield
+            if request.pending:
+                await asyncio.wait(set(request.pending), timeout=FLUSH_S)
         finally:
             _current.reset(token)
             self._job_requests.discard(request)
@@ -213,6 +220,9 @@ class McpLogRelay:
             task = loop.create_task(self._send(target, level, data, logger))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if isinstance(target, _Request):
+                target.pending.add(task)
+                task.add_done_callback(target.pending.discard)
 
         try:
             running = asyncio.get_running_loop()

@@ -191,7 +191,7 @@ def _tool_function(cap: Capability, runner: CapabilityRunner, auth_enabled: bool
 
         principal = current_principal(auth_enabled)
         try:
-            with log_relay.request(ctx, principal, job_id=arguments.get("job_id")):
+            async with log_relay.request(ctx, principal, job_id=arguments.get("job_id")):
                 result = await runner.run(
                     cap.name, arguments, principal, surface="mcp", progress=progress, confirm=_confirmation(ctx)
                 )
