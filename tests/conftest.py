@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from forge_mcp.app import ForgeApp
 from forge_mcp.server_process import ServerProcess
+from forge_mcp.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 # The tool surface is a contract (DESIGN.md §3): tests pin it.
@@ -43,6 +45,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not (path / "forge_tiny_model.json").exists():
             build_tiny_model(path)
     return path
+
+
+@pytest.fixture
+async def app(tmp_path: Path):  # noqa: ANN201
+    """A ForgeApp on a fresh workspace, its store open and no job engine: for tests of the
+    services behind the tools."""
+    forge = ForgeApp(load_settings(home=tmp_path / "ws"))
+    await forge.start(engine=False)
+    yield forge
+    await forge.stop()
 
 
 def forge_cli(home: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -14,15 +14,6 @@ import pytest
 from forge_mcp.app import ForgeApp
 from forge_mcp.datasets.kinds import DatasetKind
 from forge_mcp.errors import InvalidArguments
-from forge_mcp.settings import load_settings
-
-
-@pytest.fixture
-async def app(tmp_path: Path):  # noqa: ANN201
-    forge = ForgeApp(load_settings(home=tmp_path / "ws"))
-    await forge.start(engine=False)
-    yield forge
-    await forge.stop()
 
 
 def sharegpt(i: int) -> str:

@@ -15,16 +15,7 @@ from forge_mcp.app import ForgeApp
 from forge_mcp.errors import Conflict, InvalidArguments
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.models.repository import ModelRepository
-from forge_mcp.settings import load_settings
 from forge_mcp.store import Store
-
-
-@pytest.fixture
-async def app(tmp_path: Path):  # noqa: ANN201
-    forge = ForgeApp(load_settings(home=tmp_path / "ws"))
-    await forge.start(engine=False)
-    yield forge
-    await forge.stop()
 
 
 def adapter_folder(home: Path, name: str = "adapter") -> str:
