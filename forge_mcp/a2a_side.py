@@ -58,6 +58,11 @@ class A2ASide:
         """Build in the background (from the lifespan, after the ForgeApp has started)."""
         self._build = asyncio.get_running_loop().create_task(self._start())
 
+    async def built(self) -> None:
+        """Wait until the build has ended (answering, or failed and answering 503)."""
+        if self._build is not None:
+            await self._build
+
     async def stop(self) -> None:
         """Before the ForgeApp stops: no build left running, the ledger's followers and pruner ended."""
         if self._build is not None and not self._build.done():

@@ -197,6 +197,8 @@ class ForgeApp:
             else:
                 mcp_gate.set(mcp_asgi)
             a2a.start()  # after the tools, so that MCP is ready first
+            await a2a.built()
+            _freeze_start_up_objects()
 
         @asynccontextmanager
         async def lifespan(_: Any) -> AsyncIterator[None]:
@@ -241,6 +243,17 @@ class ForgeApp:
             *a2a.protocol_routes(),
         ]
         return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def _freeze_start_up_objects() -> None:
+    """Move everything start-up made (modules, the tools' models and schemas, the A2A side) out
+    of the garbage collector's reach. They live as long as the server, yet every full
+    collection walked them all again, and requests allocate enough to trigger one often: with
+    50 MCP clients the server spent about a quarter of its CPU per call there."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _engine_limits(settings: Settings) -> EngineLimits:
