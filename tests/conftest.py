@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mcp import Client, StdioServerParameters
 
 from forge_mcp.app import ForgeApp
 from forge_mcp.server_process import ServerProcess
@@ -55,6 +58,18 @@ async def app(tmp_path: Path):  # noqa: ANN201
     await forge.start(engine=False)
     yield forge
     await forge.stop()
+
+
+@asynccontextmanager
+async def mcp_client(transport: str, server: ServerProcess, tmp_path: Path, mode: str, **options: Any) -> AsyncIterator[Client]:
+    """The official MCP client over `transport`: "http" to the live server, or "stdio" to a
+    `forge-mcp stdio` of its own on a workspace under tmp_path."""
+    if transport == "http":
+        target: Any = f"{server.url}/mcp/"
+    else:
+        target = StdioServerParameters(command=sys.executable, args=["-m", "forge_mcp", "--home", str(tmp_path / "ws"), "stdio"])
+    async with Client(target, mode=mode, **options) as client:
+        yield client
 
 
 def forge_cli(home: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -15,12 +15,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from forge_mcp.json_depth import MAX_JSON_DEPTH
 from forge_mcp.server_process import ServerProcess
-from tests.conftest import AuthServer, forge_cli
+from tests.conftest import AuthServer, forge_cli, mcp_client
 
 pytestmark = pytest.mark.e2e
 
@@ -152,9 +151,12 @@ def test_depth_at_the_limit_still_reaches_the_tool(server: ServerProcess) -> Non
     assert reply.status_code == 200 and "'sample_seconds'" in reply.text  # the tool's own argument error
 
 
+@pytest.mark.parametrize("transport", ["http", "stdio"])
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_the_official_client_gets_the_error_for_deep_arguments(server: ServerProcess, mode: str) -> None:
-    async with Client(f"{server.url}/mcp/", mode=mode) as client:
+async def test_the_official_client_gets_the_error_for_deep_arguments(
+    server: ServerProcess, tmp_path: Path, transport: str, mode: str
+) -> None:
+    async with mcp_client(transport, server, tmp_path, mode) as client:
         with pytest.raises(MCPError) as caught:
             await client.call_tool("system_status", {"sample_seconds": nested_value(100)})
         ok = await client.call_tool("system_status", {"sample_seconds": 0.05})
@@ -170,17 +172,6 @@ def test_deep_json_with_auth_on_is_a_clean_error_not_a_500(auth_server: AuthServ
     assert anonymous.status_code == 401
     log = auth_server.log_path.read_text(errors="replace")
     assert "RecursionError" not in log and "Exception in ASGI application" not in log
-
-
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_deep_arguments_over_stdio_get_the_error(tmp_path: Path, mode: str) -> None:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "forge_mcp", "--home", str(tmp_path / "ws"), "stdio"])
-    async with Client(params, mode=mode) as client:
-        with pytest.raises(MCPError) as caught:
-            await client.call_tool("system_status", {"sample_seconds": nested_value(100)})
-        ok = await client.call_tool("system_status", {"sample_seconds": 0.05})
-    assert caught.value.error.code == -32600 and TOO_DEEP in caught.value.error.message
-    assert not ok.is_error
 
 
 def test_lines_too_deep_for_any_client_library_get_the_error_over_stdio(tmp_path: Path) -> None:

@@ -4,32 +4,20 @@ carries jobs' events at the level the client chose; an unknown prompt is -32602,
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from forge_mcp.server_process import ServerProcess
+from tests.conftest import mcp_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")]
 
 QUICK = {"seconds_per_test": 0.1, "backend": "numpy", "devices": ["cpu"]}
 TRANSPORTS = ["http", "stdio"]
-
-
-@asynccontextmanager
-async def connect(transport: str, server: ServerProcess, tmp_path: Path, mode: str, **options: Any) -> AsyncIterator[Client]:
-    if transport == "http":
-        target: Any = f"{server.url}/mcp/"
-    else:
-        target = StdioServerParameters(command=sys.executable, args=["-m", "forge_mcp", "--home", str(tmp_path / "ws"), "stdio"])
-    async with Client(target, mode=mode, **options) as client:
-        yield client
 
 
 async def run_a_job(client: Client) -> str:
@@ -56,7 +44,7 @@ class Logs:
 async def test_an_unknown_prompt_is_invalid_params_without_a_traceback(
     server: ServerProcess, tmp_path: Path, transport: str, mode: str
 ) -> None:
-    async with connect(transport, server, tmp_path, mode) as client:
+    async with mcp_client(transport, server, tmp_path, mode) as client:
         with pytest.raises(MCPError) as caught:
             await client.get_prompt("does_not_exist")
         assert (await client.list_prompts()).prompts == []
@@ -71,7 +59,7 @@ async def test_set_level_declares_logging_and_job_events_follow_the_level(
     server: ServerProcess, tmp_path: Path, transport: str
 ) -> None:
     logs = Logs()
-    async with connect(transport, server, tmp_path, "legacy", logging_callback=logs) as client:
+    async with mcp_client(transport, server, tmp_path, "legacy", logging_callback=logs) as client:
         assert client.session.initialize_result.capabilities.logging is not None
         quiet = await run_a_job(client)  # no level chosen yet: nothing is sent
         await client.set_logging_level("info")
@@ -91,10 +79,10 @@ async def test_from_2026_a_request_opts_in_and_its_job_events_ride_it(
     server: ServerProcess, tmp_path: Path, transport: str
 ) -> None:
     logs = Logs()
-    async with connect(transport, server, tmp_path, "auto", logging_callback=logs, log_level="info") as client:
+    async with mcp_client(transport, server, tmp_path, "auto", logging_callback=logs, log_level="info") as client:
         told = await run_a_job(client)
     assert ("notice", "SUCCEEDED") in logs.for_job(told)
     silent = Logs()
-    async with connect(transport, server, tmp_path, "auto", logging_callback=silent) as client:
+    async with mcp_client(transport, server, tmp_path, "auto", logging_callback=silent) as client:
         await run_a_job(client)
     assert silent.messages == []
