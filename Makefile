@@ -34,10 +34,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 demo: install
-	$(PY) -m forge_mcp.demo
+	$(PY) examples/demo.py
 
 lint: install
-	$(VENV)/bin/ruff check forge_mcp tools agents backends tests benchmarks
+	$(VENV)/bin/ruff check forge_mcp tools agents backends tests benchmarks examples
 
 # pytest exits 5 when it collected no test: that is a broken suite, never a pass.
 test: install node_modules/.installed lint

@@ -29,7 +29,7 @@ from forge_mcp.errors import ForgeError, InvalidArguments
 from forge_mcp.jobs.constants import STREAM_KEEPALIVE_S
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import Job, JobHandle
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 
 
 def tool_request(message: Message | None) -> tuple[str, Mapping[str, Any]] | None:

@@ -21,7 +21,7 @@ from a2a.server.tasks import DatabasePushNotificationConfigStore, DatabaseTaskSt
 from a2a.types import ListTasksRequest, ListTasksResponse, Task, TaskPushNotificationConfig
 from sqlalchemy import select
 
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 
 # Set while an admin's read runs: the owner filter then matches every row.
 _EVERY_OWNER: ContextVar[bool] = ContextVar("forge_a2a_every_owner", default=False)

@@ -224,7 +224,7 @@ def _write_modelfile(out: Path, gguf_file: Path, model_path: Path) -> str:
 def _copy_folder(source: Path, target: Path) -> None:
     """`source` was checked entry by entry (export_job); each file is read at its resolved place
     and written anew, never through a link."""
-    from forge_mcp.confinement import copy_file
+    from forge_mcp.security.confinement import copy_file
 
     for item in source.iterdir():
         if item.is_file() and item.name != MANIFEST:

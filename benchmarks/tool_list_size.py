@@ -52,8 +52,8 @@ def build_server() -> Any:
     from mcp.server.subscriptions import InMemorySubscriptionBus
 
     from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner
-    from forge_mcp.mcp_server import build_mcp_server
     from forge_mcp.metrics import Metrics
+    from forge_mcp.protocols.mcp_server import build_mcp_server
     from forge_mcp.tools import all_toolsets
 
     registry = CapabilityRegistry(all_toolsets())

@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from forge_mcp.api_keys import ApiKeys, ApiKeyVerifier
 from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner
 from forge_mcp.datasets.importer import DatasetImporter
 from forge_mcp.datasets.repository import DatasetRepository
-from forge_mcp.jobs.admission import Capacity
-from forge_mcp.jobs.engine import EngineLimits, JobEngine
+from forge_mcp.hardware.capacity import engine_limits
+from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
 from forge_mcp.jobs.executor import LocalExecutor
 from forge_mcp.jobs.lock import EngineLock
@@ -25,6 +24,7 @@ from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.metrics import Metrics
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.models.repository import ModelRepository
+from forge_mcp.security.api_keys import ApiKeys, ApiKeyVerifier
 from forge_mcp.services import Services
 from forge_mcp.serving.manager import ServingManager
 from forge_mcp.settings import Settings
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from mcp.server.subscriptions import SubscriptionBus
     from starlette.applications import Starlette
 
-    from forge_mcp.mcp_server import ForgeMCPServer
+    from forge_mcp.protocols.mcp_server import ForgeMCPServer
 
 log = logging.getLogger("forge_mcp.app")
 PROTECTED_PREFIXES = ("/mcp", "/a2a", "/metrics")
@@ -62,7 +62,7 @@ class ForgeApp:
             self.job_bus,
             kinds,
             self.workspace.root / "runs",
-            _engine_limits(settings),
+            engine_limits(settings),
             EngineLock(self.workspace.root / ENGINE_LOCK),
             self.workspace.scrub,
         )
@@ -110,8 +110,8 @@ class ForgeApp:
     def mcp_server(self, *, over_http: bool, tools_later: bool = False) -> ForgeMCPServer:
         """stdio is trusted (the launching process is the boundary); HTTP follows the auth setting.
         With `tools_later`, the caller adds the tools (add_capability_tools) before serving."""
-        from forge_mcp.mcp_logging import McpLogRelay
-        from forge_mcp.mcp_server import build_mcp_server
+        from forge_mcp.protocols.mcp_logging import McpLogRelay
+        from forge_mcp.protocols.mcp_server import build_mcp_server
 
         auth_enabled = over_http and self.settings.auth_enabled
         relay = McpLogRelay(auth_enabled=auth_enabled)
@@ -158,12 +158,18 @@ class ForgeApp:
         from starlette.middleware.authentication import AuthenticationMiddleware
         from starlette.routing import Mount, Route
 
-        from forge_mcp.a2a_side import A2ASide
-        from forge_mcp.background_thread import run_in_background_thread
-        from forge_mcp.deferred_asgi import DeferredApp
-        from forge_mcp.http_guards import AccessGuard, HostOriginGuard, JsonDepthGuard, RequestMetrics, TokenBuckets
-        from forge_mcp.http_routes import health_endpoint, host_origin_policy, metrics_endpoint
-        from forge_mcp.request_scopes import scope_resolver
+        from forge_mcp.protocols.a2a_side import A2ASide
+        from forge_mcp.protocols.background_thread import run_in_background_thread
+        from forge_mcp.protocols.deferred_asgi import DeferredApp
+        from forge_mcp.protocols.http_guards import (
+            AccessGuard,
+            HostOriginGuard,
+            JsonDepthGuard,
+            RequestMetrics,
+            TokenBuckets,
+        )
+        from forge_mcp.protocols.http_routes import health_endpoint, host_origin_policy, metrics_endpoint
+        from forge_mcp.protocols.request_scopes import scope_resolver
 
         settings = self.settings
         mcp = self.mcp_server(over_http=True, tools_later=True)
@@ -254,25 +260,3 @@ def _freeze_start_up_objects() -> None:
 
     gc.collect()
     gc.freeze()
-
-
-def _engine_limits(settings: Settings) -> EngineLimits:
-    import psutil
-
-    from forge_mcp.backends.hardware import gpu_count
-
-    memory = settings.job_memory_gb or round(0.9 * psutil.virtual_memory().total / 1024**3, 1)
-    return EngineLimits(
-        capacity=Capacity(
-            gpu_slots=settings.gpu_slots if settings.gpu_slots is not None else gpu_count(),
-            cpu_slots=settings.cpu_job_slots,
-            memory_gb=memory,
-            service_slots=settings.service_slots,
-        ),
-        max_queued_per_principal=settings.max_queued_per_principal,
-        max_attempts=settings.job_max_attempts,
-        heartbeat_s=settings.job_heartbeat_s,
-        lease_s=settings.job_lease_s,
-        cancel_grace_s=settings.job_cancel_grace_s,
-    )
-

@@ -24,7 +24,7 @@ from forge_mcp.errors import ForgeError, InternalError, InvalidArguments, Unknow
 from forge_mcp.jobs.kinds import JobFn, JobKind, PublishFn
 from forge_mcp.jobs.kinds import ResourceFn as JobResourceFn
 from forge_mcp.jobs.models import Resources
-from forge_mcp.principal import Principal, Scope
+from forge_mcp.security.principal import Principal, Scope
 
 if TYPE_CHECKING:
     from forge_mcp.metrics import Metrics

@@ -150,7 +150,7 @@ def _stdio(settings: Any) -> int:
 
 
 def _serve(settings: Any, ready_file: Path | None) -> int:
-    from forge_mcp.http_server import serve
+    from forge_mcp.protocols.http_server import serve
 
     serve(settings, ready_file)
     return 0
@@ -160,8 +160,8 @@ async def _call(settings: Any, name: str, raw_args: str, *, wait: bool) -> int:
     from forge_mcp.app import ForgeApp
     from forge_mcp.errors import InvalidArguments
     from forge_mcp.jobs.models import JobHandle
-    from forge_mcp.json_depth import exceeds_depth, too_deep_message
-    from forge_mcp.principal import Principal
+    from forge_mcp.protocols.json_depth import exceeds_depth, too_deep_message
+    from forge_mcp.security.principal import Principal
 
     if exceeds_depth(raw_args):
         raise InvalidArguments(f"--args: {too_deep_message()}")

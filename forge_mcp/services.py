@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forge_mcp.api_keys import ApiKeys
 from forge_mcp.capabilities import CapabilityRegistry
 from forge_mcp.datasets.importer import DatasetImporter
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.models.registry import ModelRegistry
+from forge_mcp.security.api_keys import ApiKeys
 from forge_mcp.serving.manager import ServingManager
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store

@@ -18,10 +18,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from forge_mcp import http_limits as limits
 from forge_mcp.errors import ConfigError
 from forge_mcp.jobs import constants as jobs
 from forge_mcp.package_data import config_file
+from forge_mcp.protocols import http_limits as limits
 
 AuthMode = Literal["auto", "on", "off"]
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     rate_limit_per_minute: int = Field(600, ge=0)
-    # Slow and half-open connections (forge_mcp/http_limits.py).
+    # Slow and half-open connections (forge_mcp/protocols/http_limits.py).
     header_timeout_s: float = Field(limits.HEADER_TIMEOUT_S, gt=0, description="time a client has to send a request's head")
     body_timeout_s: float = Field(limits.BODY_TIMEOUT_S, gt=0, description="time a client has to send a request's body")
     max_connections: int = Field(limits.MAX_CONNECTIONS, ge=limits.MIN_CONNECTIONS, description="HTTP connections held at once")

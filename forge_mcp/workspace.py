@@ -13,8 +13,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from forge_mcp.confinement import check_tree, copy_tree
 from forge_mcp.errors import InvalidArguments, PathRefused
+from forge_mcp.security.confinement import check_tree, copy_tree
 
 DATABASE_NAME = "forge.db"
 SUBDIRS = ("datasets", "runs", "models")

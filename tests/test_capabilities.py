@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 
 from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner, Confirm, Toolset
 from forge_mcp.errors import Forbidden, InternalError, InvalidArguments, NotFound, UnknownCapability
-from forge_mcp.mcp_server import build_mcp_server
 from forge_mcp.metrics import Metrics
-from forge_mcp.principal import Principal
+from forge_mcp.protocols.mcp_server import build_mcp_server
+from forge_mcp.security.principal import Principal
 from tests.conftest import ALL_TOOLS
 
 

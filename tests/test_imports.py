@@ -46,11 +46,11 @@ def test_help_answers() -> None:
 
 
 def test_building_the_http_app_leaves_a2a_sqlalchemy_and_httpx_for_later() -> None:
-    """The A2A side is built once the server is up (forge_mcp.a2a_side): /health does not wait for it."""
+    """The A2A side is built once the server is up (forge_mcp.protocols.a2a_side): /health does not wait for it."""
     names = imported_modules(
         "import tempfile\nfrom forge_mcp.app import ForgeApp\nfrom forge_mcp.settings import load_settings\n"
         "ForgeApp(load_settings(home=tempfile.mkdtemp())).http_app()"
     )
-    assert "forge_mcp.a2a_side" in names
+    assert "forge_mcp.protocols.a2a_side" in names
     roots = {n.split(".")[0] for n in names}
     assert not roots & {"a2a", "sqlalchemy", "httpx"}

@@ -30,7 +30,7 @@ def test_wheel_layout(wheel: Path) -> None:
         "forge_mcp/app.py",
         "forge_mcp/tools/core.py",
         "forge_mcp/agents/a2a_executor.py",
-        "forge_mcp/backends/hardware.py",
+        "forge_mcp/hardware/probe.py",
         "forge_mcp/cards/agent.yaml",
         "forge_mcp/configs/server/default.yaml",
         "forge_mcp/migrations/0001_initial.sql",
@@ -52,7 +52,7 @@ def test_installed_wheel_works_without_the_source_tree(wheel: Path, tmp_path: Pa
         "import forge_mcp, json\n"
         "from forge_mcp.app import ForgeApp\n"
         "from forge_mcp.settings import load_settings\n"
-        "from forge_mcp.a2a_card import build_agent_card\n"
+        "from forge_mcp.protocols.a2a_card import build_agent_card\n"
         "app = ForgeApp(load_settings(home='ws'))\n"
         "card = build_agent_card(app.registry, app.settings)\n"
         "print(json.dumps({'file': forge_mcp.__file__, 'tools': [c.name for c in app.registry], 'card': card.name}))\n"

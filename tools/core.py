@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from forge_mcp import __version__
-from forge_mcp.backends.hardware import HardwareInfo, SystemStatus, probe_hardware, sample_status
 from forge_mcp.capabilities import Toolset
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.extras import ExtraStatus, extras_status
+from forge_mcp.hardware.probe import HardwareInfo, SystemStatus, probe_hardware, sample_status
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.jobs.models import JobHandle, Resources
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 
 if TYPE_CHECKING:

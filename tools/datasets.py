@@ -18,8 +18,8 @@ from forge_mcp.errors import InvalidArguments
 from forge_mcp.extras import require_extra
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.jobs.models import JobHandle, Resources
-from forge_mcp.principal import Principal
 from forge_mcp.references import check_name
+from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 
 toolset = Toolset("datasets", "Import, inspect and prepare training data as versioned, fingerprinted datasets.")

@@ -21,10 +21,10 @@ from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.jobs.models import JobHandle, Resources
 from forge_mcp.models.evaluation import CHART_FILE, Comparison, Decoding, Evaluation, chart_png
 from forge_mcp.models.judge import JudgeConfig
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
+from forge_mcp.security.urls import check_outbound_url
 from forge_mcp.services import Services
 from forge_mcp.settings import is_loopback
-from forge_mcp.urls import check_outbound_url
 
 if TYPE_CHECKING:
     from forge_mcp.backends.evaluate import Target

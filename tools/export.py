@@ -16,7 +16,7 @@ from forge_mcp.extras import require_extra
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.jobs.models import JobHandle, Resources
 from forge_mcp.models.hub import check_hub_push
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 
 toolset = Toolset("export", "Export model versions as adapters, merged folders or GGUF files, each verified.")

@@ -14,7 +14,7 @@ from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.constants import LOG_TAIL_MAX_BYTES, METRIC_POINTS_MAX, RUN_LOG, WAIT_MAX_S
 from forge_mcp.jobs.models import Job, JobHandle, MetricSeries
 from forge_mcp.jobs.states import JobState
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 
 toolset = Toolset("jobs", "Follow, wait for, cancel and resume long-running jobs (training, export, benchmarks…).")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from forge_mcp.capabilities import Confirm, Toolset
 from forge_mcp.models.records import ModelExport, ModelVersion
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 
 toolset = Toolset("models", "A registry of model versions: lineage, stages, gates and model cards.")

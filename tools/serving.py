@@ -14,7 +14,7 @@ from forge_mcp.extras import require_extra
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.jobs.models import Resources
 from forge_mcp.jobs.states import JobState
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 from forge_mcp.serving.records import Service
 

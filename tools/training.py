@@ -12,7 +12,7 @@ from forge_mcp.errors import InvalidArguments
 from forge_mcp.extras import require_extra
 from forge_mcp.jobs.kinds import JobContext
 from forge_mcp.jobs.models import JobHandle, Resources
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 from forge_mcp.training.plan import TrainPlan
 from forge_mcp.training.planner import plan_training

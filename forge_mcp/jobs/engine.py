@@ -30,7 +30,7 @@ from forge_mcp.jobs.lock import EngineLock
 from forge_mcp.jobs.models import Job, JobHandle
 from forge_mcp.jobs.repository import JobRepository, dumps, no_such_job
 from forge_mcp.jobs.states import JobState
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 
 log = logging.getLogger("forge_mcp.jobs")
 

@@ -20,7 +20,7 @@ from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import Job
 from forge_mcp.jobs.states import JobState
 from forge_mcp.models.registry import ModelRegistry
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 from forge_mcp.serving.records import Endpoint, Service, read_endpoint
 from forge_mcp.settings import Settings
 from forge_mcp.workspace import Workspace
@@ -160,6 +160,6 @@ async def healthy(endpoint: Endpoint, client: httpx.AsyncClient) -> bool:
 
 
 def _gpu_count() -> int:
-    from forge_mcp.backends.hardware import gpu_count
+    from forge_mcp.hardware.probe import gpu_count
 
     return gpu_count()

@@ -13,8 +13,8 @@ from typing import Any
 
 import psutil
 
-from forge_mcp.backends.hardware import probe_hardware
 from forge_mcp.errors import InvalidArguments
+from forge_mcp.hardware.probe import probe_hardware
 from forge_mcp.services import Services
 from forge_mcp.training.plan import (
     ASSUMED_UTILISATION,

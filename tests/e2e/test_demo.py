@@ -1,9 +1,10 @@
 """`make demo` is the README's main job: it must pass in a fresh workspace and again in the
 same one (a user runs it twice), on any machine of CI's kind. This runs the real thing —
-`python -m forge_mcp.demo`, a live server, the official clients — twice in one workspace."""
+`python examples/demo.py`, a live server, the official clients — twice in one workspace."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -12,15 +13,25 @@ from typing import Any
 
 import pytest
 
-from forge_mcp.demo import GATE
-
 pytestmark = pytest.mark.e2e
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+
+
+def load_demo_gate() -> dict[str, str]:
+    spec = importlib.util.spec_from_file_location("forge_demo", DEMO)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.GATE)
+
+
+GATE = load_demo_gate()
 DEMO_TIMEOUT_S = 900
 
 
 def run_demo(home: Path, results: Path) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "forge_mcp.demo", "--home", str(home), "--results", str(results)],
+        [sys.executable, str(DEMO), "--home", str(home), "--results", str(results)],
         capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == 0, f"demo failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

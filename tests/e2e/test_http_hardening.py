@@ -17,7 +17,7 @@ import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from forge_mcp.json_depth import MAX_JSON_DEPTH
+from forge_mcp.protocols.json_depth import MAX_JSON_DEPTH
 from forge_mcp.server_process import ServerProcess
 from tests.conftest import AuthServer, forge_cli, mcp_client
 

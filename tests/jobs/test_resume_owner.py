@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from forge_mcp.errors import Conflict
-from forge_mcp.principal import Principal
+from forge_mcp.security.principal import Principal
 from tests.jobs.conftest import LONG, QUICK, AppFactory, running_with_pid
 
 ADMIN = Principal("root", frozenset({"admin"}))

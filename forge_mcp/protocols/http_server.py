@@ -16,7 +16,7 @@ import uvicorn
 from forge_mcp import __version__
 from forge_mcp.app import ForgeApp
 from forge_mcp.errors import ConfigError
-from forge_mcp.http_limits import (
+from forge_mcp.protocols.http_limits import (
     ACCEPT_BACKLOG,
     connection_cap,
     deadline_protocol,
@@ -25,7 +25,7 @@ from forge_mcp.http_limits import (
 )
 from forge_mcp.settings import Settings, is_loopback
 
-log = logging.getLogger("forge_mcp.http_server")
+log = logging.getLogger("forge_mcp.protocols.http_server")
 GRACEFUL_SHUTDOWN_S = 5
 READY_POLL_S = 0.02
 

@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field
 
 from benchmarks.tool_list_size import build_server, list_tools_result, measure_result, table
 from forge_mcp.app import ForgeApp
+from forge_mcp.protocols.wire_schema import input_schema, output_schema
 from forge_mcp.settings import load_settings
 from forge_mcp.tools import all_toolsets
-from forge_mcp.wire_schema import input_schema, output_schema
 from tests.conftest import ALL_TOOLS
 
 WHOLE_LIST_BUDGET = 32_000  # bytes of the whole tools/list result

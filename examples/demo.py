@@ -2,6 +2,8 @@
 official MCP client against a live `forge-mcp serve` (and a glance through A2A) — offline,
 on the CPU, in a few minutes.
 
+Run it with `make demo`, or `python examples/demo.py --home DIR --results FILE`.
+
 It benchmarks the machine; imports, inspects and prepares a messy CSV of short-answer
 questions; builds the tiny offline model; plans and runs a LoRA fine-tune, following its
 progress; registers the adapter and evaluates base and fine-tuned on the held-out split;

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from forge_mcp.errors import InvalidArguments
-from forge_mcp.urls import check_outbound_url
+from forge_mcp.security.urls import check_outbound_url
 
 
 @pytest.mark.parametrize(("url", "expected"), [

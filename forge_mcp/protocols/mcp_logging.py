@@ -31,11 +31,11 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import EmptyResult, SetLevelRequestParams
 from mcp.types.version import is_version_at_least
 
-from forge_mcp.http_limits import RepeatedRecordFilter
 from forge_mcp.jobs.events import JobUpdate
 from forge_mcp.jobs.models import Job
 from forge_mcp.jobs.states import JobState
-from forge_mcp.principal import Principal
+from forge_mcp.protocols.http_limits import RepeatedRecordFilter
+from forge_mcp.security.principal import Principal
 
 # The logging capability is deprecated from 2026-07-28 on, yet still how clients of both
 # eras receive log messages; the SDK warns on every use (ours and its own inner calls).
@@ -150,7 +150,7 @@ class McpLogRelay:
 
     async def set_level(self, ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
         """The `logging/setLevel` handler (2025 era)."""
-        from forge_mcp.mcp_server import current_principal
+        from forge_mcp.protocols.mcp_server import current_principal
 
         self._loop = asyncio.get_running_loop()
         principal = current_principal(self.auth_enabled)

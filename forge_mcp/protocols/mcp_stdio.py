@@ -13,7 +13,7 @@ import anyio
 from mcp.shared.message import SessionMessage
 from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError
 
-from forge_mcp.json_depth import exceeds_depth, request_id, too_deep_message
+from forge_mcp.protocols.json_depth import exceeds_depth, request_id, too_deep_message
 
 log = logging.getLogger(__name__)
 

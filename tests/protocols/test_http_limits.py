@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 
-from forge_mcp.http_limits import FD_RESERVE, MIN_CONNECTIONS, RepeatedRecordFilter, connection_cap
+from forge_mcp.protocols.http_limits import FD_RESERVE, MIN_CONNECTIONS, RepeatedRecordFilter, connection_cap
 
 
 class Clock:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from forge_mcp.json_depth import MAX_JSON_DEPTH, exceeds_depth, request_id, shallow_parse
+from forge_mcp.protocols.json_depth import MAX_JSON_DEPTH, exceeds_depth, request_id, shallow_parse
 
 
 def nested(depth: int) -> str:

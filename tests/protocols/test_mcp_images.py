@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from forge_mcp.capabilities import ImageAttachment
 from forge_mcp.jobs.models import Job
-from forge_mcp.mcp_server import _may_carry_images, _with_images
+from forge_mcp.protocols.mcp_server import _may_carry_images, _with_images
 from forge_mcp.tools import all_toolsets
 
 

@@ -14,10 +14,10 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from forge_mcp.host_origin import HostOriginPolicy
-from forge_mcp.json_depth import MAX_JSON_DEPTH, exceeds_depth, request_id, too_deep_message
 from forge_mcp.metrics import Metrics
-from forge_mcp.principal import grants
+from forge_mcp.protocols.host_origin import HostOriginPolicy
+from forge_mcp.protocols.json_depth import MAX_JSON_DEPTH, exceeds_depth, request_id, too_deep_message
+from forge_mcp.security.principal import grants
 
 ScopeResolver = Callable[[str, str, Any], str]  # (method, path, parsed JSON body or None) -> scope
 JSONRPC_INVALID_REQUEST = -32600

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from forge_mcp.errors import Conflict, InvalidArguments, NotFound
-from forge_mcp.principal import SCOPES, Principal
+from forge_mcp.security.principal import SCOPES, Principal
 from forge_mcp.store import Store
 
 if TYPE_CHECKING:  # the mcp package costs half a second to import; job workers never need it

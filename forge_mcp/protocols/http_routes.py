@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from forge_mcp import __version__
-from forge_mcp.host_origin import HostOriginPolicy
 from forge_mcp.metrics import Metrics
+from forge_mcp.protocols.host_origin import HostOriginPolicy
 from forge_mcp.settings import Settings, is_loopback
 from forge_mcp.store import Store
 

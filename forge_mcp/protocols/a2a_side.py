@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Mount, Route, Router
 
-from forge_mcp.background_thread import run_in_background_thread
-from forge_mcp.deferred_asgi import DeferredApp
+from forge_mcp.protocols.background_thread import run_in_background_thread
+from forge_mcp.protocols.deferred_asgi import DeferredApp
 
 if TYPE_CHECKING:
     from forge_mcp.agents.a2a_tasks import A2ATaskLedger
     from forge_mcp.app import ForgeApp
 
-log = logging.getLogger("forge_mcp.a2a_side")
+log = logging.getLogger("forge_mcp.protocols.a2a_side")
 # a2a.utils.constants.AGENT_CARD_WELL_KNOWN_PATH, spelled out so the route exists without importing a2a-sdk.
 AGENT_CARD_PATH = "/.well-known/agent-card.json"
 RPC_PATH = "/a2a"
@@ -101,11 +101,11 @@ class A2ASide:
         from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        from forge_mcp.a2a_card import build_agent_card
         from forge_mcp.agents.a2a_executor import CapabilityAgentExecutor
         from forge_mcp.agents.a2a_owners import OwnedTaskStore
         from forge_mcp.agents.a2a_tasks import A2ATaskLedger
-        from forge_mcp.http_routes import agent_card_routes
+        from forge_mcp.protocols.a2a_card import build_agent_card
+        from forge_mcp.protocols.http_routes import agent_card_routes
 
         app, settings = self._app, self._app.settings
         self._engine = create_async_engine(
@@ -144,10 +144,10 @@ def _import_sdk() -> None:
     import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401
     import sqlalchemy.ext.asyncio  # noqa: F401
 
-    import forge_mcp.a2a_card  # noqa: F401
     import forge_mcp.agents.a2a_executor  # noqa: F401
     import forge_mcp.agents.a2a_owners  # noqa: F401
     import forge_mcp.agents.a2a_tasks  # noqa: F401
+    import forge_mcp.protocols.a2a_card  # noqa: F401
 
 
 @dataclass
@@ -169,8 +169,8 @@ def _push_notifications(settings: Any, engine: Any) -> _Push | None:
         return None
     import httpx
 
-    from forge_mcp.a2a_push import allowlisted_push_urls
     from forge_mcp.agents.a2a_owners import OwnedPushConfigStore
+    from forge_mcp.protocols.a2a_push import allowlisted_push_urls
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from mcp.types import SetLevelRequestParams
 
-from forge_mcp.mcp_logging import McpLogRelay
-from forge_mcp.principal import Principal
+from forge_mcp.protocols.mcp_logging import McpLogRelay
+from forge_mcp.security.principal import Principal
 
 pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
 
@@ -66,10 +66,10 @@ async def test_a_warning_during_a_request_goes_to_that_request_only() -> None:
 async def test_background_warnings_reach_only_connections_that_see_everything(monkeypatch: Any) -> None:
     relay = McpLogRelay(auth_enabled=True)
     relay.install()
-    monkeypatch.setattr("forge_mcp.mcp_server.current_principal", lambda auth: Principal("root", frozenset({"admin"})))
+    monkeypatch.setattr("forge_mcp.protocols.mcp_server.current_principal", lambda auth: Principal("root", frozenset({"admin"})))
     admin = await listen(relay, "warning")
     picky = await listen(relay, "error")
-    monkeypatch.setattr("forge_mcp.mcp_server.current_principal", lambda auth: Principal("bob", frozenset({"read"})))
+    monkeypatch.setattr("forge_mcp.protocols.mcp_server.current_principal", lambda auth: Principal("bob", frozenset({"read"})))
     reader = await listen(relay, "debug")
     try:
         logging.getLogger("forge_mcp.jobs").warning("a worker was lost")
@@ -84,7 +84,7 @@ async def test_background_warnings_reach_only_connections_that_see_everything(mo
 async def test_a_connection_that_closes_is_forgotten() -> None:
     from mcp import Client
 
-    from forge_mcp.mcp_server import ForgeMCPServer
+    from forge_mcp.protocols.mcp_server import ForgeMCPServer
 
     relay = McpLogRelay(auth_enabled=False)
     server = ForgeMCPServer(None, relay, name="forge-test")  # type: ignore[arg-type]

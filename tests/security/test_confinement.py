@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from forge_mcp.confinement import check_tree, copy_file, copy_tree
 from forge_mcp.errors import PathRefused
+from forge_mcp.security.confinement import check_tree, copy_file, copy_tree
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from forge_mcp.capabilities import CapabilityRegistry
-from forge_mcp.http_guards import ScopeResolver
+from forge_mcp.protocols.http_guards import ScopeResolver
 
 A2A_SEND_METHODS = frozenset({"SendMessage", "SendStreamingMessage"})
 

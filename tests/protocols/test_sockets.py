@@ -11,7 +11,7 @@ import pytest
 
 from forge_mcp.backends.serve import listen_socket
 from forge_mcp.errors import ConfigError, ForgeError
-from forge_mcp.http_server import _bind
+from forge_mcp.protocols.http_server import _bind
 
 
 def old_style(host: str, port: int) -> socket.socket:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from forge_mcp.api_keys import ApiKeys, ApiKeyVerifier, hash_key
 from forge_mcp.errors import Conflict, InvalidArguments, NotFound
+from forge_mcp.security.api_keys import ApiKeys, ApiKeyVerifier, hash_key
 from forge_mcp.store import Store
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from forge_mcp.errors import ConfigError
-from forge_mcp.host_origin import HostOriginPolicy
-from forge_mcp.http_routes import host_origin_policy
+from forge_mcp.protocols.host_origin import HostOriginPolicy
+from forge_mcp.protocols.http_routes import host_origin_policy
 from forge_mcp.settings import load_settings
 
 POLICY = HostOriginPolicy(

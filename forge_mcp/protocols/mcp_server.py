@@ -47,10 +47,10 @@ from pydantic import BaseModel, Field
 from forge_mcp import __version__
 from forge_mcp.capabilities import Capability, CapabilityRunner, Confirm, ImageAttachment, ResourceSpec, split_images
 from forge_mcp.errors import ForgeError, InputRequired
-from forge_mcp.mcp_logging import McpLogRelay
-from forge_mcp.mcp_stdio import stdio_lines
-from forge_mcp.principal import Principal
-from forge_mcp.wire_schema import input_schema, output_schema
+from forge_mcp.protocols.mcp_logging import McpLogRelay
+from forge_mcp.protocols.mcp_stdio import stdio_lines
+from forge_mcp.protocols.wire_schema import input_schema, output_schema
+from forge_mcp.security.principal import Principal
 
 INSTRUCTIONS = (
     "forge-mcp runs the LLM fine-tuning lifecycle on this machine: datasets, training, evaluation, "
@@ -120,7 +120,7 @@ class ForgeMCPServer(MCPServer):
         return await super().get_prompt(name, arguments, context)
 
     async def list_tools(self) -> list[MCPTool]:
-        """Tools with compact schemas (forge_mcp.wire_schema): every client pays for this list in
+        """Tools with compact schemas (forge_mcp.protocols.wire_schema): every client pays for this list in
         every conversation. Calls are still validated against the capability's own models."""
         tools = await super().list_tools()
         for tool in tools:

@@ -9,8 +9,8 @@ import httpx
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
-from forge_mcp.a2a_side import AGENT_CARD_PATH
-from forge_mcp.deferred_asgi import DeferredApp
+from forge_mcp.protocols.a2a_side import AGENT_CARD_PATH
+from forge_mcp.protocols.deferred_asgi import DeferredApp
 
 
 async def built(scope: Scope, receive: Receive, send: Send) -> None:
