@@ -4,7 +4,7 @@ where the operator set them and from the hardware where they did not."""
 from __future__ import annotations
 
 from forge_mcp.jobs.admission import Capacity
-from forge_mcp.jobs.engine import EngineLimits
+from forge_mcp.jobs.limits import EngineLimits
 from forge_mcp.settings import Settings
 
 HOST_MEMORY_SHARE = 0.9  # of physical memory, when job_memory_gb is not set: the rest is the server's and the OS's

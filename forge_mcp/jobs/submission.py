@@ -1,0 +1,151 @@
+"""Submission: a new job row (QUEUED), after the checks that make it one worth queueing —
+a registered kind, resources some slot can hold, the caller's queue limit, and the
+idempotency key (the same key returns the same job; with other arguments it is a conflict)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from forge_mcp.errors import Conflict, InvalidArguments, NotFound, PathRefused
+from forge_mcp.jobs import constants as C
+from forge_mcp.jobs.engine_state import EngineState
+from forge_mcp.jobs.events import JobEventBus, JobUpdate
+from forge_mcp.jobs.kinds import JobKind
+from forge_mcp.jobs.limits import EngineLimits
+from forge_mcp.jobs.models import Job, JobHandle, Resources
+from forge_mcp.jobs.repository import JobRepository, dumps
+from forge_mcp.jobs.states import JobState
+from forge_mcp.security.principal import Principal
+from forge_mcp.store import Transaction
+
+log = logging.getLogger("forge_mcp.jobs")
+
+
+class Submission:
+    def __init__(
+        self,
+        repository: JobRepository,
+        bus: JobEventBus,
+        kinds: Mapping[str, JobKind],
+        runs_dir: Path,
+        limits: EngineLimits,
+        executor: str,
+        state: EngineState,
+    ) -> None:
+        """`executor` names the executor new jobs are recorded with."""
+        self.repo = repository
+        self.bus = bus
+        self.kinds = kinds
+        self.runs_dir = runs_dir
+        self.limits = limits
+        self.executor = executor
+        self.state = state
+
+    async def submit(
+        self,
+        kind: str,
+        arguments: dict[str, Any],
+        principal: str,
+        *,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        requested_by: str | None = None,
+    ) -> JobHandle:
+        """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
+        else (an admin resuming another's job), so a refusal names whose queue is full."""
+        job_kind = self._kind(kind)
+        resources = job_kind.resources(arguments)
+        self._check_fits(resources)
+        fingerprint = hashlib.sha256(dumps({"kind": kind, "arguments": arguments, "priority": priority}).encode()).hexdigest()
+        now = time.time()
+        job_id = f"{C.JOB_ID_PREFIX}{int(now * 1000):x}{secrets.token_hex(4)}"
+        async with self.repo.transaction() as tx:  # the key check and the insert are one step
+            if idempotency_key is not None:
+                existing = await self._same_request(tx, principal, idempotency_key, fingerprint)
+                if existing is not None:
+                    return JobHandle(job_id=existing.id, kind=existing.kind, state=existing.state, deduplicated=True)
+            await self._check_queue(tx, principal, requested_by)
+            await self.repo.insert(
+                tx,
+                {
+                    "id": job_id,
+                    "kind": kind,
+                    "state": JobState.QUEUED.value,
+                    "arguments": dumps(arguments),
+                    "principal": principal,
+                    "priority": priority,
+                    "gpus": resources.gpus,
+                    "memory_gb": resources.memory_gb,
+                    "idempotency_key": idempotency_key,
+                    "arguments_hash": fingerprint,
+                    "max_attempts": 1 if job_kind.service else self.limits.max_attempts,
+                    "parent_id": parent_id,
+                    "executor": self.executor,
+                    "created_at": now,
+                },
+            )
+        (self.runs_dir / job_id).mkdir(parents=True, exist_ok=True)
+        job = await self.repo.get(job_id)
+        self.bus.publish(JobUpdate(job, "state"))
+        self.state.wake.set()
+        return JobHandle(job_id=job.id, kind=job.kind, state=job.state)
+
+    async def resume(self, job: Job, principal: Principal) -> JobHandle:
+        """A new job that repeats `job` (FAILED or CANCELED; the caller checked that `principal`
+        may act on it); kinds that checkpoint pick up from the old run's newest complete
+        checkpoint. The new job belongs to the old one's owner, whoever resumes it: the
+        continuation of a run stays visible to the person whose run it is, and counts
+        against their queue."""
+        if job.state not in (JobState.FAILED, JobState.CANCELED):
+            raise Conflict(f"job {job.id} is {job.state.value}; only FAILED or CANCELED jobs can be resumed")
+        handle = await self.submit(job.kind, job.arguments, job.principal, priority=job.priority, parent_id=job.id,
+                                   requested_by=principal.name)  # fmt: skip
+        if principal.name != job.principal:
+            log.info("job %s (%s's) resumed by %s as %s", job.id, job.principal, principal.name, handle.job_id)
+        return handle
+
+    def _kind(self, kind: str) -> JobKind:
+        job_kind = self.kinds.get(kind)
+        if job_kind is None:
+            raise NotFound(f"job kind {kind!r} is not registered")
+        return job_kind
+
+    def _check_fits(self, resources: Resources) -> None:
+        """Refuse at once what could never start here, rather than queue it forever."""
+        if resources.gpus > self.limits.capacity.gpu_slots:
+            raise InvalidArguments(
+                f"this job needs {resources.gpus} GPU(s) but the server has {self.limits.capacity.gpu_slots} GPU slot(s); "
+                "ask for fewer GPUs, or run it on a machine with more (gpu_slots setting)"
+            )
+        if not self.runs_dir.resolve().is_relative_to(self.runs_dir.parent.resolve()):
+            raise PathRefused("the workspace folder runs leads outside the workspace through a symbolic link, and "
+                              "forge-mcp writes only inside the workspace; remove the link, then try again")  # fmt: skip
+
+    async def _same_request(self, tx: Transaction, principal: str, key: str, fingerprint: str) -> Job | None:
+        """The job `key` already names for `principal`, if any; a conflict when it was asked with other arguments."""
+        existing = await self.repo.find_by_key(tx, principal, key)
+        if existing is None:
+            return None
+        row = await tx.fetchone("SELECT arguments_hash FROM jobs WHERE id = ?", (existing.id,))
+        if row["arguments_hash"] != fingerprint:
+            raise Conflict(
+                f"idempotency_key {key!r} was already used for job {existing.id} with other "
+                "arguments; reuse it only to repeat the same request, or pick a new key"
+            )
+        return existing
+
+    async def _check_queue(self, tx: Transaction, principal: str, requested_by: str | None) -> None:
+        queued = await self.repo.count_queued(tx, principal)
+        if queued >= self.limits.max_queued_per_principal:
+            whose = "your" if requested_by in (None, principal) else f"{principal}'s"
+            raise Conflict(
+                f"{queued} of {whose} jobs are already queued (the limit is {self.limits.max_queued_per_principal}); "
+                "wait for some to start, or cancel some with job_cancel"
+            )
