@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.jobs.context import JobContext
 
 MATMUL_SIZE = 1024
 BANDWIDTH_BYTES = 64 * 1024 * 1024
@@ -50,7 +50,7 @@ def run_benchmark(job: JobContext, devices: list[str], seconds_per_test: float, 
     bandwidth = _bandwidth(job, seconds_per_test)
     job.log(f"memory bandwidth: {bandwidth:.2f} GB/s")
     job.progress(len(devices) + 1, total, "workspace disk write speed")
-    disk = _disk_write(job, job.run_dir, seconds_per_test)
+    disk = _disk_write(job, job.run.disk_probe, seconds_per_test)
     job.log(f"disk write: {disk:.1f} MB/s")
     job.progress(total, total, "done")
     return BenchmarkResult(
@@ -127,8 +127,7 @@ def _bandwidth(job: JobContext, seconds: float) -> float:
     return rate
 
 
-def _disk_write(job: JobContext, folder: Path, seconds: float) -> float:
-    path = folder / "disk_probe.bin"
+def _disk_write(job: JobContext, path: Path, seconds: float) -> float:
     chunk = os.urandom(DISK_CHUNK)
     written, started = 0, time.perf_counter()
     try:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forge_mcp.jobs.kinds import JobContext
-from forge_mcp.models.evaluation import CHART_FILE, Comparison, Decoding, Evaluation, JudgeSummary, chart_png, compare
+from forge_mcp.jobs.context import JobContext
+from forge_mcp.models.evaluation import Comparison, Decoding, Evaluation, JudgeSummary, chart_png, compare
 from forge_mcp.models.judge import FAILURES_KEPT, Judge, JudgeConfig
 from forge_mcp.models.scoring import score
 from forge_mcp.training.run import canonical_rows, split_rows
@@ -94,8 +94,8 @@ def compare_models(job: JobContext, a: Target, b: Target, dataset_file: Path, da
     except Exception as exc:  # noqa: BLE001 - a chart is a nicety: the numbers stand without it
         job.log(f"no chart: {type(exc).__name__}: {exc}")
         return comparison
-    (job.run_dir / CHART_FILE).write_bytes(png)
-    return comparison.model_copy(update={"chart": f"runs/{job.job_id}/{CHART_FILE}"})
+    job.run.chart.write_bytes(png)
+    return comparison.model_copy(update={"chart": job.run.shown(job.run.chart)})
 
 
 def score_model(target: Target, rows: list[dict[str, Any]], dataset_id: str, split: str | None, decoding: Decoding,

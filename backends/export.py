@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from forge_mcp.errors import ForgeError, InvalidArguments
-from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.jobs.context import JobContext
 from forge_mcp.training.checkpoints import file_sha256
 
 Format = Literal["adapter", "merged", "gguf"]
@@ -63,7 +63,7 @@ class ExportResult(BaseModel):
 def export(job: JobContext, model_id: str, model_path: Path, adapter_path: Path | None, fmt: Format,
            quantization: Quantization | None, push_to_hub: str | None) -> ExportResult:  # fmt: skip
     started = time.monotonic()
-    out = job.run_dir / "export"
+    out = job.run.export
     shutil.rmtree(out, ignore_errors=True)  # a retry starts over: exports are quick next to training
     out.mkdir(parents=True)
     # -- load the source --------------------------------------------------------------
@@ -79,7 +79,7 @@ def export(job: JobContext, model_id: str, model_path: Path, adapter_path: Path 
             raise InvalidArguments(f"format: {model_id} holds full weights, not an adapter; export 'merged' or 'gguf'")
         _copy_folder(adapter_path, out)
     else:
-        merged = out if fmt == "merged" else job.run_dir / "merged"
+        merged = out if fmt == "merged" else job.run.merged
         if fmt == "gguf":
             shutil.rmtree(merged, ignore_errors=True)
         _save_merged(source, tokenizer, merged)
@@ -106,14 +106,14 @@ def export(job: JobContext, model_id: str, model_path: Path, adapter_path: Path 
     if not verification.passed:
         raise ForgeError(f"the {fmt} export disagrees with the source: top-1 next-token agreement "
                          f"{verification.top1_agreement:.3f} is under {verification.threshold} "
-                         f"({verification.positions} positions); the files are in runs/{job.job_id}/export for inspection")  # fmt: skip
+                         f"({verification.positions} positions); the files are in {job.run.shown(out)} for inspection")  # fmt: skip
     pushed_to = None
     if push_to_hub:
         job.progress(3, 4, f"pushing to the Hugging Face Hub as {push_to_hub}")
         pushed_to = _push(out, push_to_hub)
     job.progress(4, 4, "export verified")
     return ExportResult(model=model_id, format=fmt, quantization=manifest["quantization"],
-                        path=f"runs/{job.job_id}/export", files={**files, MANIFEST: (out / MANIFEST).stat().st_size},
+                        path=job.run.shown(out), files={**files, MANIFEST: (out / MANIFEST).stat().st_size},
                         verification=verification, modelfile=modelfile, pushed_to=pushed_to,
                         seconds=round(time.monotonic() - started, 2))  # fmt: skip
 

@@ -3,7 +3,9 @@ per device (GPUs over NCCL, or CPU processes over gloo), each running this modul
 runs the same hf recipe; the Trainer reads torchrun's environment and wraps the model in
 DDP. Rank 0 reports to the job's events; the others keep their own.
 
-    python -m torch.distributed.run --nproc_per_node 2 -m forge_mcp.backends.hf_launch runs/<job>/launch.json
+    python -m torch.distributed.run --nproc_per_node 2 -m forge_mcp.backends.hf_launch <run folder>
+
+Each rank reads the run's job.json (jobs/spec.py) and its launch.json (the plan and the files).
 """
 
 from __future__ import annotations
@@ -15,27 +17,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-from forge_mcp.jobs.constants import RUN_EVENTS
+from forge_mcp.jobs.context import JobCanceled, JobContext
 from forge_mcp.jobs.events import EventWriter
-from forge_mcp.jobs.kinds import JobCanceled, JobContext
+from forge_mcp.jobs.run_dir import RunDir
+from forge_mcp.jobs.spec import JobSpec
 from forge_mcp.training.plan import TrainPlan
 from forge_mcp.training.run import TrainResult
 
-LAUNCH_FILE = "launch.json"
 POLL_S = 0.5
 
 
 def launch(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None) -> TrainResult:
     """Run the recipe in `plan.processes` processes and return rank 0's result."""
-    spec_file = job.run_dir / LAUNCH_FILE
-    spec_file.write_text(json.dumps({
-        "job_id": job.job_id, "attempt": job.attempt, "parent_id": job.parent_id, "plan": plan.model_dump(mode="json"),
-        "base_path": str(base_path), "dataset_file": str(dataset_file),
+    job.run.launch.write_text(json.dumps({
+        "plan": plan.model_dump(mode="json"), "base_path": str(base_path), "dataset_file": str(dataset_file),
         "general_file": str(general_file) if general_file else None,
     }))  # fmt: skip
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(plan.processes),
                "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-               "-m", "forge_mcp.backends.hf_launch", str(spec_file)]  # fmt: skip
+               "-m", "forge_mcp.backends.hf_launch", str(job.run.path)]  # fmt: skip
     job.log(f"launching {plan.processes} training processes on {plan.device} with torchrun")
     process = subprocess.Popen(command, stdout=sys.stdout, stderr=sys.stderr)
     try:
@@ -51,7 +51,7 @@ def launch(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path
         raise
     if process.returncode != 0:
         raise RuntimeError(f"a training process exited with {process.returncode}; job_logs has its traceback")
-    return TrainResult.model_validate_json((job.run_dir / "output" / "summary.json").read_text())
+    return TrainResult.model_validate_json((job.run.output / "summary.json").read_text())
 
 
 def _free_port() -> int:
@@ -60,14 +60,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def main(spec_file: Path) -> None:
+def main(run: RunDir) -> None:
     from forge_mcp.backends.hf_train import train
 
-    spec = json.loads(spec_file.read_text())
-    run_dir = spec_file.parent
+    spec = json.loads(run.launch.read_text())
     rank = int(os.environ.get("RANK", "0"))
-    events = EventWriter(run_dir / (RUN_EVENTS if rank == 0 else f"events.rank{rank}.jsonl"))
-    job = JobContext(spec["job_id"], run_dir, int(spec["attempt"]), events, parent_id=spec["parent_id"])
+    events = EventWriter(run.rank_events(rank))
+    job = JobContext(run, JobSpec.read(run), events)
     try:
         general = Path(spec["general_file"]) if spec["general_file"] else None
         train(job, TrainPlan.model_validate(spec["plan"]), Path(spec["base_path"]), Path(spec["dataset_file"]), general)
@@ -76,4 +75,4 @@ def main(spec_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(RunDir.at(Path(sys.argv[1])))

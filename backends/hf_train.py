@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_mcp.errors import InvalidArguments
-from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.jobs.context import JobContext
 from forge_mcp.training.checkpoints import newest_verified, write_manifest
 from forge_mcp.training.plan import TrainPlan
 from forge_mcp.training.run import TrainResult, as_text, cpt_rows, select_rows, write_outputs
@@ -77,12 +77,12 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     if final_eval is not None:
         job.metric("eval_loss", trainer.state.global_step, final_eval)
     # -- save -------------------------------------------------------------------------
-    output = job.run_dir / "output"
+    output = job.run.output
     adapter_dir = output / ("adapter" if peft_config is not None else "model")
     trainer.save_model(str(adapter_dir))  # the trainer writes from the main process only
     result = TrainResult(
-        output=str(output.relative_to(job.workspace_root)),
-        adapter=str(adapter_dir.relative_to(job.workspace_root)),
+        output=job.run.shown(output),
+        adapter=job.run.shown(adapter_dir),
         method=spec.method,
         steps=trainer.state.global_step,
         final_loss=reporter.last_loss,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from forge_mcp.errors import InvalidArguments
-from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.jobs.context import JobContext
 from forge_mcp.training.checkpoints import newest_verified, write_manifest
 from forge_mcp.training.plan import TrainPlan
 from forge_mcp.training.run import TrainResult, as_text, cpt_rows, select_rows, write_outputs
@@ -125,14 +125,14 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         job.metric("eval_loss", total, final_eval)
         best_eval = final_eval if best_eval is None else min(best_eval, final_eval)
     # -- save -------------------------------------------------------------------------
-    output = job.run_dir / "output"
+    output = job.run.output
     adapter_dir = output / "adapter"
     adapter_dir.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(str(adapter_dir / "adapters.safetensors"), dict(tree_flatten(model.trainable_parameters())))
     (adapter_dir / "adapter_config.json").write_text(json.dumps(
         {"fine_tune_type": "lora", "num_layers": len(model.layers), "lora_parameters": lora, "format": "mlx-lm"}, indent=2))  # fmt: skip
     result = TrainResult(
-        output=str(output.relative_to(job.workspace_root)), adapter=str(adapter_dir.relative_to(job.workspace_root)),
+        output=job.run.shown(output), adapter=job.run.shown(adapter_dir),
         method=spec.method, steps=total, final_loss=last_loss, first_loss=first_loss, best_eval_loss=best_eval,
         base_eval_loss=base_eval, final_eval_loss=final_eval, train_runtime_s=round(runtime, 2),
         tokens_per_second=round(all_tokens / runtime, 1) if runtime > 0 else None,

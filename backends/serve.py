@@ -1,5 +1,5 @@
 """A serving job, inside its worker: load the engine, listen on a loopback port, tell the
-server where (runs/<job>/service.json, with the endpoint's own API key, mode 0600), and
+server where (the run's service.json, with the endpoint's own API key, mode 0600), and
 serve until the job is stopped. If the engine's HTTP server or the external process dies,
 the job fails, so the service is FAILED rather than silently gone.
 
@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from forge_mcp.errors import ForgeError
-from forge_mcp.jobs.kinds import JobCanceled, JobContext
-from forge_mcp.serving.records import SERVICE_FILE, Endpoint
+from forge_mcp.jobs.context import JobCanceled, JobContext
+from forge_mcp.serving.records import Endpoint
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 60.0  # an in-process engine's HTTP server must be up this soon after loading
@@ -114,7 +114,7 @@ def _load(engine: str, model_id: str, model_path: Path, adapter_path: Path | Non
 
 def _announce(job: JobContext, endpoint: Endpoint) -> None:
     """service.json appears whole (written aside, then renamed) and only its owner reads it."""
-    target = job.run_dir / SERVICE_FILE
+    target = job.run.service
     tmp = target.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -136,7 +136,7 @@ def _serve_external(job: JobContext, endpoint: Endpoint, model_path: Path, adapt
     else:
         arguments += ["--served-model-name", endpoint.model]
     job.progress(0, 2, f"starting the external server: {Path(command[0]).name}")
-    log = (job.run_dir / "engine.log").open("ab")
+    log = job.run.engine_log.open("ab")
     # Same process group as this worker: stopping or killing the job stops the engine too.
     process = subprocess.Popen([*command, *arguments], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     started = time.monotonic()
@@ -144,7 +144,7 @@ def _serve_external(job: JobContext, endpoint: Endpoint, model_path: Path, adapt
         while True:
             if process.poll() is not None:
                 raise ForgeError(f"the external server exited with code {process.returncode} while starting; "
-                                 f"runs/{job.job_id}/engine.log has its output")  # fmt: skip
+                                 f"{job.run.shown(job.run.engine_log)} has its output")  # fmt: skip
             try:
                 if httpx.get(endpoint.url.removesuffix("/v1") + "/health", timeout=2.0).status_code == 200:
                     break
@@ -152,7 +152,7 @@ def _serve_external(job: JobContext, endpoint: Endpoint, model_path: Path, adapt
                 pass
             if time.monotonic() - started > startup_timeout_s:
                 raise ForgeError(f"the external server did not answer /health within {startup_timeout_s:.0f} s; "
-                                 f"runs/{job.job_id}/engine.log has its output")  # fmt: skip
+                                 f"{job.run.shown(job.run.engine_log)} has its output")  # fmt: skip
             job.check_canceled()
             time.sleep(POLL_S)
         _announce(job, endpoint.model_copy(update={"pid": process.pid}))
@@ -161,7 +161,7 @@ def _serve_external(job: JobContext, endpoint: Endpoint, model_path: Path, adapt
                 process.wait(POLL_S)
             except subprocess.TimeoutExpired:
                 continue
-        raise ForgeError(f"the external server exited with code {process.returncode}; runs/{job.job_id}/engine.log has why")
+        raise ForgeError(f"the external server exited with code {process.returncode}; {job.run.shown(job.run.engine_log)} has why")
     finally:
         if process.poll() is None:
             process.terminate()

@@ -15,8 +15,9 @@ from pathlib import Path
 from forge_mcp.app import ForgeApp
 from forge_mcp.datasets.kinds import DatasetKind
 from forge_mcp.datasets.prepare import PrepareOptions, prepare
+from forge_mcp.jobs.context import JobContext
 from forge_mcp.jobs.events import EventWriter
-from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.jobs.spec import JobSpec, WorkerWorkspace
 from forge_mcp.settings import load_settings
 
 
@@ -28,11 +29,13 @@ async def main(source: Path, home: Path) -> dict:
         imported = await app.datasets.import_(str(source), "bench")
         import_s = time.perf_counter() - started
         info = imported.dataset
-        run = home / "runs" / "job_bench"
-        (run / "output").mkdir(parents=True)
-        job = JobContext("job_bench", run, 1, EventWriter(run / "events.jsonl"))
+        run = app.workspace.run("job_bench")
+        run.output.mkdir(parents=True)
+        spec = JobSpec(job_id=run.job_id, kind="dataset_prepare", arguments={}, attempt=1,
+                       workspace=WorkerWorkspace(root=app.workspace.root))
+        job = JobContext(run, spec, EventWriter(run.events))
         started = time.perf_counter()
-        outcome = prepare(job, home / info.path, DatasetKind(info.kind), run / "output", PrepareOptions(), info.rows)
+        outcome = prepare(job, home / info.path, DatasetKind(info.kind), run.output, PrepareOptions(), info.rows)
         prepare_s = time.perf_counter() - started
     finally:
         await app.stop()

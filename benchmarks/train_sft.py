@@ -56,6 +56,8 @@ async def setup(url: str, home: Path) -> Path:
 async def forge_run(url: str, home: Path, steps: int) -> dict[str, Any]:
     from mcp import Client
 
+    from forge_mcp.workspace import Workspace
+
     spec = {"base_model": "models/tiny", "dataset": "greet", "max_steps": steps}
     async with Client(f"{url}/mcp/") as client:
         plan = (await client.call_tool("train_plan", {"recipe": RECIPE, "spec": spec})).structured_content
@@ -66,7 +68,7 @@ async def forge_run(url: str, home: Path, steps: int) -> dict[str, Any]:
         metrics = await client.call_tool("job_metrics", {"job_id": job_id, "names": ["memory_gib"]})
     if job["state"] != "SUCCEEDED":
         raise SystemExit(f"the forge job failed: {job['error']}")
-    events = [json.loads(line) for line in (home / "runs" / job_id / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in Workspace(home).run(job_id).events.read_text().splitlines()]
     first = next(e["at"] for e in events if e["type"] == "progress" and (e.get("done") or 0) >= 1)
     [memory] = metrics.structured_content["series"]
     return {

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from forge_mcp.errors import InvalidArguments, PathRefused
+from forge_mcp.jobs.run_dir import RUNS, RunDir
 from forge_mcp.security.confinement import check_tree, copy_tree
 
 DATABASE_NAME = "forge.db"
-SUBDIRS = ("datasets", "runs", "models")
+SUBDIRS = ("datasets", RUNS, "models")
 MAX_PATH_CHARS = 1024
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 # An absolute path inside an error message: up to the next quote, space or bracket.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:-])/[^\s'\"`<>|:;,()\[\]{}]*")
-IMPORT_ROOTS_ENV = "FORGE_IMPORT_ROOTS"  # also how a worker learns the server's import roots
+IMPORT_ROOTS_ENV = "FORGE_IMPORT_ROOTS"  # the setting's name, named in refusals (workers get the roots in job.json)
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,18 @@ class Workspace:
         self.root = root.expanduser().resolve()
         self.import_roots = tuple(p.expanduser().resolve() for p in import_roots)
 
-    @classmethod
-    def for_worker(cls, root: Path) -> Workspace:
-        """The workspace as a job's worker sees it: the executor passes the server's import roots
-        in FORGE_IMPORT_ROOTS, so the worker checks paths against the same roots."""
-        roots = [Path(part) for part in os.environ.get(IMPORT_ROOTS_ENV, "").split(os.pathsep) if part]
-        return cls(root, roots)
-
     @property
     def database_path(self) -> Path:
         return self.root / DATABASE_NAME
+
+    @property
+    def runs(self) -> Path:
+        """The folder of run folders (one per job)."""
+        return self.root / RUNS
+
+    def run(self, job_id: str) -> RunDir:
+        """Every path of one job's run (jobs/run_dir.py)."""
+        return RunDir(self.runs, job_id)
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -58,7 +61,7 @@ class Workspace:
             folder = self.root / name
             return sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
 
-        return WorkspaceCounts(datasets=count("datasets"), runs=count("runs"), models=count("models"))
+        return WorkspaceCounts(datasets=count("datasets"), runs=count(RUNS), models=count("models"))
 
     @property
     def allowed_roots(self) -> tuple[Path, ...]:

@@ -29,7 +29,7 @@ from forge_mcp.datasets.importer import DATA_FILE, canonical_json
 from forge_mcp.datasets.inspect import row_text
 from forge_mcp.datasets.kinds import CANONICAL, DatasetKind, InvalidRow, to_canonical
 from forge_mcp.errors import InvalidArguments
-from forge_mcp.jobs.kinds import JobContext
+from forge_mcp.jobs.context import JobContext
 
 if TYPE_CHECKING:  # numpy loads in the job, not in the server that imports the options
     import numpy as np

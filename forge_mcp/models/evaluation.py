@@ -14,7 +14,6 @@ from forge_mcp.models.gate import lower_is_better
 TABLE_METRICS = ("eval_loss", "perplexity", "exact_match", "contains", "rouge_l", "json_valid", "judge_score")
 NOT_COMPARED = frozenset({"judge_failures"})  # a count of failed judge calls, not a quality
 DIGITS = 4
-CHART_FILE = "compare.png"  # in the compare job's run folder
 
 
 class Decoding(BaseModel):

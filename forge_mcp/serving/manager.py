@@ -3,7 +3,7 @@ the engine), wait until it listens, list services with a live health check, stop
 
 A service is a job of kind `serve`: its state is the job's (RUNNING is starting or serving,
 CANCELED is stopped, FAILED is failed), its endpoint is what the job wrote to
-runs/<job>/service.json once it listened."""
+its run's service.json once it listened."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class ServingManager:
         async with _health_client() as client:  # one client for every probe: building one loads TLS certificates
             while True:
                 job = await self.jobs.repo.get(job_id)
-                endpoint = read_endpoint(self.workspace.root / "runs" / job_id)
+                endpoint = read_endpoint(self.workspace.run(job_id))
                 if job.terminal:
                     return job, None
                 if endpoint is not None and job.state is JobState.RUNNING and await healthy(endpoint, client):
@@ -111,7 +111,7 @@ class ServingManager:
             return await self._describe(job, client)
 
     async def _describe(self, job: Job, client: httpx.AsyncClient) -> Service:
-        endpoint = read_endpoint(self.workspace.root / "runs" / job.id)
+        endpoint = read_endpoint(self.workspace.run(job.id))
         state = {JobState.QUEUED: "queued", JobState.CANCELED: "stopped", JobState.FAILED: "failed",
                  JobState.SUCCEEDED: "stopped"}.get(job.state, "serving" if endpoint else "starting")  # fmt: skip
         return Service(job_id=job.id, model=job.arguments.get("model_id", "?"), engine=job.arguments.get("engine", "?"),
@@ -128,7 +128,7 @@ class ServingManager:
 
     async def endpoint(self, job_id: str, principal: Principal) -> Endpoint:
         job = await self.service_job(job_id, principal)
-        endpoint = read_endpoint(self.workspace.root / "runs" / job.id)
+        endpoint = read_endpoint(self.workspace.run(job.id))
         if job.state is not JobState.RUNNING or endpoint is None:
             raise Conflict(f"service: {job_id} is not serving (it is {job.state.value}); serve_list shows what runs")
         return endpoint
@@ -137,7 +137,7 @@ class ServingManager:
         """A running service of `principal`'s (an admin's: anyone's) that serves this version."""
         for job in await self.jobs.list(principal, [JobState.RUNNING], kind=SERVE_KIND, limit=10_000):
             if job.arguments.get("model_id") == model_id:
-                endpoint = read_endpoint(self.workspace.root / "runs" / job.id)
+                endpoint = read_endpoint(self.workspace.run(job.id))
                 if endpoint is not None:
                     return endpoint
         return None

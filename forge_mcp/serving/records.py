@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-SERVICE_FILE = "service.json"  # runs/<job>/service.json, written by the serving job when it listens
+from forge_mcp.jobs.run_dir import RunDir
+
 Engine = Literal["llama_cpp", "transformers", "vllm", "mlx"]
 
 
@@ -34,9 +34,9 @@ class Service(BaseModel):
     finished_at: float | None = None
 
 
-def read_endpoint(run_dir: Path) -> Endpoint | None:
-    """The endpoint a serving job announced, or None before it listens."""
+def read_endpoint(run: RunDir) -> Endpoint | None:
+    """The endpoint a serving job announced (its run's service.json), or None before it listens."""
     try:
-        return Endpoint(**json.loads((run_dir / SERVICE_FILE).read_text()))
+        return Endpoint(**json.loads(run.service.read_text()))
     except (OSError, ValueError):
         return None

@@ -13,8 +13,7 @@ from forge_mcp.datasets.importer import canonical_json
 from forge_mcp.datasets.kinds import DatasetKind
 from forge_mcp.datasets.prepare import PrepareOptions, PrepareOutcome, assign_splits, clean_text, map_strings, prepare
 from forge_mcp.errors import InvalidArguments
-from forge_mcp.jobs.events import EventWriter
-from forge_mcp.jobs.kinds import JobContext
+from tests.job_context import job_context
 
 
 def test_clean_text_normalises_unicode_and_whitespace() -> None:
@@ -85,10 +84,9 @@ def chats(n: int) -> list[dict]:
 
 
 def run_prepare(tmp_path: Path, source: Path, name: str, workers: int) -> PrepareOutcome:
-    run = tmp_path / name
-    (run / "output").mkdir(parents=True)
-    job = JobContext(name, run, 1, EventWriter(run / "events.jsonl"))
-    return prepare(job, source, DatasetKind.MESSAGES, run / "output", PrepareOptions(), 3000, workers=workers)
+    job = job_context(tmp_path / "runs" / name, workspace=tmp_path)
+    job.run.output.mkdir()
+    return prepare(job, source, DatasetKind.MESSAGES, job.run.output, PrepareOptions(), 3000, workers=workers)
 
 
 def test_parallel_first_pass_gives_the_same_version_as_one_process(tmp_path: Path) -> None:

@@ -13,16 +13,13 @@ pytest.importorskip("transformers")
 from transformers import TrainerControl, TrainerState  # noqa: E402
 
 from forge_mcp.backends.hf_train import TrainingMonitor  # noqa: E402
-from forge_mcp.jobs.events import EventWriter  # noqa: E402
-from forge_mcp.jobs.kinds import JobContext  # noqa: E402
 from forge_mcp.training.plan import TrainPlan  # noqa: E402
+from tests.job_context import job_context  # noqa: E402
 
 
 def monitor(tmp_path: Path) -> TrainingMonitor:
-    run = tmp_path / "runs" / "job_x"
-    run.mkdir(parents=True)
     plan = TrainPlan.model_construct(steps=100)
-    return TrainingMonitor(JobContext("job_x", run, 1, EventWriter(run / "events.jsonl")), plan)
+    return TrainingMonitor(job_context(tmp_path / "runs" / "job_x", workspace=tmp_path), plan)
 
 
 def log(watch: TrainingMonitor, step: int, control: TrainerControl, **values: float) -> None:
