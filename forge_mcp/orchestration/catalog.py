@@ -1,0 +1,20 @@
+"""The orchestration kinds this installation runs, in one list (beside the job kinds'
+catalog, forge_mcp.jobs.catalog). Sweeps, workflows and flywheel cycles are added here as
+they come; the test kinds only when the test setting is on (FORGE_TEST_JOB_KINDS=1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forge_mcp.orchestration.kinds import OrchestrationKind
+
+KINDS: tuple[OrchestrationKind[Any, Any], ...] = ()
+
+
+def orchestration_kinds(*, test_kinds: bool = False) -> dict[str, OrchestrationKind[Any, Any]]:
+    kinds = KINDS
+    if test_kinds:
+        from forge_mcp.orchestration.testing_kinds import THREE_STEPS
+
+        kinds += (THREE_STEPS,)
+    return {kind.name: kind for kind in kinds}
