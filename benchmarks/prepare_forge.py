@@ -45,7 +45,7 @@ async def main(source: Path, home: Path) -> dict:
         "prepare_s": round(prepare_s, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "steps": [s.model_dump() for s in outcome.steps],
-        "output": str(run / "output" / "data.parquet"),
+        "output": str(run.output / "data.parquet"),
     }
 
 

@@ -23,12 +23,20 @@ from forge_mcp.jobs.spec import JobSpec, WorkerWorkspace
 
 MODEL = "models/m/v1"
 TOKENIZER = "tok"
+# A checked plan as train_plan returns it (the train kind's arguments are typed); the numbers do not matter here.
+PLAN = {"spec": {"base_model": MODEL, "dataset": "d"}, "backend": "hf", "device": "cpu", "dtype": "float32",
+        "base": {"path": MODEL, "architecture": "llama", "parameters": 1, "hidden_size": 1, "layers": 1, "vocab_size": 1,
+                 "max_positions": None, "weights_dtype": "float32"},
+        "dataset_id": "d@v1", "dataset_fingerprint": "0", "train_rows": 1, "eval_rows": None, "trainable_parameters": 1,
+        "steps": 1, "tokens": 1, "estimated_seconds": None, "throughput_source": "none", "warnings": [], "suggestions": [],
+        "memory": {"weights_gib": 0, "adapter_gib": 0, "gradients_gib": 0, "optimizer_gib": 0, "activations_gib": 0,
+                   "overhead_gib": 0, "total_gib": 0, "available_gib": 1, "fits": True}}  # fmt: skip
 CASES: dict[str, tuple[dict[str, Any], str, str]] = {
     # kind: (arguments, argument named in the refusal, entry named)
     "dataset_prepare": ({"dataset_id": "d@v1", "dataset_path": "datasets/d/v1", "kind": "messages", "rows": 1,
                          "output_name": "d", "options": {"tokenizer_path": TOKENIZER, "max_length": 64}},
                         "tokenizer_path", "tokenizer.json"),
-    "train": ({"plan": {}, "base_path": MODEL, "dataset_path": "datasets/d/v1"}, "spec.base_model", "config.json"),
+    "train": ({"plan": PLAN, "base_path": MODEL, "dataset_path": "datasets/d/v1"}, "spec.base_model", "config.json"),
     "evaluate": ({"label": "m", "model_path": MODEL, "adapter_path": None, "dataset_path": "datasets/d/v1",
                   "dataset_id": "d@v1", "split": "test", "limit": 1, "decoding": {}}, "model", "config.json"),
     "export": ({"model_id": "m@v1", "model_path": MODEL, "adapter_path": None, "format": "merged", "quantization": None},

@@ -19,6 +19,7 @@ import pytest
 from mcp import Client
 
 from forge_mcp.server_process import ServerProcess
+from forge_mcp.workspace import Workspace
 from tests.e2e.test_training_mcp import greetings
 from tests.polling import until
 
@@ -233,7 +234,7 @@ def test_llama_cpp_service_answers_openai_and_litellm_then_stops_cleanly(served:
 
     listed = asyncio.run(call(live.url, "serve_list", {})).structured_content["services"]
     assert [(s["job_id"], s["state"], s["healthy"]) for s in listed] == [(service["job_id"], "serving", True)]
-    worker_pid = json.loads((home / "runs" / service["job_id"] / "service.json").read_text())["pid"]
+    worker_pid = json.loads(Workspace(home).run(service["job_id"]).service.read_text())["pid"]
     stopped = asyncio.run(call(live.url, "serve_stop", {"service": service["job_id"]}))
     assert stopped.structured_content["state"] == "stopped"
     assert port_is_free(port) and not pid_alive(worker_pid)
@@ -249,7 +250,7 @@ def test_transformers_service_serves_the_adapter_unmerged_and_a_crash_marks_it_f
     streamed = client.chat.completions.create(model="bot@v1", messages=[{"role": "user", "content": "Greet bob3."}],
                                               max_tokens=10, temperature=0, stream=True)  # fmt: skip
     assert "".join(p.choices[0].delta.content or "" for p in streamed) == answer.choices[0].message.content
-    pid = json.loads((home / "runs" / service["job_id"] / "service.json").read_text())["pid"]
+    pid = json.loads(Workspace(home).run(service["job_id"]).service.read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
 
     entry = asyncio.run(once_failed(live.url, service["job_id"]))
@@ -305,16 +306,16 @@ def test_vllm_runs_as_an_external_command_and_its_exit_fails_the_service(tmp_pat
         declined = asyncio.run(stop_declined(live.url, service["job_id"]))
         assert declined.is_error and "stopping" in declined.content[0].text and "was declined" in declined.content[0].text
         assert client.models.list().data[0].id == "plain@v1"  # still serving
-        log = (home / "runs" / service["job_id"] / "engine.log").read_text()
+        log = Workspace(home).run(service["job_id"]).engine_log.read_text()
         assert "serving" in log and str(home / "models/plain/v1") in log  # launched with --model <the version's folder>
-        engine_pid = json.loads((home / "runs" / service["job_id"] / "service.json").read_text())["pid"]
+        engine_pid = json.loads(Workspace(home).run(service["job_id"]).service.read_text())["pid"]
         os.kill(engine_pid, signal.SIGKILL)
 
         assert "exited with code -9" in asyncio.run(once_failed(live.url, service["job_id"]))["error"]
 
         again = asyncio.run(call(live.url, "serve_start", {"model": "plain@v1", "engine": "vllm", "wait_s": 60}))
         port = int(again.structured_content["url"].rsplit(":", 1)[1].split("/")[0])
-        engine_pid = json.loads((home / "runs" / again.structured_content["job_id"] / "service.json").read_text())["pid"]
+        engine_pid = json.loads(Workspace(home).run(again.structured_content["job_id"]).service.read_text())["pid"]
         stopped = asyncio.run(call(live.url, "serve_stop", {"service": again.structured_content["job_id"]}))
         assert stopped.structured_content["state"] == "stopped"
         assert port_is_free(port) and not pid_alive(engine_pid)

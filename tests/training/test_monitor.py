@@ -46,5 +46,5 @@ def test_eval_loss_rising_while_train_loss_falls_is_flagged_once(tmp_path: Path)
         "overfitting: eval loss rose to 2.2000 while train loss fell to 2.0000"
     ]
     assert not control.should_training_stop  # a warning; early_stopping_patience is what stops
-    events = [json.loads(line) for line in (tmp_path / "runs" / "job_x" / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in watch.job.run.events.read_text().splitlines()]
     assert {e["name"] for e in events if e["type"] == "metric"} >= {"loss", "eval_loss"}
