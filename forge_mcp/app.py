@@ -18,7 +18,7 @@ from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.hardware.capacity import engine_limits
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
-from forge_mcp.jobs.executor import LocalExecutor
+from forge_mcp.jobs.executors.local import LocalExecutor
 from forge_mcp.jobs.lock import EngineLock
 from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.metrics import Metrics
@@ -56,13 +56,15 @@ class ForgeApp:
         self.job_bus = JobEventBus()
         # Every installed job kind stays runnable (and recoverable) even when its toolset is not exposed.
         kinds = {kind.name: kind for toolset in toolsets for kind in toolset.job_kinds}
+        limits = engine_limits(settings)
+        local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots)
         self.jobs = JobEngine(
             JobRepository(self.store),
-            LocalExecutor(self.workspace.root, self.workspace.import_roots),
+            {local.name: local},
             self.job_bus,
             kinds,
             self.workspace.root / "runs",
-            engine_limits(settings),
+            limits,
             EngineLock(self.workspace.root / ENGINE_LOCK),
             self.workspace.scrub,
         )

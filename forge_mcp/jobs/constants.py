@@ -1,6 +1,7 @@
 """Every number the job engine runs by. Settings may override the ones users tune."""
 
 TICK_S = 0.2  # engine loop period when nothing wakes it earlier
+POLL_WAIT_S = 0.5  # how long a tick waits for its executors' polls; a slower answer is taken at a later tick
 HEARTBEAT_S = 1.0  # how often a worker writes a heartbeat event
 LEASE_S = 30.0  # a RUNNING job whose heartbeat is older than this is treated as lost
 CANCEL_GRACE_S = 10.0  # SIGTERM → SIGKILL
@@ -15,11 +16,6 @@ WAIT_POLL_S = 0.5  # job_wait re-reads the database this often (for jobs another
 METRIC_POINTS_MAX = 5000  # the most points one job_metrics call returns per series
 JOB_ID_PREFIX = "job_"
 
-RUN_SPEC = "job.json"  # what the worker runs: kind, arguments, attempt
-RUN_EVENTS = "events.jsonl"  # worker → engine: progress, metrics, heartbeats, outcome
-RUN_LOG = "worker.log"  # the worker's stdout and stderr
-RUN_CHECKPOINTS = "checkpoints"
-
 # Reasons a job ends FAILED (or is retried); stable strings clients may match on.
 REASON_SERVER_RESTART = "server_restart"
 REASON_WORKER_LOST = "worker_lost"
@@ -27,3 +23,5 @@ REASON_HEARTBEAT_LOST = "heartbeat_lost"
 REASON_WORKER_ERROR = "worker_error"
 REASON_CANCELED = "canceled"
 REASON_LAUNCH_FAILED = "launch_failed"
+REASON_EXECUTOR_UNAVAILABLE = "executor_unavailable"  # the job's recorded executor is not configured here
+REASON_COLLECT_FAILED = "collect_failed"  # the worker succeeded but its outputs could not be brought home

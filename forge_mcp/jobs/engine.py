@@ -1,6 +1,7 @@
 """The job engine: one façade over its parts — submission (submission.py), the supervising
-loop's tick (supervision.py), recovery at start-up (recovery.py) and waiting (waiting.py) —
-sharing one EngineState. This module holds the lifecycle (who supervises the workspace,
+loop's tick (supervision.py, with launching.py and settlement.py), recovery at start-up
+(recovery.py) and waiting (waiting.py) — sharing one EngineState. Workers run through
+executors (executors/), picked by the name recorded on each job. This module holds the lifecycle (who supervises the workspace,
 and the loop), who may see and act on which job, and cancellation.
 
 State lives in the database; the engine keeps only what it supervises right now. Every
@@ -19,13 +20,17 @@ from forge_mcp.errors import Conflict
 from forge_mcp.jobs import constants as C
 from forge_mcp.jobs.engine_state import EngineState
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
-from forge_mcp.jobs.executor import Executor
+from forge_mcp.jobs.executors.base import Executor, LogChunk, WorkerHandle
 from forge_mcp.jobs.kinds import JobKind
+from forge_mcp.jobs.launching import Launcher
 from forge_mcp.jobs.limits import EngineLimits
 from forge_mcp.jobs.lock import EngineLock
 from forge_mcp.jobs.models import Job, JobHandle
+from forge_mcp.jobs.publishing import Publish
 from forge_mcp.jobs.recovery import Recovery
 from forge_mcp.jobs.repository import JobRepository, no_such_job
+from forge_mcp.jobs.run_dir import RunDir
+from forge_mcp.jobs.settlement import Settlement
 from forge_mcp.jobs.states import JobState
 from forge_mcp.jobs.submission import Submission
 from forge_mcp.jobs.supervision import Supervisor
@@ -41,38 +46,39 @@ class JobEngine:
     def __init__(
         self,
         repository: JobRepository,
-        executor: Executor,
+        executors: Mapping[str, Executor],
         bus: JobEventBus,
         kinds: Mapping[str, JobKind],
         runs_dir: Path,
         limits: EngineLimits,
         lock: EngineLock,
         scrub: Callable[[str], str],
+        publish: Publish,
+        *,
+        default_executor: str = "local",
     ) -> None:
-        """`scrub` makes a message safe for clients (Workspace.scrub: workspace paths relative,
-        other host paths cut short); the engine's own errors pass through it before they are stored."""
+        """`executors` by name (Executor.name): a job runs on the one recorded on it, at submission
+        `default_executor` unless the caller names another. `scrub` makes a message safe for
+        clients (Workspace.scrub: workspace paths relative, other host paths cut short); the
+        engine's own errors pass through it before they are stored. `publish` checks a worker's
+        result and runs its kind's publish step (jobs/publishing.py)."""
         self.repo = repository
         self.bus = bus
         self.kinds = dict(kinds)
         self.runs_dir = runs_dir
         self.limits = limits
         self.lock = lock
+        self.executors = dict(executors)
         self._state = EngineState()
-        self._submission = Submission(repository, bus, self.kinds, runs_dir, limits, executor.name, self._state)
-        self._supervisor = Supervisor(repository, executor, bus, self.kinds, runs_dir, limits, scrub, self._state)
-        self._recovery = Recovery(repository, executor, self._supervisor, runs_dir, self._state)
+        self._submission = Submission(repository, bus, self.kinds, runs_dir, limits, self.executors, default_executor,
+                                      self._state)  # fmt: skip
+        settlement = Settlement(repository, bus, publish, self._state)
+        launcher = Launcher(repository, self.executors, bus, self.kinds, runs_dir, limits, scrub, settlement, self._state)
+        self._supervisor = Supervisor(repository, bus, limits, launcher, settlement, self._state)
+        self._recovery = Recovery(repository, self.executors, self._supervisor, settlement, runs_dir, self._state)
         self._waiter = Waiter(repository, bus)
         self._loop_task: asyncio.Task[None] | None = None
         self._supervising = False  # lock held and recovery done
-
-    @property
-    def services(self) -> Any:
-        """Handed to publish hooks; set by the composition root (built after the engine)."""
-        return self._supervisor.services
-
-    @services.setter
-    def services(self, services: Any) -> None:
-        self._supervisor.services = services
 
     # lifecycle -----------------------------------------------------------------------
 
@@ -91,6 +97,7 @@ class JobEngine:
             except asyncio.CancelledError:
                 pass
             self._loop_task = None
+        self._supervisor.close()
         self._supervising = False
         self.lock.release()
 
@@ -142,12 +149,14 @@ class JobEngine:
         idempotency_key: str | None = None,
         parent_id: str | None = None,
         requested_by: str | None = None,
+        executor: str | None = None,
     ) -> JobHandle:
         """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
-        else (an admin resuming another's job), so a refusal names whose queue is full."""
+        else (an admin resuming another's job), so a refusal names whose queue is full.
+        `executor` names where it runs (default: the engine's default executor)."""
         return await self._submission.submit(kind, arguments, principal, priority=priority,
                                              idempotency_key=idempotency_key, parent_id=parent_id,
-                                             requested_by=requested_by)  # fmt: skip
+                                             requested_by=requested_by, executor=executor)  # fmt: skip
 
     async def resume(self, job_id: str, principal: Principal) -> JobHandle:
         """A new job that repeats a FAILED or CANCELED one of `principal`'s (an admin's: anyone's);
@@ -173,6 +182,14 @@ class JobEngine:
 
     async def counts(self, principal: Principal) -> dict[str, int]:
         return await self.repo.counts(owner=_owner_filter(principal))
+
+    async def logs(self, job: Job, since: int | None = None, max_bytes: int = C.LOG_TAIL_MAX_BYTES) -> LogChunk:
+        """The job's log through its executor (check access with get first): from `since`, at
+        most the last `max_bytes`. A job whose executor is gone reads as an empty log."""
+        executor = self.executors.get(job.executor)
+        if executor is None:
+            return LogChunk(text="", next_offset=0)
+        return await executor.logs(WorkerHandle.recorded(job, RunDir(self.runs_dir, job.id)), since, max_bytes)
 
     def supervised(self) -> list[str]:
         """The jobs whose workers this process supervises now."""
@@ -200,7 +217,7 @@ class JobEngine:
                         return job
             # The flag is the channel: whichever process supervises the worker acts on it.
             await self.repo.update(job_id, cancel_requested=1)
-            self._supervisor.request_stops({job_id})
+        await self._supervisor.request_stops({job_id})  # outside the lock: it calls the executor
         return await self.wait(job_id, self.limits.cancel_grace_s + 5.0)
 
     # waiting -------------------------------------------------------------------------

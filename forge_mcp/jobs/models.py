@@ -37,6 +37,7 @@ class Job(BaseModel):
     max_attempts: int
     parent_id: str | None = Field(None, description="The job this one resumes, for job_resume")
     idempotency_key: str | None = None
+    executor: str = Field("local", description="What runs the job's worker (local, or a remote executor)")
     host: str | None = None
     pid: int | None = None
     cancel_requested: bool = False
@@ -70,6 +71,7 @@ class Job(BaseModel):
             max_attempts=row["max_attempts"],
             parent_id=row["parent_id"],
             idempotency_key=row["idempotency_key"],
+            executor=row["executor"],
             host=row["host"],
             pid=row["pid"],
             cancel_requested=bool(row["cancel_requested"]),

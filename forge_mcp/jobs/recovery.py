@@ -1,19 +1,24 @@
 """Recovery, once, when this process starts supervising a workspace: every job left RUNNING
-either still has its worker (adopt it and read on) or does not (settle it from its event
-file, or as lost with reason server_restart). Nothing stays RUNNING without a worker."""
+is looked up through the executor recorded on it. Its worker still lives: adopt it and
+read on. It does not: settle the job from the events it left, or as lost with reason
+server_restart. Its executor is no longer configured: FAILED, naming it. Nothing stays
+RUNNING without a worker."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from forge_mcp.jobs import constants as C
 from forge_mcp.jobs.engine_state import EngineState, Supervision
-from forge_mcp.jobs.events import EventTail
-from forge_mcp.jobs.executor import Executor, WorkerHandle
+from forge_mcp.jobs.executors.base import Executor, WorkerHandle, not_configured
 from forge_mcp.jobs.models import Job
 from forge_mcp.jobs.repository import JobRepository
+from forge_mcp.jobs.run_dir import RunDir
+from forge_mcp.jobs.settlement import Settlement
 from forge_mcp.jobs.states import JobState
 from forge_mcp.jobs.supervision import Supervisor
 
@@ -22,37 +27,43 @@ log = logging.getLogger("forge_mcp.jobs")
 
 class Recovery:
     def __init__(
-        self, repository: JobRepository, executor: Executor, supervisor: Supervisor, runs_dir: Path, state: EngineState
+        self,
+        repository: JobRepository,
+        executors: Mapping[str, Executor],
+        supervisor: Supervisor,
+        settlement: Settlement,
+        runs_dir: Path,
+        state: EngineState,
     ) -> None:
         self.repo = repository
-        self.executor = executor
+        self.executors = executors
         self.supervisor = supervisor
+        self.settlement = settlement
         self.runs_dir = runs_dir
         self.state = state
 
     async def reconcile(self) -> None:
-        async with self.state.lock:
-            for job in await self.repo.list([JobState.RUNNING], limit=100_000):
-                await self._reconcile(job)
+        """All jobs at once (a remote executor answers slowly); the first failure is raised once
+        every job had its turn, and the engine tries again at its next tick."""
+        jobs = await self.repo.list([JobState.RUNNING], limit=100_000)
+        outcomes = await asyncio.gather(*(self._reconcile(job) for job in jobs), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _reconcile(self, job: Job) -> None:
-        handle = _recorded_handle(job)
-        sup = Supervision(
-            handle=handle or WorkerHandle(job_id=job.id, pid=0, started_at=0.0, host=""),
-            tail=EventTail(self.runs_dir / job.id / C.RUN_EVENTS),
-            last_beat=time.time(),
-        )
-        if handle is not None and self.executor.owns(handle) and self.executor.is_alive(handle):
-            log.info("job %s: adopting its running worker (pid %d)", job.id, handle.pid)
-            self.state.running[job.id] = sup
-            await self.supervisor.read_events(job.id, sup)
+        executor = self.executors.get(job.executor)
+        if executor is None:
+            log.error("job %s: its executor %r is not configured; failing it", job.id, job.executor)
+            await self.settlement.fail(job.id, C.REASON_EXECUTOR_UNAVAILABLE, not_configured(job.executor, self.executors)
+                                       + "; if its worker still runs there, this server did not stop it")  # fmt: skip
             return
-        await self.supervisor.read_events(job.id, sup)
-        await self.supervisor.finish(job.id, sup, lost_reason=C.REASON_SERVER_RESTART)
-
-
-def _recorded_handle(job: Job) -> WorkerHandle | None:
-    """The worker the job's row names, if a launch got as far as recording one."""
-    if not job.pid:
-        return None
-    return WorkerHandle(job_id=job.id, pid=job.pid, started_at=job.pid_started_at or 0.0, host=job.host or "")
+        handle = WorkerHandle.recorded(job, RunDir(self.runs_dir, job.id))
+        sup = Supervision(handle=handle, executor=executor, last_beat=time.time())
+        poll = await executor.poll(handle)
+        await self.supervisor.take_events(job.id, sup, poll.events)
+        if poll.alive:
+            log.info("job %s: adopting its running worker (pid %d on %s)", job.id, handle.pid, handle.host)
+            self.state.running[job.id] = sup
+            return
+        await self.settlement.finish(job.id, sup, lost_reason=C.REASON_SERVER_RESTART)

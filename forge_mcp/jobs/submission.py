@@ -16,10 +16,12 @@ from forge_mcp.errors import Conflict, InvalidArguments, NotFound, PathRefused
 from forge_mcp.jobs import constants as C
 from forge_mcp.jobs.engine_state import EngineState
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
+from forge_mcp.jobs.executors.base import Executor
 from forge_mcp.jobs.kinds import JobKind
 from forge_mcp.jobs.limits import EngineLimits
 from forge_mcp.jobs.models import Job, JobHandle, Resources
 from forge_mcp.jobs.repository import JobRepository, dumps
+from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.jobs.states import JobState
 from forge_mcp.security.principal import Principal
 from forge_mcp.store import Transaction
@@ -35,16 +37,18 @@ class Submission:
         kinds: Mapping[str, JobKind],
         runs_dir: Path,
         limits: EngineLimits,
-        executor: str,
+        executors: Mapping[str, Executor],
+        default_executor: str,
         state: EngineState,
     ) -> None:
-        """`executor` names the executor new jobs are recorded with."""
+        """A job runs on the executor it names at submission, `default_executor` unless it names one."""
         self.repo = repository
         self.bus = bus
         self.kinds = kinds
         self.runs_dir = runs_dir
         self.limits = limits
-        self.executor = executor
+        self.executors = executors
+        self.default_executor = default_executor
         self.state = state
 
     async def submit(
@@ -57,12 +61,16 @@ class Submission:
         idempotency_key: str | None = None,
         parent_id: str | None = None,
         requested_by: str | None = None,
+        executor: str | None = None,
     ) -> JobHandle:
         """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
         else (an admin resuming another's job), so a refusal names whose queue is full."""
         job_kind = self._kind(kind)
-        resources = job_kind.resources(arguments)
-        self._check_fits(resources)
+        checked = job_kind.parse_arguments(arguments)  # once, here: a mismatch is refused naming the field
+        arguments = checked.model_dump(mode="json")  # stored as the kind's model has them, defaults included
+        resources = job_kind.resources(checked)
+        executor = executor or job_kind.executor or self.default_executor
+        self._check_fits(resources, executor)
         fingerprint = hashlib.sha256(dumps({"kind": kind, "arguments": arguments, "priority": priority}).encode()).hexdigest()
         now = time.time()
         job_id = f"{C.JOB_ID_PREFIX}{int(now * 1000):x}{secrets.token_hex(4)}"
@@ -87,11 +95,11 @@ class Submission:
                     "arguments_hash": fingerprint,
                     "max_attempts": 1 if job_kind.service else self.limits.max_attempts,
                     "parent_id": parent_id,
-                    "executor": self.executor,
+                    "executor": executor,
                     "created_at": now,
                 },
             )
-        (self.runs_dir / job_id).mkdir(parents=True, exist_ok=True)
+        RunDir(self.runs_dir, job_id).path.mkdir(parents=True, exist_ok=True)
         job = await self.repo.get(job_id)
         self.bus.publish(JobUpdate(job, "state"))
         self.state.wake.set()
@@ -117,11 +125,17 @@ class Submission:
             raise NotFound(f"job kind {kind!r} is not registered")
         return job_kind
 
-    def _check_fits(self, resources: Resources) -> None:
-        """Refuse at once what could never start here, rather than queue it forever."""
-        if resources.gpus > self.limits.capacity.gpu_slots:
+    def _check_fits(self, resources: Resources, executor: str) -> None:
+        """Refuse at once what could never start here, rather than queue it forever: a job
+        needs a host of its executor with enough GPU slots (an executor without hosts holds none)."""
+        if executor not in self.executors:
+            raise InvalidArguments(f"executor {executor!r} is not configured on this server (it has: "
+                                   f"{', '.join(sorted(self.executors))})")  # fmt: skip
+        hosts = self.executors[executor].hosts()
+        most = max((capacity.gpu_slots for capacity in hosts.values()), default=None)
+        if most is not None and resources.gpus > most:
             raise InvalidArguments(
-                f"this job needs {resources.gpus} GPU(s) but the server has {self.limits.capacity.gpu_slots} GPU slot(s); "
+                f"this job needs {resources.gpus} GPU(s) but the server has {most} GPU slot(s); "
                 "ask for fewer GPUs, or run it on a machine with more (gpu_slots setting)"
             )
         if not self.runs_dir.resolve().is_relative_to(self.runs_dir.parent.resolve()):

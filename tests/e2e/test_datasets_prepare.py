@@ -17,7 +17,7 @@ from a2a.helpers import get_data_parts, new_data_part, new_message
 from a2a.types import Role, SendMessageRequest, TaskState
 from mcp import Client
 
-from forge_mcp.jobs.executor import job_processes
+from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
 from tests.e2e.jobs_db import poll_until, read_jobs
 

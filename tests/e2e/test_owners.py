@@ -29,7 +29,7 @@ from a2a.types import (
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from forge_mcp.jobs.executor import job_processes
+from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
 from tests.conftest import forge_cli
 from tests.e2e.test_jobs_a2a import job_of_task

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from forge_mcp.jobs.executor import job_processes
+from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
 from tests.e2e.jobs_db import poll_until
 from tests.e2e.test_training_mcp import greetings

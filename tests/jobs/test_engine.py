@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from forge_mcp.errors import Conflict, InvalidArguments
-from forge_mcp.jobs.executor import job_processes
+from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.jobs.states import JobState
 from forge_mcp.security.principal import Principal
 from tests.jobs.conftest import LONG, QUICK, AppFactory, running_with_pid, until

@@ -1,0 +1,94 @@
+"""Settling a job once its worker is gone: SUCCEEDED (outputs collected, then the kind's
+publish step), FAILED, CANCELED, or back to QUEUED for another try while attempts remain.
+The executor and the publish step run outside the engine's lock; only the transitions
+take it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from forge_mcp.errors import ForgeError
+from forge_mcp.jobs import constants as C
+from forge_mcp.jobs.engine_state import EngineState, Supervision
+from forge_mcp.jobs.events import JobEventBus, JobUpdate
+from forge_mcp.jobs.models import Job
+from forge_mcp.jobs.publishing import Publish
+from forge_mcp.jobs.repository import JobRepository, dumps
+from forge_mcp.jobs.states import JobState
+
+log = logging.getLogger("forge_mcp.jobs")
+
+
+class Settlement:
+    def __init__(self, repository: JobRepository, bus: JobEventBus, publish: Publish, state: EngineState) -> None:
+        """`publish` checks a worker's result and runs its kind's publish step (jobs/publishing.py)."""
+        self.repo = repository
+        self.bus = bus
+        self.publish = publish
+        self.state = state
+
+    async def finish(self, job_id: str, sup: Supervision, *, lost_reason: str) -> None:
+        """The worker is gone: settle the job from its outcome event, or as lost."""
+        self.state.running.pop(job_id, None)
+        await sup.executor.kill(sup.handle)  # children that outlived the worker
+        job = await self.repo.get(job_id)
+        outcome = sup.outcome or {}
+        kind = outcome.get("type")
+        if kind == "result":
+            settled = await self._succeed(job, sup, outcome.get("result") or {})
+        elif kind == "canceled" or job.cancel_requested:
+            settled = await self._transition(job_id, JobState.CANCELED, reason=C.REASON_CANCELED)
+        elif kind == "error":
+            settled = await self._transition(
+                job_id, JobState.FAILED, reason=outcome.get("reason") or C.REASON_WORKER_ERROR, error=outcome.get("message")
+            )
+        else:
+            settled = await self._lost(job, lost_reason)
+        self.bus.publish(JobUpdate(settled, "state"))
+        self.state.wake.set()
+
+    async def fail(self, job_id: str, reason: str, error: str) -> None:
+        """FAILED before or without a worker (launch refused, executor gone)."""
+        failed = await self._transition(job_id, JobState.FAILED, reason=reason, error=error)
+        self.bus.publish(JobUpdate(failed, "state"))
+
+    async def _succeed(self, job: Job, sup: Supervision, result: dict[str, Any]) -> Job:
+        """Bring the run's outputs home, check the result against its kind's model and publish
+        what the job produced (when its kind does), then SUCCEEDED; outputs that cannot be
+        collected, a result that does not match, or a refused publication fail the job instead."""
+        try:
+            await sup.executor.collect(sup.handle, [sup.handle.run.path])
+        except Exception as exc:
+            ref = secrets.token_hex(4)
+            log.error("job %s: collecting its outputs from %s failed (ref %s): %s", job.id, sup.handle.host, ref, exc)
+            return await self._transition(job.id, JobState.FAILED, reason=C.REASON_COLLECT_FAILED,
+                                          error=f"the job finished but its outputs could not be brought back from "
+                                          f"{sup.handle.host} (ref {ref}); job_resume runs it again")  # fmt: skip
+        try:
+            result = await self.publish(job, result)
+        except ForgeError as exc:
+            return await self._transition(job.id, JobState.FAILED, reason="publish_failed", error=exc.message)
+        except Exception:
+            log.exception("publishing the output of job %s failed", job.id)
+            return await self._transition(
+                job.id, JobState.FAILED, reason="publish_failed", error="publishing the output failed; see the server log"
+            )
+        return await self._transition(job.id, JobState.SUCCEEDED, reason="completed", result=dumps(result))
+
+    async def _lost(self, job: Job, reason: str) -> Job:
+        """No outcome and no process: retry while attempts remain, else FAILED with the reason."""
+        if job.attempt < job.max_attempts:
+            log.warning("job %s lost its worker (%s); retrying, attempt %d of %d", job.id, reason, job.attempt + 1, job.max_attempts)
+            return await self._transition(job.id, JobState.QUEUED, reason=f"retry after {reason}", pid=None)
+        return await self._transition(
+            job.id,
+            JobState.FAILED,
+            reason=reason.split(":")[0],
+            error=f"the worker was lost ({reason}) and no attempts remain; job_resume starts it again",
+        )
+
+    async def _transition(self, job_id: str, to: JobState, **fields: Any) -> Job:
+        async with self.state.lock:
+            return await self.repo.transition(job_id, to, **fields)
