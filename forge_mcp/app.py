@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner
 from forge_mcp.datasets.importer import DatasetImporter
 from forge_mcp.datasets.repository import DatasetRepository
+from forge_mcp.datasets.service import DatasetService
 from forge_mcp.hardware.capacity import engine_limits
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
 from forge_mcp.jobs.executors.local import LocalExecutor
 from forge_mcp.jobs.lock import EngineLock
 from forge_mcp.jobs.repository import JobRepository
+from forge_mcp.jobs.service import JobService
 from forge_mcp.metrics import Metrics
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.models.repository import ModelRepository
@@ -29,7 +31,9 @@ from forge_mcp.services import Services
 from forge_mcp.serving.manager import ServingManager
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
+from forge_mcp.system.service import SystemService
 from forge_mcp.tools import all_toolsets
+from forge_mcp.training.service import TrainingService
 from forge_mcp.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -58,8 +62,9 @@ class ForgeApp:
         kinds = {kind.name: kind for toolset in toolsets for kind in toolset.job_kinds}
         limits = engine_limits(settings)
         local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots)
+        job_repository = JobRepository(self.store)
         self.jobs = JobEngine(
-            JobRepository(self.store),
+            job_repository,
             {local.name: local},
             self.job_bus,
             kinds,
@@ -68,20 +73,26 @@ class ForgeApp:
             EngineLock(self.workspace.root / ENGINE_LOCK),
             self.workspace.scrub,
         )
-        self.datasets = DatasetImporter(self.workspace, DatasetRepository(self.store))
+        dataset_repository = DatasetRepository(self.store)
+        self.datasets = DatasetImporter(self.workspace, dataset_repository)
         self.models = ModelRegistry(self.workspace, ModelRepository(self.store), self.jobs.repo)
         self.serving = ServingManager(settings, self.workspace, self.jobs, self.models)
+        started_at = time.time()
         self.services = Services(
+            system=SystemService(self.workspace, self.registry, self.jobs, job_repository, dataset_repository,
+                                 auth_enabled=settings.auth_enabled, started_at=started_at),  # fmt: skip
+            jobs=JobService(self.jobs, job_repository, self.workspace.runs),
+            datasets=DatasetService(self.workspace, dataset_repository, self.datasets, self.jobs),
+            training=TrainingService(self.workspace, dataset_repository, self.jobs, job_repository),
             settings=settings,
             workspace=self.workspace,
             store=self.store,
             api_keys=self.api_keys,
             registry=self.registry,
-            jobs=self.jobs,
-            datasets=self.datasets,
+            engine=self.jobs,
             models=self.models,
             serving=self.serving,
-            started_at=time.time(),
+            started_at=started_at,
         )
         self.jobs.services = self.services  # publish hooks run with the services (built after the engine)
         self.runner = CapabilityRunner(self.registry, self.services, self.metrics)

@@ -1,30 +1,44 @@
 """The services a capability may use, handed to it as its `services` argument.
-Built once by the composition root (forge_mcp.app)."""
+Built once by the composition root (forge_mcp.app).
+
+A tool body is one call into a domain service (system, jobs, datasets, training, …), with
+the caller's principal where rights or ownership matter; the chat operator and workflows
+call the same services in-process. The lower-level parts below them (the engine, the
+registries, the workspace) are here for code that is not behind a service yet: publish
+steps and the tools still being moved."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from forge_mcp.capabilities import CapabilityRegistry
-from forge_mcp.datasets.importer import DatasetImporter
+from forge_mcp.datasets.service import DatasetService
 from forge_mcp.jobs.engine import JobEngine
+from forge_mcp.jobs.service import JobService
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.security.api_keys import ApiKeys
 from forge_mcp.serving.manager import ServingManager
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
+from forge_mcp.system.service import SystemService
+from forge_mcp.training.service import TrainingService
 from forge_mcp.workspace import Workspace
 
 
 @dataclass
 class Services:
+    # the domain services
+    system: SystemService
+    jobs: JobService
+    datasets: DatasetService
+    training: TrainingService
+    # below the services
     settings: Settings
     workspace: Workspace
     store: Store
     api_keys: ApiKeys
     registry: CapabilityRegistry
-    jobs: JobEngine
-    datasets: DatasetImporter
+    engine: JobEngine
     models: ModelRegistry
     serving: ServingManager
     started_at: float

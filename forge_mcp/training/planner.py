@@ -13,9 +13,10 @@ from typing import Any
 
 import psutil
 
+from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.hardware.probe import probe_hardware
-from forge_mcp.services import Services
+from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.training.plan import (
     ASSUMED_UTILISATION,
     STEP_OVERHEAD_S,
@@ -32,24 +33,27 @@ from forge_mcp.training.plan import (
 )  # fmt: skip
 from forge_mcp.training.run import holdout_size
 from forge_mcp.training.spec import DEFAULT_MAX_LENGTH, TrainSpec, resolve_spec
+from forge_mcp.workspace import Workspace
 
 CHARS_PER_TOKEN = 4.0  # for the time estimate only; train_start counts real tokens
 SAMPLE_ROWS = 200
 
 
-async def plan_training(services: Services, fields: dict[str, Any], recipe: str | None) -> TrainPlan:
+async def plan_training(workspace: Workspace, datasets: DatasetRepository, jobs: JobRepository, fields: dict[str, Any],
+                        recipe: str | None) -> TrainPlan:  # fmt: skip
+    """`jobs` only for the newest system_benchmark (the time estimate)."""
     spec = resolve_spec(fields, recipe)
-    base_path = await asyncio.to_thread(services.workspace.resolve_tree, spec.base_model, field="spec.base_model")
+    base_path = await asyncio.to_thread(workspace.resolve_tree, spec.base_model, field="spec.base_model")
     if not base_path.is_dir():
         raise InvalidArguments(f"spec.base_model: {spec.base_model} is not a folder; give a local Hugging Face model folder")
     # Kept as clients see it (relative inside the workspace), however it was given: it is shown and stored.
-    spec = spec.model_copy(update={"base_model": services.workspace.shown(base_path)})
-    dataset = await services.datasets.repo.get(spec.dataset)
+    spec = spec.model_copy(update={"base_model": workspace.shown(base_path)})
+    dataset = await datasets.get(spec.dataset)
     base = await asyncio.to_thread(read_base_model, base_path, spec.base_model)
     spec, fitted = fit_max_length(spec, base, from_caller=fields.get("max_length") is not None)
     notes = [fitted] if fitted else []
     problems = check_fit(spec, dataset.kind, base)
-    general = await services.datasets.repo.get(spec.general_dataset) if spec.general_dataset else None
+    general = await datasets.get(spec.general_dataset) if spec.general_dataset else None
     if general is not None and general.kind not in ("text", "messages"):
         problems.append(f"general_dataset: {general.id} is {general.kind}; mix in text or messages data")
     general_splits = general.report.get("splits") if general is not None else None
@@ -70,7 +74,7 @@ async def plan_training(services: Services, fields: dict[str, Any], recipe: str 
             problems.append(f"report_to: {tracker} is not installed; pip install {tracker}, or leave it out (metrics are always in job_metrics)")
     if problems:
         raise InvalidArguments("; ".join(problems))
-    hardware = await asyncio.to_thread(probe_hardware, services.workspace.root)
+    hardware = await asyncio.to_thread(probe_hardware, workspace.root)
     backend, device = choose_backend(spec, len(hardware.gpus), mlx_on_metal() and hardware.mlx.can_run)
     processes = spec.devices or (len(hardware.gpus) if device == "cuda" else 1)
     if device == "cuda" and processes > len(hardware.gpus):
@@ -84,10 +88,10 @@ async def plan_training(services: Services, fields: dict[str, Any], recipe: str 
     eval_rows = int(splits[spec.eval_split]) if splits and spec.eval_split else holdout or None
     steps = spec.max_steps or max(1, math.ceil(rows * spec.epochs / (spec.batch_size * spec.gradient_accumulation * processes)))
     # Checked like every other reader of a dataset folder: a file in it that links out is refused, not read.
-    folder = await asyncio.to_thread(services.workspace.resolve_tree, dataset.path, field="dataset")
+    folder = await asyncio.to_thread(workspace.resolve_tree, dataset.path, field="dataset")
     mean_tokens = min(spec.max_length or DEFAULT_MAX_LENGTH, await asyncio.to_thread(_mean_chars, folder, spec.split) / CHARS_PER_TOKEN)
     tokens = int(steps * spec.batch_size * spec.gradient_accumulation * processes * mean_tokens)
-    seconds, source = await _time_estimate(services, base.parameters, trainable, spec, tokens, steps, device)
+    seconds, source = await _time_estimate(jobs, base.parameters, trainable, spec, tokens, steps, device)
     warnings = []
     if rows < spec.batch_size * spec.gradient_accumulation:
         warnings.append(f"batch_size x gradient_accumulation ({spec.batch_size * spec.gradient_accumulation}) exceeds the {rows} training rows")
@@ -141,9 +145,9 @@ def _mean_chars(folder: Path, split: str | None) -> float:
     return sum(len(r) for r in rows) / len(rows) if rows else 512.0
 
 
-async def _time_estimate(services: Services, parameters: int, trainable: int, spec: TrainSpec, tokens: int,
+async def _time_estimate(jobs: JobRepository, parameters: int, trainable: int, spec: TrainSpec, tokens: int,
                          steps: int, device: str) -> tuple[float | None, str]:  # fmt: skip
-    benchmark = await services.jobs.repo.latest_result("system_benchmark")
+    benchmark = await jobs.latest_result("system_benchmark")
     if benchmark is None or benchmark.result is None:
         return None, "no system_benchmark yet: run it for a time estimate"
     wanted = "cuda:0" if device == "cuda" else "cpu"
