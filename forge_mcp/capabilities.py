@@ -20,10 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from forge_mcp.errors import ForgeError, InternalError, InvalidArguments, UnknownCapability
-from forge_mcp.jobs.kinds import JobFn, JobKind, PublishFn
-from forge_mcp.jobs.kinds import ResourceFn as JobResourceFn
-from forge_mcp.jobs.models import Resources
+from forge_mcp.errors import ForgeError, InternalError, InvalidArguments, UnknownCapability, describe_validation_error
 from forge_mcp.security.principal import Principal, Scope
 
 if TYPE_CHECKING:
@@ -116,20 +113,6 @@ class Capability:
         return {name: getattr(model, name) for name in type(model).model_fields}
 
 
-def describe_validation_error(exc: ValidationError, container: str = "this tool", noun: str = "an argument") -> str:
-    """'field: problem' for each error, without echoing the (untrusted, maybe huge) input."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"]) or "arguments"
-        if err["type"] == "extra_forbidden":
-            parts.append(f"'{where}' is not {noun} of {container}; remove it")
-        elif err["type"] == "missing":
-            parts.append(f"'{where}' is required")
-        else:
-            parts.append(f"'{where}': {err['msg']}")
-    return "; ".join(parts)
-
-
 ResourceFn = Callable[..., Awaitable[BaseModel]]
 
 
@@ -154,35 +137,6 @@ class Toolset:
     description: str
     capabilities: list[Capability] = field(default_factory=list)
     resources: list[ResourceSpec] = field(default_factory=list)
-    job_kinds: list[JobKind] = field(default_factory=list)
-
-    def job_kind(
-        self,
-        name: str,
-        *,
-        resources: JobResourceFn | None = None,
-        checkpoints: bool = False,
-        publish: PublishFn | None = None,
-        service: bool = False,
-    ) -> Callable[[JobFn], JobFn]:
-        """Declare a job kind: `fn(job: JobContext, **arguments)` runs in a worker process.
-        `resources(arguments)` says what a job of this kind needs, for admission. A service
-        runs until stopped: it has its own admission slots and is never retried."""
-
-        def register(fn: JobFn) -> JobFn:
-            self.job_kinds.append(
-                JobKind(
-                    name=name,
-                    fn=fn,
-                    resources=resources or (lambda _: Resources()),
-                    checkpoints=checkpoints,
-                    publish=publish,
-                    service=service,
-                )
-            )
-            return fn
-
-        return register
 
     def resource(self, uri: str, *, name: str, scope: Scope = "read") -> Callable[[ResourceFn], ResourceFn]:
         def register(fn: ResourceFn) -> ResourceFn:

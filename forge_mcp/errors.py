@@ -4,6 +4,11 @@ a host path. Anything that is not a ForgeError is a bug and surfaces as Internal
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class ForgeError(Exception):
     """Base class; `code` is a stable machine-readable name for the failure class."""
@@ -72,3 +77,17 @@ class InternalError(ForgeError):
     def __init__(self, ref: str) -> None:
         super().__init__(f"internal error (ref {ref}); the server log has the details")
         self.ref = ref
+
+
+def describe_validation_error(exc: ValidationError, container: str = "this tool", noun: str = "an argument") -> str:
+    """'field: problem' for each error, without echoing the (untrusted, maybe huge) input."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"'{where}' is not {noun} of {container}; remove it")
+        elif err["type"] == "missing":
+            parts.append(f"'{where}' is required")
+        else:
+            parts.append(f"'{where}': {err['msg']}")
+    return "; ".join(parts)

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     job_heartbeat_s: float = Field(jobs.HEARTBEAT_S, gt=0)
     job_lease_s: float = Field(jobs.LEASE_S, gt=0)
     job_cancel_grace_s: float = Field(jobs.CANCEL_GRACE_S, ge=0)
+    # The engine's test workloads (forge_mcp/jobs/testing_kinds.py) and the test_job_start tool.
+    # Set it in the environment (FORGE_TEST_JOB_KINDS=1): workers read it from theirs.
+    test_job_kinds: bool = Field(False, description="offer the test-only job kinds; never on a real server")
     # A2A tasks: every call leaves a task row (its artifact included) and a ledger row.
     a2a_task_retention_hours: float = Field(24.0, gt=0, description="ended A2A tasks are deleted this long after their last update")
     a2a_max_tasks: int = Field(10_000, ge=1, description="A2A tasks kept at most; the oldest ended ones go first")

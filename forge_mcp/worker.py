@@ -1,25 +1,33 @@
-"""`python -m forge_mcp.worker <job_id>`: runs one job in its own process.
+"""`python -m forge_mcp.worker <run folder>`: runs one job in its own process.
 
-Reads runs/<job>/job.json (kind, arguments, attempt), looks the kind up in the
-allowlist, runs it, and reports through runs/<job>/events.jsonl: progress, metrics,
+Everything it needs is in the run folder (`runs/<job>/`, jobs/run_dir.py): it reads
+job.json (kind, arguments, attempt, the workspace and import roots as the worker's
+machine sees them, the runs it repeats; jobs/spec.py), looks the kind up in the
+allowlist, runs it, and reports through the folder's events.jsonl: progress, metrics,
 heartbeats, and finally exactly one of result / error / canceled. Everything the job
-prints goes to runs/<job>/worker.log. It never touches the database.
+prints goes to the folder's worker.log (the executor's redirection). It never touches
+the database, reads no FORGE_HOME, and does not depend on its working directory.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sys
 import threading
 import traceback
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from forge_mcp.errors import ForgeError
-from forge_mcp.jobs.constants import HEARTBEAT_S, RUN_EVENTS, RUN_SPEC
+from forge_mcp.jobs.catalog import JobCatalog
+from forge_mcp.jobs.context import JobCanceled, JobContext
 from forge_mcp.jobs.events import EventWriter
-from forge_mcp.jobs.kinds import JobCanceled, JobContext, JobKind
+from forge_mcp.jobs.kinds import JobKind
+from forge_mcp.jobs.run_dir import RunDir
+from forge_mcp.jobs.spec import JobSpec
 from forge_mcp.workspace import Workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELED, EXIT_USAGE = 0, 1, 143, 2
@@ -28,25 +36,29 @@ ERROR_MESSAGE_MAX = 600
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m forge_mcp.worker <job_id>", file=sys.stderr)
+        print("usage: python -m forge_mcp.worker <run folder>", file=sys.stderr)
         return EXIT_USAGE
-    job_id = argv[1]
-    run_dir = Path(os.environ.get("FORGE_HOME", "forge-workspace")) / "runs" / job_id
-    spec = json.loads((run_dir / RUN_SPEC).read_text())
-    events = EventWriter(run_dir / RUN_EVENTS)
-    job = JobContext(job_id, run_dir, int(spec["attempt"]), events, parent_id=spec.get("parent_id"))
+    run = RunDir.at(Path(argv[1]))
+    try:
+        spec = JobSpec.read(run)
+    except (OSError, ValidationError) as exc:  # no outcome to report: the engine sees the exit code
+        print(f"[forge worker] cannot read {run.spec}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if spec.job_id != run.job_id:  # a spec copied into another job's folder must not run as that job
+        print(f"[forge worker] {run.spec} is job {spec.job_id}'s, not {run.job_id}'s", file=sys.stderr)
+        return EXIT_USAGE
+    events = EventWriter(run.events)
+    job = JobContext(run, spec, events)
     job.install_cancel_handler()
     stop_heartbeat = threading.Event()
-    heartbeat = threading.Thread(
-        target=_beat, args=(events, stop_heartbeat, float(spec.get("heartbeat_s", HEARTBEAT_S))), daemon=True
-    )
+    heartbeat = threading.Thread(target=_beat, args=(events, stop_heartbeat, spec.heartbeat_s), daemon=True)
     heartbeat.start()
     events.emit("started", pid=os.getpid(), attempt=job.attempt)
-    print(f"[forge worker] job {job_id} kind {spec['kind']} attempt {job.attempt}", flush=True)
+    print(f"[forge worker] job {spec.job_id} kind {spec.kind} attempt {job.attempt}", flush=True)
     try:
-        kind = _find_kind(spec["kind"])
-        result = kind.fn(job, **spec["arguments"])
-        events.emit("result", result=result.model_dump(mode="json"))
+        kind = _find_kind(spec.kind)
+        result = kind.run(job, kind.parse_arguments(spec.arguments))
+        events.emit("result", result=kind.parse_result(result).model_dump(mode="json"))
         return EXIT_OK
     except JobCanceled:
         print("[forge worker] canceled", flush=True)
@@ -83,15 +95,9 @@ def _beat(events: EventWriter, stop: threading.Event, every_s: float) -> None:
             return
 
 
-def _find_kind(name: str) -> JobKind:
-    from forge_mcp.errors import NotFound
-    from forge_mcp.tools import all_toolsets
-
-    for toolset in all_toolsets():
-        for kind in toolset.job_kinds:
-            if kind.name == name:
-                return kind
-    raise NotFound(f"job kind {name!r} is not in this installation's allowlist")
+def _find_kind(name: str) -> JobKind[Any, Any]:
+    """The kind from the catalog, which imports only that kind's module."""
+    return JobCatalog.for_worker().load(name)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from forge_mcp.capabilities import describe_validation_error
+from forge_mcp.errors import describe_validation_error
 
 MAX_BODY_BYTES = 1 << 20
 

@@ -9,8 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from forge_mcp.capabilities import describe_validation_error
-from forge_mcp.errors import InvalidArguments, NotFound
+from forge_mcp.errors import InvalidArguments, NotFound, describe_validation_error
 from forge_mcp.package_data import config_file
 
 Method = Literal["sft", "dpo", "cpt"]

@@ -14,8 +14,17 @@ from forge_mcp.settings import load_settings
 from tests.polling import until
 
 AppFactory = Callable[..., Awaitable[ForgeApp]]
-QUICK = {"seconds_per_test": 0.1, "backend": "numpy", "devices": ["cpu"]}
-LONG = {"seconds_per_test": 60.0, "backend": "numpy", "devices": ["cpu"]}
+# The engine tests' timer: a job that sleeps (forge_mcp/jobs/testing_kinds.py), not a benchmark.
+SLEEP = "test_sleep"
+QUICK = {"seconds": 0.1}
+LONG = {"seconds": 600.0}
+BENCH_QUICK = {"seconds_per_test": 0.1, "backend": "numpy", "devices": ["cpu"]}
+
+
+@pytest.fixture(autouse=True)
+def test_job_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test kinds on, for the server's settings and (through the environment) its workers."""
+    monkeypatch.setenv("FORGE_TEST_JOB_KINDS", "1")
 
 
 @pytest.fixture

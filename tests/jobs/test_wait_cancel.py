@@ -9,14 +9,14 @@ from pathlib import Path
 from forge_mcp.app import ForgeApp
 from forge_mcp.jobs.events import JobUpdate
 from forge_mcp.settings import load_settings
-from tests.jobs.conftest import LONG
+from tests.jobs.conftest import LONG, SLEEP
 from tests.polling import until
 
 
 async def test_a_cancel_that_lands_with_an_update_stops_the_wait(tmp_path: Path) -> None:
     app = ForgeApp(load_settings(home=tmp_path / "ws"))
     async with app.running(engine=False):  # the job stays queued: nothing else publishes
-        handle = await app.jobs.submit("system_benchmark", LONG, "tester")
+        handle = await app.jobs.submit(SLEEP, LONG, "tester")
         update = JobUpdate(await app.jobs.repo.get(handle.job_id), "state")
         waiting = asyncio.create_task(app.jobs.wait(handle.job_id, 3600))
 
