@@ -105,8 +105,8 @@ class Launcher:
         self.bus.publish(JobUpdate(running, "state"))
         try:
             handle = await executor.launch(job.id, run, host)
-        except OSError as exc:
-            # The OS error names host paths: the full detail goes to the server log under a ref,
+        except Exception as exc:  # OSError here; a remote executor's own errors too
+            # The error may name host paths: the full detail goes to the server log under a ref,
             # the stored error (what job_status shows) gets them workspace-relative.
             ref = secrets.token_hex(4)
             log.error("job %s: could not start the worker (ref %s): %s", job.id, ref, exc)

@@ -32,7 +32,10 @@ class Settlement:
     async def finish(self, job_id: str, sup: Supervision, *, lost_reason: str) -> None:
         """The worker is gone: settle the job from its outcome event, or as lost."""
         self.state.running.pop(job_id, None)
-        await sup.executor.kill(sup.handle)  # children that outlived the worker
+        try:
+            await sup.executor.kill(sup.handle)  # children that outlived the worker
+        except Exception:  # the job is settled all the same: its worker is gone
+            log.exception("job %s: killing what is left of its worker failed", job_id)
         job = await self.repo.get(job_id)
         outcome = sup.outcome or {}
         kind = outcome.get("type")

@@ -52,7 +52,10 @@ class Supervisor:
         if self.state.running:
             await self.request_stops(await self.repo.cancel_requested_ids())
         for job_id, sup, poll in await self._poll():
-            await self._watch(job_id, sup, poll)
+            try:
+                await self._watch(job_id, sup, poll)
+            except Exception:  # one job's executor failing must not hold up the others, or admission
+                log.exception("job %s: supervising its worker failed; trying again at the next tick", job_id)
         await self.launcher.admit()
 
     async def request_stops(self, job_ids: set[str] | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from forge_mcp.jobs.admission import Capacity, admit
+from forge_mcp.jobs.admission import Capacity, admit, place
 from forge_mcp.jobs.models import Job, Progress, Resources
 from forge_mcp.jobs.states import JobState
 
@@ -68,3 +68,24 @@ def test_services_have_their_own_slots_and_never_hold_up_training() -> None:
     assert admit(queued, running, cap, services) == [queued[0]]
     # A running service does not count against the CPU jobs.
     assert admit([queued[2]], running[:1], cap, services) == [queued[2]]
+
+
+def on(executor: str, *jobs: Job, host: str | None = None) -> list[Job]:
+    return [j.model_copy(update={"executor": executor, "host": host}) for j in jobs]
+
+
+def test_capacity_is_per_host_and_a_job_goes_where_it_fits() -> None:
+    hosts = {"ssh": {"a": Capacity(gpu_slots=1, cpu_slots=1, memory_gb=100.0),
+                     "b": Capacity(gpu_slots=2, cpu_slots=1, memory_gb=100.0)}}  # fmt: skip
+    running = on("ssh", job(gpus=1, state=JobState.RUNNING), host="a")  # a's one GPU is taken
+    one, two, big = on("ssh", job(priority=3, gpus=1), job(priority=2, gpus=1), job(priority=1, gpus=2))
+    placed = place([one, two, big], running, hosts)
+    assert [(p.job, p.host) for p in placed] == [(one, "b"), (two, "b")]  # big waits: no host has 2 free
+
+
+def test_a_job_whose_executor_holds_no_slots_starts_at_once_and_an_unknown_executor_is_left_out() -> None:
+    hosts = {"local": {"here": Capacity(gpu_slots=0, cpu_slots=1, memory_gb=1.0)}, "server": {}}
+    running = on("local", job(state=JobState.RUNNING), host="here")  # the one CPU slot is taken
+    waiting, orchestration, elsewhere = on("local", job()) + on("server", job(gpus=4, memory_gb=50.0)) + on("ssh", job())
+    placed = place([waiting, orchestration, elsewhere], running, hosts)
+    assert [(p.job, p.host) for p in placed] == [(orchestration, None)]
