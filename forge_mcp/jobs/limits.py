@@ -1,4 +1,6 @@
-"""The numbers one job engine runs by: how much it takes at once, and its timings."""
+"""The numbers one job engine runs by: this machine's capacity, queue limits and timings.
+Capacity is per host (Executor.hosts): `capacity` is this machine's, which the local
+executor offers as its one host."""
 
 from __future__ import annotations
 
