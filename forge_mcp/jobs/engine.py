@@ -1,8 +1,9 @@
 """The job engine: one façade over its parts — submission (submission.py), the supervising
 loop's tick (supervision.py, with launching.py and settlement.py), recovery at start-up
 (recovery.py) and waiting (waiting.py) — sharing one EngineState. Workers run through
-executors (executors/), picked by the name recorded on each job. This module holds the lifecycle (who supervises the workspace,
-and the loop), who may see and act on which job, and cancellation.
+executors (executors/), picked by the name recorded on each job. This module holds the
+lifecycle (who supervises the workspace, and the loop), who may see and act on which job,
+cancellation, and the way to a job's log.
 
 State lives in the database; the engine keeps only what it supervises right now. Every
 transition is written before it is published.
@@ -153,7 +154,7 @@ class JobEngine:
     ) -> JobHandle:
         """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
         else (an admin resuming another's job), so a refusal names whose queue is full.
-        `executor` names where it runs (default: the engine's default executor)."""
+        `executor` names where it runs (default: its kind's executor, else the engine's default)."""
         return await self._submission.submit(kind, arguments, principal, priority=priority,
                                              idempotency_key=idempotency_key, parent_id=parent_id,
                                              requested_by=requested_by, executor=executor)  # fmt: skip
