@@ -57,7 +57,7 @@ TEST_KINDS: tuple[CatalogEntry, ...] = (
 )
 
 
-def testing_kinds_enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+def offers_test_kinds(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
     return environ.get(TEST_KINDS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -72,7 +72,7 @@ class JobCatalog:
     def for_worker(cls) -> JobCatalog:
         """The catalog a worker looks its kind up in: the server's, test kinds included only
         when the environment it inherited turns them on."""
-        return cls(test_kinds=testing_kinds_enabled())
+        return cls(test_kinds=offers_test_kinds())
 
     @property
     def names(self) -> list[str]:
