@@ -81,7 +81,7 @@ class ForgeApp:
         self.services = Services(
             system=SystemService(self.workspace, self.registry, self.jobs, job_repository, dataset_repository,
                                  auth_enabled=settings.auth_enabled, started_at=started_at),  # fmt: skip
-            jobs=JobService(self.jobs, job_repository, self.workspace.runs),
+            jobs=JobService(self.jobs, job_repository),
             datasets=DatasetService(self.workspace, dataset_repository, self.datasets, self.jobs),
             training=TrainingService(self.workspace, dataset_repository, self.jobs, job_repository),
             settings=settings,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Iterable
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -17,7 +16,6 @@ from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import Job, JobHandle, MetricSeries
 from forge_mcp.jobs.repository import JobRepository
-from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.jobs.states import JobState
 from forge_mcp.security.principal import Principal
 
@@ -50,10 +48,9 @@ class JobMetrics(BaseModel):
 
 
 class JobService:
-    def __init__(self, engine: JobEngine, repository: JobRepository, runs_dir: Path) -> None:
+    def __init__(self, engine: JobEngine, repository: JobRepository) -> None:
         self._engine = engine
         self._repo = repository
-        self._runs_dir = runs_dir
 
     async def list(
         self, principal: Principal, states: Iterable[JobState] = (), kind: str | None = None, limit: int = 20
@@ -78,8 +75,9 @@ class JobService:
     async def logs(
         self, principal: Principal, job_id: str, since: int | None = None, max_bytes: int = DEFAULT_LOG_BYTES
     ) -> JobLogs:
-        await self._engine.get(job_id, principal)
-        return await asyncio.to_thread(_read_log, job_id, self._log_path(job_id), since, max_bytes)
+        """Read through the job's executor, so a worker on another machine reads the same way."""
+        chunk = await self._engine.logs(await self._engine.get(job_id, principal), since, max_bytes)
+        return JobLogs(job_id=job_id, text=chunk.text, cursor=chunk.next_offset, size=chunk.size, truncated=chunk.truncated)
 
     async def metrics(
         self,
@@ -109,10 +107,6 @@ class JobService:
     async def resume(self, principal: Principal, job_id: str) -> JobHandle:
         return await self._engine.resume(job_id, principal)
 
-    def _log_path(self, job_id: str) -> Path:
-        return RunDir(self._runs_dir, job_id).log
-
-
 def _reporting(progress: ProgressReporter) -> Callable[[Job], Awaitable[None]]:
     """A job's progress as a reporter wants it: done, total and '<STATE>: <message>'."""
 
@@ -122,23 +116,3 @@ def _reporting(progress: ProgressReporter) -> Callable[[Job], Awaitable[None]]:
         await progress(done, job.progress.total, message)
 
     return report
-
-
-def _read_log(job_id: str, path: Path, since: int | None, max_bytes: int) -> JobLogs:
-    """From `since` (default: the start) to the end, keeping at most the last `max_bytes`."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return JobLogs(job_id=job_id, text="", cursor=0, size=0, truncated=False)
-    requested = min(since or 0, size)
-    start = max(requested, size - max_bytes)
-    with path.open("rb") as f:
-        f.seek(start)
-        data = f.read(size - start)
-    return JobLogs(
-        job_id=job_id,
-        text=data.decode("utf-8", errors="replace"),
-        cursor=start + len(data),
-        size=size,
-        truncated=start > requested,
-    )
