@@ -15,9 +15,12 @@ NICENESS = 5  # added to the thread's niceness; Linux only (elsewhere the thread
 
 
 async def run_in_background_thread(name: str, fn: Callable[[], T]) -> T:
-    """fn() in a new daemon thread. A cancelled wait leaves fn running to its end (as
+    """fn() in a new thread. A cancelled wait leaves fn running to its end (as
     asyncio.to_thread does); its result is then dropped. Not the default executor's thread:
-    one made nicer could not be made normal again without privileges."""
+    one made nicer could not be made normal again without privileges. Not a daemon: the
+    interpreter waits for it at exit, because a daemon thread still importing and building
+    (the A2A side, the tool schemas) while the interpreter finalizes aborts the process — a
+    server stopped within a second of start-up exited -6 in about one stop in five."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
 
@@ -41,5 +44,5 @@ async def run_in_background_thread(name: str, fn: Callable[[], T]) -> T:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
             loop.call_soon_threadsafe(settle, result, error)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    threading.Thread(target=run, name=name, daemon=False).start()
     return await done
