@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from forge_mcp.errors import ForgeError
 from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.events import JobEventBus
@@ -78,11 +80,11 @@ class ServerExecutor:
         self._links = links
         self._bus = bus
         self._control = control
+        # The lease recorded on an orchestration's row: this server process (its pid and start time).
         self._pid = os.getpid()
-        # Recorded as the handle's start time: tells this executor's orchestrations from those of
-        # an earlier one (another server process, or an earlier app in this process, in tests).
-        self._started_at = time.time()
+        self._started_at = psutil.Process(self._pid).create_time()
         self._runs: dict[str, ServerRun] = {}
+        self._ended: set[str] = set()  # orchestrations whose coroutine ended here: never re-attached by a poll
 
     def hosts(self) -> Mapping[str, Capacity]:
         return {}  # no slots: an orchestration waits on its children without holding one
@@ -96,7 +98,7 @@ class ServerExecutor:
 
     async def poll(self, handle: WorkerHandle) -> Poll:
         current = self._runs.get(handle.job_id)
-        if current is None and not self._ran_here(handle):
+        if current is None and handle.job_id not in self._ended:
             current = await self._reattach(handle)
         if current is None:
             return Poll(alive=False)
@@ -107,6 +109,7 @@ class ServerExecutor:
             events.append({"type": "heartbeat", "at": time.time()})  # the coroutine is the lease
         else:
             self._runs.pop(handle.job_id, None)
+            self._ended.add(handle.job_id)
         return Poll(alive=alive, exit_code=None if alive else 0, events=tuple(events))
 
     async def logs(self, handle: WorkerHandle, since: int | None = None, max_bytes: int = 16_384) -> LogChunk:
@@ -139,12 +142,8 @@ class ServerExecutor:
     # running one orchestration ------------------------------------------------------------
 
     def _handle(self, job_id: str, run: RunDir) -> WorkerHandle:
-        # The server's own process: an orchestration has no worker. After a restart the row
-        # names the old server's, which is how a poll knows to re-attach.
+        # The server's own process: an orchestration has no worker of its own.
         return WorkerHandle(job_id=job_id, run=run, host=SERVER_HOST, pid=self._pid, started_at=self._started_at)
-
-    def _ran_here(self, handle: WorkerHandle) -> bool:
-        return handle.pid == self._pid and handle.started_at == self._started_at  # a REAL keeps a float exactly
 
     async def _reattach(self, handle: WorkerHandle) -> ServerRun | None:
         """A restarted server's first poll of an orchestration the old one ran: carry on here."""
