@@ -14,6 +14,8 @@ from mcp import Client
 
 from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
+from forge_mcp.training.checkpoints import MANIFEST
+from forge_mcp.workspace import Workspace
 from tests.e2e.jobs_db import poll_until
 from tests.e2e.test_training_mcp import greetings
 
@@ -57,7 +59,7 @@ def test_a_run_killed_mid_training_resumes_with_the_same_loss_curve(tmp_path: Pa
     first = ServerProcess(home)
     first.start()
     job_id = asyncio.run(start(first.url, backend))
-    manifest = home / "runs" / job_id / "checkpoints" / "checkpoint-10" / "forge_manifest.json"
+    manifest = Workspace(home).run(job_id).checkpoints / "checkpoint-10" / MANIFEST
     poll_until(manifest.exists, 120, "the first verified checkpoint")
     first.process.send_signal(signal.SIGKILL)  # the machine goes down: server and worker
     first.process.wait(10)
@@ -82,7 +84,7 @@ def test_cancel_mid_training_is_clean_and_job_resume_continues_from_its_checkpoi
         async with Client(f"{url}/mcp/") as client:
             started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": spec})
             job_id = started.structured_content["job_id"]
-            manifest = home / "runs" / job_id / "checkpoints" / "checkpoint-2" / "forge_manifest.json"
+            manifest = Workspace(home).run(job_id).checkpoints / "checkpoint-2" / MANIFEST
             await asyncio.to_thread(poll_until, manifest.exists, 120, "the first verified checkpoint")
             canceled = await client.call_tool("job_cancel", {"job_id": job_id})
             again = await client.call_tool("job_resume", {"job_id": job_id})
@@ -94,6 +96,6 @@ def test_cancel_mid_training_is_clean_and_job_resume_continues_from_its_checkpoi
         job_id, canceled, resumed = asyncio.run(scenario(live.url))
     assert canceled["state"] == "CANCELED"
     assert not job_processes(job_id)
-    assert not (home / "runs" / job_id / "output" / "adapter").exists()  # nothing half-written looks finished
+    assert not (Workspace(home).run(job_id).output / "adapter").exists()  # nothing half-written looks finished
     assert resumed["state"] == "SUCCEEDED" and resumed["parent_id"] == job_id, resumed
     assert resumed["result"]["resumed_from"] is not None and resumed["result"]["steps"] == 80
