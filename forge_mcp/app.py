@@ -163,24 +163,16 @@ class ForgeApp:
         card, /health and /metrics. Its lifespan opens and closes this ForgeApp. What /health does
         not need is finished once the server is up: the MCP tools' schemas, then the A2A side
         (a2a_side); /mcp and /a2a requests that arrive before wait for it."""
-        from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
         from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
-        from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
+        from mcp.server.transport_security import TransportSecuritySettings
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
-        from starlette.middleware.authentication import AuthenticationMiddleware
         from starlette.routing import Mount, Route
 
         from forge_mcp.protocols.a2a_side import A2ASide
         from forge_mcp.protocols.background_thread import run_in_background_thread
         from forge_mcp.protocols.deferred_asgi import DeferredApp
-        from forge_mcp.protocols.http_guards import (
-            AccessGuard,
-            HostOriginGuard,
-            JsonDepthGuard,
-            RequestMetrics,
-            TokenBuckets,
-        )
+        from forge_mcp.protocols.http_guards import HttpGate, TokenBuckets
         from forge_mcp.protocols.http_routes import health_endpoint, host_origin_policy, metrics_endpoint
         from forge_mcp.protocols.request_scopes import scope_resolver
 
@@ -189,7 +181,7 @@ class ForgeApp:
         policy = host_origin_policy(settings)
         mcp_asgi = mcp.streamable_http_app(
             streamable_http_path="/",
-            # HostOriginGuard checks Host and Origin exactly on every route, /mcp/ included,
+            # HttpGate checks Host and Origin exactly on every route, /mcp/ included,
             # before anything else runs; the SDK's own check (a prefix match) would only
             # disagree with it, so it is off. Its Content-Type check for POST stays on.
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
@@ -234,26 +226,17 @@ class ForgeApp:
                     await a2a.stop()
             await a2a.close()
 
-        middleware = [
-            Middleware(RequestMetrics, metrics=self.metrics),
-            Middleware(HostOriginGuard, policy=policy),
-            Middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes),
-        ]
-        if settings.auth_enabled:
-            middleware += [
-                Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(ApiKeyVerifier(self.api_keys))),
-                Middleware(AuthContextMiddleware),
-            ]
-        middleware.append(
-            Middleware(
-                AccessGuard,
-                prefixes=PROTECTED_PREFIXES,
-                auth_enabled=settings.auth_enabled,
-                buckets=TokenBuckets(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
-                resolve_scope=scope_resolver(self.registry),
-            )
+        # Metrics, Host/Origin, body limit, authentication, access (rate, scope) and JSON depth: one layer.
+        gate = Middleware(
+            HttpGate,
+            metrics=self.metrics,
+            policy=policy,
+            max_body_bytes=settings.max_body_bytes,
+            authenticate=BearerAuthBackend(ApiKeyVerifier(self.api_keys)) if settings.auth_enabled else None,
+            prefixes=PROTECTED_PREFIXES,
+            buckets=TokenBuckets(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
+            resolve_scope=scope_resolver(self.registry),
         )
-        middleware.append(Middleware(JsonDepthGuard))
         routes = [
             Route("/health", health_endpoint(self.store), methods=["GET"]),
             Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"]),
@@ -261,7 +244,7 @@ class ForgeApp:
             Mount("/mcp", app=mcp_gate),
             *a2a.protocol_routes(),
         ]
-        return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+        return Starlette(routes=routes, middleware=[gate], lifespan=lifespan)
 
 
 def _freeze_start_up_objects() -> None:

@@ -290,13 +290,16 @@ class CapabilityRunner:
         surface: str,
         progress: ProgressReporter = no_progress,
         confirm: Confirm = cannot_confirm,
+        validated: bool = False,
     ) -> BaseModel:
+        """With `validated`, `arguments` are what `validate` returned for this tool (an adapter
+        that checked the call before its transport did) and are not validated again."""
         started = time.perf_counter()
         outcome = "ok"
         try:
             cap = self.registry.get(name)
             principal.require(cap.scope, f"the tool {cap.name}")
-            values = cap.validate(arguments)
+            values = dict(arguments or {}) if validated else cap.validate(arguments)
             available = {"principal": principal, "progress": progress, "confirm": confirm}
             values.update({param: available[what] for param, what in cap.injected.items()})
             return await _guarded(cap.name, cap.fn(self._services, **values))
@@ -308,8 +311,7 @@ class CapabilityRunner:
 
     def _count(self, name: str, surface: str, outcome: str, seconds: float) -> None:
         label = name if self.registry.find(name) else "unknown"
-        self._metrics.tool_calls.labels(tool=label, surface=surface, outcome=outcome).inc()
-        self._metrics.tool_latency.labels(tool=label).observe(seconds)
+        self._metrics.count_tool_call(label, surface, outcome, seconds)
 
     async def read(self, spec: ResourceSpec, principal: Principal, params: Mapping[str, str]) -> BaseModel:
         principal.require(spec.scope, f"the resource {spec.uri}")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+MAX_CACHED_CHILDREN = 1024
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -39,6 +42,34 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+        # Labelled children by label values: `labels()` builds its key and takes a lock on every
+        # call, a visible share of a small request. Bounded: label values past the cap (odd HTTP
+        # methods) are still counted, just not kept here.
+        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+
+    def count_http_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        counter, latency = self._cached(("http", route, method, str(status)))
+        counter.inc()
+        latency.observe(seconds)
+
+    def count_tool_call(self, tool: str, surface: str, outcome: str, seconds: float) -> None:
+        counter, latency = self._cached(("tool", tool, surface, outcome))
+        counter.inc()
+        latency.observe(seconds)
+
+    def _cached(self, key: tuple[str, ...]) -> tuple[Any, Any]:
+        children = self._children.get(key)
+        if children is None:
+            if key[0] == "http":
+                children = (self.http_requests.labels(route=key[1], method=key[2], status=key[3]),
+                            self.http_latency.labels(route=key[1]))  # fmt: skip
+            else:
+                children = (self.tool_calls.labels(tool=key[1], surface=key[2], outcome=key[3]),
+                            self.tool_latency.labels(tool=key[1]))  # fmt: skip
+            if len(self._children) < MAX_CACHED_CHILDREN:
+                self._children[key] = children
+        return children
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,6 +1,6 @@
-"""ASGI middleware that every HTTP request passes: metrics, Host/Origin checks, the
-access guard (authentication, rate limit, per-capability scope) for protected paths, and
-the JSON nesting limit."""
+"""The one ASGI middleware every HTTP request passes (HttpGate): metrics, Host/Origin
+checks, the body limit, authentication, the access guard (rate limit, per-capability
+scope) for protected paths, and the JSON nesting limit."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, UnauthenticatedUser
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +24,7 @@ from forge_mcp.security.principal import grants
 
 ScopeResolver = Callable[[str, str, Any], str]  # (method, path, parsed JSON body or None) -> scope
 JSONRPC_INVALID_REQUEST = -32600
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})  # not checked for nesting depth
 
 
 def route_family(path: str) -> str:
@@ -36,10 +40,52 @@ def route_family(path: str) -> str:
     return "other"
 
 
-class RequestMetrics:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+class HttpGate:
+    """Every check an HTTP request passes, in one ASGI layer and in this order:
+
+    1. metrics (requests by route family, method and status; latency) around all of it;
+    2. Host and Origin, on every route, /mcp/ included (DNS-rebinding protection; the MCP
+       SDK's own check, a prefix match, is switched off there: this one decides): a Host
+       outside the allowlist gets 421, a browser Origin outside it 403. Host and port match
+       exactly;
+    3. the body limit: 413 when the declared or the received body is over `max_body_bytes`.
+       The body is read here, once, and replayed to the app;
+    4. with `authenticate` (auth on), the API key: scope["user"] and scope["auth"] as
+       Starlette's AuthenticationMiddleware sets them (the A2A side reads them), and the
+       MCP SDK's auth context for the request (its get_access_token);
+    5. for paths under `prefixes`: 401 without a valid key (when auth is on), 429 past the
+       principal's rate, 403 when the key lacks the scope the request needs;
+    6. bodies nested deeper than `depth_limit` never reach a parser: each protocol gets its
+       own invalid-request error (MCP: JSON-RPC -32600 with HTTP 400; A2A JSON-RPC: -32600
+       with HTTP 200, as the A2A SDK answers; A2A REST: 400 INVALID_ARGUMENT).
+
+    One layer, not six: each middleware layer costs every request a coroutine frame, and
+    most a send or receive wrapper and a header parse; for a small MCP call that was a
+    measurable share of the server's CPU."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        policy: HostOriginPolicy,
+        max_body_bytes: int,
+        authenticate: AuthenticationBackend | None,
+        prefixes: tuple[str, ...],
+        buckets: TokenBuckets | None,
+        resolve_scope: ScopeResolver,
+        depth_limit: int = MAX_JSON_DEPTH,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.policy = policy
+        self.max_body_bytes = max_body_bytes
+        self.authenticate = authenticate
+        self.auth_enabled = authenticate is not None
+        self.prefixes = prefixes
+        self.buckets = buckets
+        self.resolve_scope = resolve_scope
+        self.depth_limit = depth_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,33 +100,85 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
-        family = route_family(scope["path"])
         try:
-            await self.app(scope, receive, send_with_status)
+            await self._checked(scope, receive, send_with_status)
         finally:
-            self.metrics.http_requests.labels(route=family, method=scope["method"], status=str(status)).inc()
-            self.metrics.http_latency.labels(route=family).observe(time.perf_counter() - started)
+            self.metrics.count_http_request(
+                route_family(scope["path"]), scope["method"], status, time.perf_counter() - started
+            )
 
-
-class HostOriginGuard:
-    """DNS-rebinding protection for every route, /mcp/ included (the MCP SDK's own check,
-    a prefix match, is switched off there: this one decides): a Host outside the
-    allowlist gets 421, a browser Origin outside it 403. Host and port match exactly."""
-
-    def __init__(self, app: ASGIApp, policy: HostOriginPolicy) -> None:
-        self.app = app
-        self.policy = policy
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = Headers(scope=scope)
-            if not self.policy.host_allowed(headers.get("host")):
-                await PlainTextResponse("Invalid Host header", status_code=421)(scope, receive, send)
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        if not self.policy.host_allowed(headers.get("host")):
+            await PlainTextResponse("Invalid Host header", status_code=421)(scope, receive, send)
+            return
+        if not self.policy.origin_allowed(headers.get("origin")):
+            await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
+            return
+        if _declared_length(headers) > self.max_body_bytes:
+            await Response("Request body too large", status_code=413)(scope, receive, send)
+            return
+        body, replay, whole = await _buffer_body(receive, self.max_body_bytes)
+        if body is None:
+            await Response("Request body too large", status_code=413)(scope, receive, send)
+            return
+        if self.authenticate is not None:
+            refusal = await self._authenticate(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
                 return
-            if not self.policy.origin_allowed(headers.get("origin")):
-                await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
+        user = scope.get("user")
+        if scope["path"].startswith(self.prefixes):
+            refusal = self._access(scope, user, body)
+            if refusal is not None:
+                await refusal(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        if scope["method"] not in BODYLESS_METHODS:
+            if not whole:
+                return  # the client left (or the body deadline cut it off): no one to answer
+            if exceeds_depth(body, self.depth_limit):
+                await _too_deep(scope["path"], body, too_deep_message(self.depth_limit))(scope, receive, send)
+                return
+        if isinstance(user, AuthenticatedUser):
+            token = auth_context_var.set(user)
+            try:
+                await self.app(scope, replay, send)
+            finally:
+                auth_context_var.reset(token)
+            return
+        await self.app(scope, replay, send)
+
+    async def _authenticate(self, scope: Scope) -> Response | None:
+        """Set scope["auth"] and scope["user"] from the Authorization header, as Starlette's
+        AuthenticationMiddleware does (a backend's AuthenticationError is a 400)."""
+        assert self.authenticate is not None
+        try:
+            result = await self.authenticate.authenticate(HTTPConnection(scope))
+        except AuthenticationError as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        scope["auth"], scope["user"] = result if result is not None else (AuthCredentials(), UnauthenticatedUser())
+        return None
+
+    def _access(self, scope: Scope, user: Any, body: bytes) -> Response | None:
+        """A protected path's refusal (401, 429, 403), or None when the request may go on."""
+        authenticated = isinstance(user, AuthenticatedUser)
+        if self.auth_enabled and not authenticated:
+            return _auth_error(401, "invalid_token", "a valid API key is required: Authorization: Bearer <key>")
+        # Rate limits are per principal, that is per API key. Without auth (loopback only) every
+        # caller is the one trusted local operator, as on stdio: a shared bucket would only make
+        # concurrent local clients fail each other, so the local operator is not limited.
+        if self.buckets is not None and authenticated:
+            wait = self.buckets.take(user.display_name)
+            if wait > 0:
+                return _rate_limited(scope["path"], max(1, int(wait + 0.999)), self.buckets.per_minute)
+        if not self.auth_enabled:
+            return None
+        needed = self.resolve_scope(scope["method"], scope["path"], _parse_json(body, self.depth_limit))
+        if not grants(user.scopes, needed):
+            return _auth_error(
+                403, "insufficient_scope", f"this request needs the '{needed}' scope, which this API key lacks"
+            )
+        return None
 
 
 class TokenBuckets:
@@ -103,60 +201,6 @@ class TokenBuckets:
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate
-
-
-class AccessGuard:
-    """For paths under `prefixes`: 401 without a valid key (when auth is on), 429 past the
-    principal's rate, 403 when the key lacks the scope the request needs. Reading the
-    body to find the tool is bounded by the body limit applied before this guard."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        prefixes: tuple[str, ...],
-        auth_enabled: bool,
-        buckets: TokenBuckets | None,
-        resolve_scope: ScopeResolver,
-    ) -> None:
-        self.app = app
-        self.prefixes = prefixes
-        self.auth_enabled = auth_enabled
-        self.buckets = buckets
-        self.resolve_scope = resolve_scope
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
-            await self.app(scope, receive, send)
-            return
-        user = scope.get("user")
-        authenticated = isinstance(user, AuthenticatedUser)
-        if self.auth_enabled and not authenticated:
-            await _auth_error(401, "invalid_token", "a valid API key is required: Authorization: Bearer <key>")(
-                scope, receive, send
-            )
-            return
-        # Rate limits are per principal, that is per API key. Without auth (loopback only) every
-        # caller is the one trusted local operator, as on stdio: a shared bucket would only make
-        # concurrent local clients fail each other, so the local operator is not limited.
-        if self.buckets is not None and authenticated:
-            wait = self.buckets.take(user.display_name)
-            if wait > 0:
-                await _rate_limited(scope["path"], max(1, int(wait + 0.999)), self.buckets.per_minute)(
-                    scope, receive, send
-                )
-                return
-        if not self.auth_enabled:
-            await self.app(scope, receive, send)
-            return
-        body, receive, _ = await _buffer_body(receive)
-        needed = self.resolve_scope(scope["method"], scope["path"], _parse_json(body))
-        if not grants(user.scopes, needed):
-            await _auth_error(
-                403, "insufficient_scope", f"this request needs the '{needed}' scope, which this API key lacks"
-            )(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 JSONRPC_PATHS = ("/mcp", "/a2a")  # /a2a/rest is REST
@@ -182,62 +226,60 @@ def _auth_error(status: int, error: str, description: str) -> Response:
     )
 
 
-async def _buffer_body(receive: Receive) -> tuple[bytes, Receive, bool]:
-    """Read the whole request body and return it with a `receive` that replays it, and
-    whether it came whole (False when the client left before the end)."""
+async def _buffer_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive, bool]:
+    """Read the request body and return it with a `receive` that replays what was read, and
+    whether it came whole (False when the client left before the end). The body is None
+    when it grew past `limit`."""
     chunks: list[bytes] = []
+    size = 0
     whole = False
+    trailing: Message | None = None
+    read_any = False
     while True:
         message = await receive()
         if message["type"] != "http.request":
+            trailing = message  # the client left: the app hears it too
             break
-        chunks.append(message.get("body", b""))
+        read_any = True
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None, receive, False
+        chunks.append(chunk)
         if not message.get("more_body", False):
             whole = True
             break
     body = b"".join(chunks)
-    replayed = False
+    queued: list[Message] = []
+    if read_any:
+        queued.append({"type": "http.request", "body": body, "more_body": not whole})
+    if trailing is not None:
+        queued.append(trailing)
+    queued.reverse()
 
     async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        if queued:
+            return queued.pop()
         return await receive()
 
     return body, replay, whole
 
 
-def _parse_json(body: bytes) -> Any:
-    if not body or exceeds_depth(body):
-        return None  # too deep: JsonDepthGuard answers it, once the caller is known
+def _declared_length(headers: Headers) -> int:
+    """The Content-Length a request declares (0 when none, or not a number)."""
+    try:
+        return int(headers.get("content-length") or 0)
+    except ValueError:
+        return 0
+
+
+def _parse_json(body: bytes, depth_limit: int) -> Any:
+    if not body or exceeds_depth(body, depth_limit):
+        return None  # too deep: answered as such once the caller is known
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-
-
-class JsonDepthGuard:
-    """Request bodies nested deeper than MAX_JSON_DEPTH never reach a parser: each
-    protocol gets its own invalid-request error (MCP: JSON-RPC -32600 with HTTP 400;
-    A2A JSON-RPC: -32600 with HTTP 200, as the A2A SDK answers; A2A REST:
-    400 INVALID_ARGUMENT). The body is already bounded by the body limit."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_JSON_DEPTH) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            await self.app(scope, receive, send)
-            return
-        body, replay, whole = await _buffer_body(receive)
-        if not whole:
-            return  # the client left (or the body deadline cut it off): no one to answer
-        if exceeds_depth(body, self.limit):
-            await _too_deep(scope["path"], body, too_deep_message(self.limit))(scope, receive, send)
-            return
-        await self.app(scope, replay, send)
 
 
 def _too_deep(path: str, body: bytes, message: str) -> Response:

@@ -22,8 +22,6 @@ import asyncio
 import contextvars
 import logging
 import warnings
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,27 +160,12 @@ class McpLogRelay:
         self._listeners[connection] = _Listener(ctx.session, params.level, principal)
         return EmptyResult()
 
-    @asynccontextmanager
-    async def request(self, ctx: Any, principal: Principal, job_id: str | None = None) -> AsyncIterator[None]:
-        """While a tool call runs: its warnings (and, 2026 era, its job's events) go to it.
-        Messages are sent by tasks of their own; the call's result waits (briefly) for the ones
-        still on their way, or a job_wait that returns on SUCCEEDED would outrun its own
+    def request(self, ctx: Any, principal: Principal, job_id: str | None = None) -> _RequestScope:
+        """`async with` it while a tool call runs: its warnings (and, 2026 era, its job's events)
+        go to it. Messages are sent by tasks of their own; the call's result waits (briefly) for
+        the ones still on their way, or a job_wait that returns on SUCCEEDED would outrun its own
         'succeeded' message, which would then find the request's stream closed."""
-        self._loop = asyncio.get_running_loop()
-        version = ctx.protocol_version
-        modern = version is not None and is_version_at_least(version, REQUEST_SCOPED_VERSION)
-        listener = None if modern else self._listeners.get(_connection_of(ctx.request_context.session))
-        request = _Request(ctx, principal, listener, modern, job_id if isinstance(job_id, str) else None)
-        token = _current.set(request)
-        if modern and request.job_id:
-            self._job_requests.add(request)
-        try:
-            yield
-            if request.pending:
-                await asyncio.wait(set(request.pending), timeout=FLUSH_S)
-        finally:
-            _current.reset(token)
-            self._job_requests.discard(request)
+        return _RequestScope(self, ctx, principal, job_id if isinstance(job_id, str) else None)
 
     # -- what is relayed ----------------------------------------------------------------
 
@@ -241,6 +224,39 @@ class McpLogRelay:
             pass
         finally:
             _relaying.reset(token)
+
+
+class _RequestScope:
+    """McpLogRelay.request's context manager: a plain class, not a generator-based one, as it
+    wraps every tool call."""
+
+    __slots__ = ("relay", "ctx", "principal", "job_id", "_request", "_token")
+
+    def __init__(self, relay: McpLogRelay, ctx: Any, principal: Principal, job_id: str | None) -> None:
+        self.relay = relay
+        self.ctx = ctx
+        self.principal = principal
+        self.job_id = job_id
+
+    async def __aenter__(self) -> None:
+        relay, ctx = self.relay, self.ctx
+        relay._loop = asyncio.get_running_loop()
+        version = ctx.protocol_version
+        modern = version is not None and is_version_at_least(version, REQUEST_SCOPED_VERSION)
+        listener = None if modern else relay._listeners.get(_connection_of(ctx.request_context.session))
+        self._request = request = _Request(ctx, self.principal, listener, modern, self.job_id)
+        self._token = _current.set(request)
+        if modern and request.job_id:
+            relay._job_requests.add(request)
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        request = self._request
+        try:
+            if exc_type is None and request.pending:
+                await asyncio.wait(set(request.pending), timeout=FLUSH_S)
+        finally:
+            _current.reset(self._token)
+            self.relay._job_requests.discard(request)
 
 
 class _RelayHandler(logging.Handler):

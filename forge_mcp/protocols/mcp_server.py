@@ -10,6 +10,7 @@ confirmation becomes a form elicitation, for clients that declared the capabilit
 from __future__ import annotations
 
 import base64
+import contextvars
 import functools
 import hashlib
 import inspect
@@ -80,6 +81,11 @@ class ForgeMCPServer(MCPServer):
     def __init__(self, runner: CapabilityRunner, log_relay: McpLogRelay, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._runner = runner
+        # The arguments forge's registry validated for the tool call in flight (call_tool): the
+        # tool function hands them to the runner as they are, not to be validated a third time.
+        self._validated: contextvars.ContextVar[tuple[str, dict[str, Any]] | None] = contextvars.ContextVar(
+            "forge_mcp_validated_call", default=None
+        )
         self._wire_schemas: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
         self.log_relay = log_relay
         # logging/setLevel (2025 era; the 2026 revision moved the level into each request's
@@ -92,7 +98,7 @@ class ForgeMCPServer(MCPServer):
         (most of the server's own start-up): over HTTP this runs once the server is up."""
         for cap in self._runner.registry:
             self.add_tool(
-                _tool_function(cap, self._runner, auth_enabled, self.log_relay),
+                _tool_function(cap, self._runner, auth_enabled, self.log_relay, self._validated),
                 name=cap.name,
                 title=cap.title,
                 description=cap.description,
@@ -135,10 +141,14 @@ class ForgeMCPServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
-            self._runner.validate(name, arguments, surface="mcp")
+            values = self._runner.validate(name, arguments, surface="mcp")
         except ForgeError as exc:
             raise ToolError(exc.message) from None
-        return await super().call_tool(name, arguments, context)
+        token = self._validated.set((name, values))
+        try:
+            return await super().call_tool(name, arguments, context)
+        finally:
+            self._validated.reset(token)
 
 
 def build_mcp_server(
@@ -184,17 +194,26 @@ def _annotations(cap: Capability) -> ToolAnnotations:
     )
 
 
-def _tool_function(cap: Capability, runner: CapabilityRunner, auth_enabled: bool, log_relay: McpLogRelay) -> Any:
+def _tool_function(
+    cap: Capability,
+    runner: CapabilityRunner,
+    auth_enabled: bool,
+    log_relay: McpLogRelay,
+    validated: contextvars.ContextVar[tuple[str, dict[str, Any]] | None],
+) -> Any:
     async def tool(ctx: Context, **arguments: Any) -> Any:
         async def progress(done: float, total: float | None = None, message: str | None = None) -> None:
             await ctx.report_progress(done, total, message)
 
         principal = current_principal(auth_enabled)
+        checked = validated.get()
+        ours = checked is not None and checked[0] == cap.name  # call_tool validated these (else validate here)
         try:
             async with log_relay.request(ctx, principal, job_id=arguments.get("job_id")):
                 result = await runner.run(
-                    cap.name, arguments, principal, surface="mcp", progress=progress, confirm=_confirmation(ctx)
-                )
+                    cap.name, checked[1] if ours else arguments, principal,  # type: ignore[index]
+                    surface="mcp", progress=progress, confirm=_confirmation(ctx), validated=ours,
+                )  # fmt: skip
         except InputRequired as exc:
             return _ask(exc.message)
         except ForgeError as exc:
