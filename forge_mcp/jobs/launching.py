@@ -58,7 +58,11 @@ class Launcher:
             return
         for job in queued:
             if job.executor not in self.executors:  # it would wait forever
-                await self.settlement.fail(job.id, C.REASON_EXECUTOR_UNAVAILABLE, not_configured(job.executor, self.executors))
+                try:
+                    await self.settlement.fail(job.id, C.REASON_EXECUTOR_UNAVAILABLE,
+                                               not_configured(job.executor, self.executors))  # fmt: skip
+                except Conflict:  # canceled meanwhile
+                    pass
         running = await self.repo.list([JobState.RUNNING], limit=10_000)
         hosts = {name: executor.hosts() for name, executor in self.executors.items()}
         services = frozenset(name for name, kind in self.kinds.items() if kind.service)
