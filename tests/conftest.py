@@ -16,6 +16,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from forge_mcp.app import ForgeApp
+from forge_mcp.jobs.catalog import TEST_KINDS_ENV
 from forge_mcp.server_process import ServerProcess
 from forge_mcp.settings import load_settings
 
@@ -96,6 +97,15 @@ class AuthServer:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     home = tmp_path_factory.mktemp("ws") / "forge-workspace"
     with ServerProcess(home) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def test_kinds_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with the test job kinds and the test_job_start tool (FORGE_TEST_JOB_KINDS=1):
+    for tests of the engine through the protocols, whose workload is a test_sleep, not a benchmark."""
+    home = tmp_path_factory.mktemp("ws-test-kinds") / "forge-workspace"
+    with ServerProcess(home, env={TEST_KINDS_ENV: "1"}) as live:
         yield live
 
 

@@ -59,9 +59,10 @@ def receiver() -> Iterator[Receiver]:
     hook.server.shutdown()
 
 
-def benchmark_message():  # noqa: ANN201
-    arguments = {"seconds_per_test": 0.2, "backend": "numpy", "devices": ["cpu"]}
-    return new_message([new_data_part({"tool": "system_benchmark", "arguments": arguments})], role=Role.ROLE_USER)
+def sleep_message():  # noqa: ANN201
+    """A short test_sleep job's task (the test kinds' tool: the servers here start with FORGE_TEST_JOB_KINDS=1)."""
+    start = {"kind": "test_sleep", "arguments": {"seconds": 0.6}}
+    return new_message([new_data_part({"tool": "test_job_start", "arguments": start})], role=Role.ROLE_USER)
 
 
 def completed(body: dict) -> bool:
@@ -69,7 +70,7 @@ def completed(body: dict) -> bool:
 
 
 async def test_job_updates_are_pushed_to_an_allowlisted_webhook(tmp_path: Path, receiver: Receiver) -> None:
-    with ServerProcess(tmp_path / "ws", env={"FORGE_PUSH_ALLOWED_HOSTS": "127.0.0.1"}) as live:
+    with ServerProcess(tmp_path / "ws", env={"FORGE_PUSH_ALLOWED_HOSTS": "127.0.0.1", "FORGE_TEST_JOB_KINDS": "1"}) as live:
         card = httpx.get(live.url + "/.well-known/agent-card.json").json()
         assert card["capabilities"]["pushNotifications"] is True
         push = TaskPushNotificationConfig(url=receiver.url, token="secret-token")
@@ -77,23 +78,23 @@ async def test_job_updates_are_pushed_to_an_allowlisted_webhook(tmp_path: Path, 
             live.url, client_config=ClientConfig(streaming=False, polling=True, push_notification_config=push)
         )
         try:
-            [event] = [e async for e in client.send_message(SendMessageRequest(message=benchmark_message()))]
+            [event] = [e async for e in client.send_message(SendMessageRequest(message=sleep_message()))]
             assert receiver.wait_for(completed), receiver.bodies
         finally:
             await client.close()
     working = [b for b in receiver.bodies if b.get("statusUpdate", {}).get("status", {}).get("state") == "TASK_STATE_WORKING"]
-    assert any("matrix multiply" in json.dumps(b) for b in working)
+    assert any("slept" in json.dumps(b) for b in working)  # test_sleep's progress messages
     assert all(b.get("statusUpdate", b.get("task", b.get("artifactUpdate", {}))).get("taskId", event.task.id) == event.task.id for b in receiver.bodies)
     assert set(receiver.tokens) == {"secret-token"}
 
 
 async def test_webhooks_outside_the_allowlist_are_refused(tmp_path: Path, receiver: Receiver) -> None:
-    with ServerProcess(tmp_path / "ws", env={"FORGE_PUSH_ALLOWED_HOSTS": "hooks.example.lan"}) as live:
+    with ServerProcess(tmp_path / "ws", env={"FORGE_PUSH_ALLOWED_HOSTS": "hooks.example.lan", "FORGE_TEST_JOB_KINDS": "1"}) as live:
         push = TaskPushNotificationConfig(url=receiver.url)
         client = await create_client(live.url, client_config=ClientConfig(streaming=False, push_notification_config=push))
         try:
             with pytest.raises(InvalidParamsError, match="Invalid push notification URL"):
-                [e async for e in client.send_message(SendMessageRequest(message=benchmark_message()))]
+                [e async for e in client.send_message(SendMessageRequest(message=sleep_message()))]
         finally:
             await client.close()
     assert receiver.bodies == []

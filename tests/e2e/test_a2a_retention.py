@@ -19,7 +19,9 @@ from tests.polling import until
 
 pytestmark = pytest.mark.e2e
 
-LONG = {"seconds_per_test": 60.0, "backend": "numpy", "devices": ["cpu"]}
+# A job that runs until canceled: a test_sleep, started with the test-only tool.
+START, LONG = "test_job_start", {"kind": "test_sleep", "arguments": {"seconds": 600.0}}
+TEST_KINDS = {"FORGE_TEST_JOB_KINDS": "1"}
 CAP = 3
 
 
@@ -57,10 +59,10 @@ async def exists(client, task_id: str) -> bool:  # noqa: ANN001
 
 async def test_beyond_the_cap_the_oldest_ended_tasks_go_and_a_running_one_stays(tmp_path: Path) -> None:
     home = tmp_path / "ws"
-    env = {"FORGE_A2A_MAX_TASKS": str(CAP), "FORGE_A2A_PRUNE_INTERVAL_S": "0.2"}
+    env = {"FORGE_A2A_MAX_TASKS": str(CAP), "FORGE_A2A_PRUNE_INTERVAL_S": "0.2", **TEST_KINDS}
     with ServerProcess(home, env=env) as live:
         async with a2a(live.url) as client:
-            running = await send(client, "system_benchmark", LONG)
+            running = await send(client, START, LONG)
             job_id = await job_of_task(client, running)
             quick = [await send(client, "system_status") for _ in range(CAP + 3)]
 
@@ -82,10 +84,10 @@ async def test_beyond_the_cap_the_oldest_ended_tasks_go_and_a_running_one_stays(
 
 async def test_ended_tasks_go_after_their_retention(tmp_path: Path) -> None:
     home = tmp_path / "ws"
-    env = {"FORGE_A2A_TASK_RETENTION_HOURS": "0.0003", "FORGE_A2A_PRUNE_INTERVAL_S": "0.2"}  # about a second
+    env = {"FORGE_A2A_TASK_RETENTION_HOURS": "0.0003", "FORGE_A2A_PRUNE_INTERVAL_S": "0.2", **TEST_KINDS}  # about a second
     with ServerProcess(home, env=env) as live:
         async with a2a(live.url) as client:
-            running = await send(client, "system_benchmark", LONG)
+            running = await send(client, START, LONG)
             await job_of_task(client, running)
             ended = await send(client, "system_status")
             assert await exists(client, ended)

@@ -16,11 +16,18 @@ from forge_mcp.server_process import ServerProcess
 from tests.polling import until
 
 pytestmark = pytest.mark.e2e
+TEST_KINDS = {"FORGE_TEST_JOB_KINDS": "1"}
 
 
 def benchmark_message(seconds: float):  # noqa: ANN201
     arguments = {"seconds_per_test": seconds, "backend": "numpy", "devices": ["cpu"]}
     return new_message([new_data_part({"tool": "system_benchmark", "arguments": arguments})], role=Role.ROLE_USER)
+
+
+def sleep_message(seconds: float):  # noqa: ANN201
+    """A test_sleep job's task (the test kinds' tool: on servers started with FORGE_TEST_JOB_KINDS=1)."""
+    start = {"kind": "test_sleep", "arguments": {"seconds": seconds}}
+    return new_message([new_data_part({"tool": "test_job_start", "arguments": start})], role=Role.ROLE_USER)
 
 
 async def test_streamed_benchmark_task_reports_progress_and_its_result(server: ServerProcess) -> None:
@@ -53,10 +60,11 @@ async def job_of_task(client, task_id: str) -> str:  # noqa: ANN001
     return found[0]
 
 
-async def test_cancel_task_cancels_the_job(server: ServerProcess) -> None:
+async def test_cancel_task_cancels_the_job(test_kinds_server: ServerProcess) -> None:
+    server = test_kinds_server
     client = await create_client(server.url, client_config=ClientConfig(streaming=False, polling=True))
     try:
-        [first] = [e async for e in client.send_message(SendMessageRequest(message=benchmark_message(60)))]
+        [first] = [e async for e in client.send_message(SendMessageRequest(message=sleep_message(600)))]
         job_id = await job_of_task(client, first.task.id)
         canceled = await client.cancel_task(CancelTaskRequest(id=first.task.id))
     finally:
@@ -70,17 +78,17 @@ async def test_cancel_task_cancels_the_job(server: ServerProcess) -> None:
 
 async def test_task_of_a_job_is_settled_after_the_server_dies(tmp_path: Path) -> None:
     home = tmp_path / "ws"
-    first = ServerProcess(home)
+    first = ServerProcess(home, env=TEST_KINDS)
     first.start()
     client = await create_client(first.url, client_config=ClientConfig(streaming=False, polling=True))
     try:
-        [event] = [e async for e in client.send_message(SendMessageRequest(message=benchmark_message(1.0)))]
+        [event] = [e async for e in client.send_message(SendMessageRequest(message=sleep_message(3.0)))]
         await job_of_task(client, event.task.id)
     finally:
         await client.close()
     first.process.kill()  # kill -9: the executor following the task dies with it; the worker does not
     first.process.wait(10)
-    with ServerProcess(home) as second:
+    with ServerProcess(home, env=TEST_KINDS) as second:
         client = await create_client(second.url)
         settled = (TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED)
 
@@ -93,7 +101,7 @@ async def test_task_of_a_job_is_settled_after_the_server_dies(tmp_path: Path) ->
         finally:
             await client.close()
     assert task.status.state == TaskState.TASK_STATE_COMPLETED, task.status
-    assert get_data_parts(task.artifacts[-1].parts)[0]["result"]["matmul"][0]["device"] == "cpu"
+    assert get_data_parts(task.artifacts[-1].parts)[0]["result"]["slept_s"] >= 3.0
 
 
 async def test_task_cut_off_by_a_restart_before_its_job_exists_fails_honestly(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """Jobs through MCP, stdio and HTTP: start a benchmark, watch progress notifications,
-wait, read logs, metrics and the chart, cancel, and submit concurrently with one key."""
+wait, read logs, metrics and the chart, cancel, and submit concurrently with one key. The
+engine's own paths (cancel, idempotency, resource updates) run on a test_sleep started with
+test_job_start, on a server with the test kinds on."""
 
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ from forge_mcp.server_process import ServerProcess
 pytestmark = pytest.mark.e2e
 
 QUICK = {"seconds_per_test": 0.2, "backend": "numpy", "devices": ["cpu"]}
+
+
+def sleep(seconds: float, **options: object) -> dict[str, object]:
+    """test_job_start's arguments for a test_sleep of `seconds`."""
+    return {"kind": "test_sleep", "arguments": {"seconds": seconds}, **options}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -63,9 +70,9 @@ async def test_benchmark_job_over_http(server: ServerProcess, mode: str) -> None
         await run_benchmark_flow(client)
 
 
-async def test_cancel_a_running_job_over_http(server: ServerProcess) -> None:
-    async with Client(f"{server.url}/mcp/") as client:
-        started = await client.call_tool("system_benchmark", {**QUICK, "seconds_per_test": 60})
+async def test_cancel_a_running_job_over_http(test_kinds_server: ServerProcess) -> None:
+    async with Client(f"{test_kinds_server.url}/mcp/") as client:
+        started = await client.call_tool("test_job_start", sleep(600))
         job_id = started.structured_content["job_id"]
         canceled = await client.call_tool("job_cancel", {"job_id": job_id})
         again = await client.call_tool("job_cancel", {"job_id": job_id})
@@ -74,11 +81,11 @@ async def test_cancel_a_running_job_over_http(server: ServerProcess) -> None:
     assert job_id in {j["id"] for j in listed.structured_content["jobs"]}
 
 
-async def test_fifty_concurrent_submissions_with_one_key_over_http(server: ServerProcess) -> None:
-    arguments = {**QUICK, "idempotency_key": "one-benchmark-please"}
-    async with Client(f"{server.url}/mcp/") as client:
-        results = await asyncio.gather(*(client.call_tool("system_benchmark", arguments) for _ in range(50)))
-        conflict = await client.call_tool("system_benchmark", {**arguments, "seconds_per_test": 0.3})
+async def test_fifty_concurrent_submissions_with_one_key_over_http(test_kinds_server: ServerProcess) -> None:
+    arguments = sleep(0.2, idempotency_key="one-benchmark-please")
+    async with Client(f"{test_kinds_server.url}/mcp/") as client:
+        results = await asyncio.gather(*(client.call_tool("test_job_start", arguments) for _ in range(50)))
+        conflict = await client.call_tool("test_job_start", sleep(0.3, idempotency_key="one-benchmark-please"))
         await client.call_tool("job_wait", {"job_id": results[0].structured_content["job_id"], "timeout_s": 60})
     assert not any(r.is_error for r in results)
     assert len({r.structured_content["job_id"] for r in results}) == 1
@@ -97,10 +104,10 @@ async def test_job_tools_refuse_bad_ids_and_arguments(server: ServerProcess) -> 
     assert no_gpu.is_error and "this server has no GPU" in no_gpu.content[0].text
 
 
-async def test_job_changes_arrive_as_resource_updates(server: ServerProcess) -> None:
+async def test_job_changes_arrive_as_resource_updates(test_kinds_server: ServerProcess) -> None:
     """2026-07-28 clients `listen` to forge://jobs/{id} and hear each change of the job."""
-    async with Client(f"{server.url}/mcp/") as client:
-        started = await client.call_tool("system_benchmark", {**QUICK, "seconds_per_test": 0.5})
+    async with Client(f"{test_kinds_server.url}/mcp/") as client:
+        started = await client.call_tool("test_job_start", sleep(1.5))
         uri = f"forge://jobs/{started.structured_content['job_id']}"
         updates = []
         async with client.listen(resource_subscriptions=[uri]) as subscription:

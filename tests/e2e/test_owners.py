@@ -37,7 +37,8 @@ from tests.polling import until
 
 pytestmark = pytest.mark.e2e
 
-LONG = {"seconds_per_test": 60.0, "backend": "numpy", "devices": ["cpu"]}
+# A job that runs until canceled: a test_sleep, started with the test-only tool (the test kinds are on).
+START, LONG = "test_job_start", {"kind": "test_sleep", "arguments": {"seconds": 600.0}}
 KEYS = {"alice": "train", "bob": "train", "root": "admin", "reader": "read"}
 
 
@@ -55,7 +56,7 @@ def owners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owners]:
         created = forge_cli(home, "keys", "create", "--name", name, "--scopes", scope)
         assert created.returncode == 0, created.stderr
         keys[name] = created.stdout.strip()
-    with ServerProcess(home, args=("--auth", "on"), env={"FORGE_PUSH_ALLOWED_HOSTS": "127.0.0.1"}) as live:
+    with ServerProcess(home, args=("--auth", "on"), env={"FORGE_PUSH_ALLOWED_HOSTS": "127.0.0.1", "FORGE_TEST_JOB_KINDS": "1"}) as live:
         yield Owners(url=live.url, keys=keys)
 
 
@@ -101,7 +102,7 @@ async def test_a_train_key_opens_a_session_lists_tools_and_plans(owners: Owners,
 
 
 def test_a_read_key_cannot_start_a_job(owners: Owners) -> None:
-    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "system_benchmark", "arguments": LONG}}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": START, "arguments": LONG}}
     headers = {"accept": "application/json, text/event-stream", "authorization": f"Bearer {owners.keys['reader']}"}
     refused = httpx.post(f"{owners.url}/mcp/", json=call, headers=headers)
     assert refused.status_code == 403 and "'train' scope" in refused.json()["error_description"]
@@ -109,7 +110,7 @@ def test_a_read_key_cannot_start_a_job(owners: Owners) -> None:
 
 async def test_someone_elses_job_looks_missing_over_mcp_and_an_admin_acts_on_it(owners: Owners) -> None:
     async with mcp_as(owners, "alice") as alice:
-        started = await alice.call_tool("system_benchmark", LONG)
+        started = await alice.call_tool(START, LONG)
         job_id = started.structured_content["job_id"]
         own = await alice.call_tool("job_list", {})
         async with mcp_as(owners, "bob") as bob:
@@ -152,7 +153,7 @@ async def test_someone_elses_job_looks_missing_over_mcp_and_an_admin_acts_on_it(
 
 async def test_a_job_an_admin_resumes_stays_its_owners(owners: Owners) -> None:
     async with mcp_as(owners, "alice") as alice:
-        job_id = (await alice.call_tool("system_benchmark", LONG)).structured_content["job_id"]
+        job_id = (await alice.call_tool(START, LONG)).structured_content["job_id"]
         assert (await alice.call_tool("job_cancel", {"job_id": job_id})).structured_content["state"] == "CANCELED"
         async with mcp_as(owners, "root") as root:
             resumed = await root.call_tool("job_resume", {"job_id": job_id})
@@ -174,7 +175,7 @@ async def test_a_job_an_admin_resumes_stays_its_owners(owners: Owners) -> None:
 
 
 def benchmark_message():  # noqa: ANN201
-    return new_message([new_data_part({"tool": "system_benchmark", "arguments": LONG})], role=Role.ROLE_USER)
+    return new_message([new_data_part({"tool": START, "arguments": LONG})], role=Role.ROLE_USER)
 
 
 async def test_someone_elses_a2a_task_looks_missing_and_an_admin_cancels_it(owners: Owners) -> None:
