@@ -14,25 +14,35 @@ from typing import TYPE_CHECKING, Any
 
 from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner
 from forge_mcp.datasets.importer import DatasetImporter
+from forge_mcp.datasets.publish import PublishPreparedDataset
 from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.datasets.service import DatasetService
 from forge_mcp.hardware.capacity import engine_limits
+from forge_mcp.jobs.catalog import JobCatalog
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
 from forge_mcp.jobs.executors.local import LocalExecutor
 from forge_mcp.jobs.lock import EngineLock
+from forge_mcp.jobs.publishing import Publisher
 from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.jobs.service import JobService
 from forge_mcp.metrics import Metrics
+from forge_mcp.models.evaluation_service import EvaluationService
+from forge_mcp.models.export_service import ExportService
+from forge_mcp.models.publish import PublishExport, StoreComparisonMetrics, StoreEvaluationMetrics
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.models.repository import ModelRepository
+from forge_mcp.orchestration.catalog import orchestration_kinds
+from forge_mcp.orchestration.executor import ServerExecutor
+from forge_mcp.orchestration.links import ChildLinks
 from forge_mcp.security.api_keys import ApiKeys, ApiKeyVerifier
 from forge_mcp.services import Services
 from forge_mcp.serving.manager import ServingManager
+from forge_mcp.serving.service import ServingService
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
 from forge_mcp.system.service import SystemService
-from forge_mcp.tools import all_toolsets
+from forge_mcp.tools import all_toolsets, testing
 from forge_mcp.training.service import TrainingService
 from forge_mcp.workspace import Workspace
 
@@ -54,28 +64,42 @@ class ForgeApp:
         self.workspace = Workspace(settings.home, settings.import_roots)
         self.store = Store(self.workspace.database_path)
         self.api_keys = ApiKeys(self.store)
-        toolsets = all_toolsets()
+        # The test-only toolset (start the test kinds) exists only where the test kinds do.
+        toolsets = all_toolsets() + ([testing.toolset] if settings.test_job_kinds else [])
         self.registry = CapabilityRegistry(toolsets, settings.toolsets)
         self.metrics = Metrics()
         self.job_bus = JobEventBus()
-        # Every installed job kind stays runnable (and recoverable) even when its toolset is not exposed.
-        kinds = {kind.name: kind for toolset in toolsets for kind in toolset.job_kinds}
+        # Every kind in the catalog stays runnable (and recoverable) even when its toolset is not exposed.
+        # Orchestration kinds are job kinds to the engine (their executor is the server itself).
+        orchestrations = orchestration_kinds(test_kinds=settings.test_job_kinds)
+        kinds = {**JobCatalog(test_kinds=settings.test_job_kinds).load_all(), **orchestrations}
+        job_repository = JobRepository(self.store)
+        dataset_repository = DatasetRepository(self.store)
+        self.datasets = DatasetImporter(self.workspace, dataset_repository)
+        model_repository = ModelRepository(self.store)
+        publisher = Publisher(kinds, {
+            "dataset_prepare": PublishPreparedDataset(self.datasets, self.workspace.runs),
+            "evaluate": StoreEvaluationMetrics(model_repository),
+            "compare": StoreComparisonMetrics(model_repository),
+            "export": PublishExport(self.workspace, model_repository),
+        })  # fmt: skip
         limits = engine_limits(settings)
         local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots)
-        job_repository = JobRepository(self.store)
+        # Starts and cancels children through the engine, which is built with it: handed over as a provider.
+        self.orchestrations = ServerExecutor(orchestrations, job_repository, ChildLinks(self.store), self.job_bus,
+                                             lambda: self.jobs, local.worker_workspace)  # fmt: skip
         self.jobs = JobEngine(
             job_repository,
-            {local.name: local},
+            {local.name: local, self.orchestrations.name: self.orchestrations},
             self.job_bus,
             kinds,
-            self.workspace.root / "runs",
+            self.workspace.runs,
             limits,
             EngineLock(self.workspace.root / ENGINE_LOCK),
             self.workspace.scrub,
+            publisher.publish,
         )
-        dataset_repository = DatasetRepository(self.store)
-        self.datasets = DatasetImporter(self.workspace, dataset_repository)
-        self.models = ModelRegistry(self.workspace, ModelRepository(self.store), self.jobs.repo)
+        self.models = ModelRegistry(self.workspace, model_repository, self.jobs)
         self.serving = ServingManager(settings, self.workspace, self.jobs, self.models)
         started_at = time.time()
         self.services = Services(
@@ -84,17 +108,18 @@ class ForgeApp:
             jobs=JobService(self.jobs, job_repository),
             datasets=DatasetService(self.workspace, dataset_repository, self.datasets, self.jobs),
             training=TrainingService(self.workspace, dataset_repository, self.jobs, job_repository),
+            evaluation=EvaluationService(self.workspace, self.models, dataset_repository, self.jobs, self.workspace.runs),
+            models=self.models,
+            export=ExportService(self.workspace, self.models, self.jobs),
+            serving=ServingService(self.serving, self.models, self.jobs),
             settings=settings,
             workspace=self.workspace,
             store=self.store,
             api_keys=self.api_keys,
             registry=self.registry,
             engine=self.jobs,
-            models=self.models,
-            serving=self.serving,
             started_at=started_at,
         )
-        self.jobs.services = self.services  # publish hooks run with the services (built after the engine)
         self.runner = CapabilityRunner(self.registry, self.services, self.metrics)
         self._background: set[asyncio.Task[None]] = set()
         # Set by the HTTP server once its socket accepts; binds to a loop only when first awaited.
@@ -109,6 +134,7 @@ class ForgeApp:
 
     async def stop(self) -> None:
         await self.jobs.stop()
+        await self.orchestrations.close()  # once nothing polls them, before the store closes; the next server re-attaches them
         await self.store.close()
 
     @asynccontextmanager

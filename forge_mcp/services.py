@@ -15,9 +15,11 @@ from forge_mcp.capabilities import CapabilityRegistry
 from forge_mcp.datasets.service import DatasetService
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.service import JobService
+from forge_mcp.models.evaluation_service import EvaluationService
+from forge_mcp.models.export_service import ExportService
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.security.api_keys import ApiKeys
-from forge_mcp.serving.manager import ServingManager
+from forge_mcp.serving.service import ServingService
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
 from forge_mcp.system.service import SystemService
@@ -32,6 +34,10 @@ class Services:
     jobs: JobService
     datasets: DatasetService
     training: TrainingService
+    evaluation: EvaluationService
+    models: ModelRegistry  # the registry service: register, list, read, promote, archive
+    export: ExportService
+    serving: ServingService
     # below the services
     settings: Settings
     workspace: Workspace
@@ -39,6 +45,4 @@ class Services:
     api_keys: ApiKeys
     registry: CapabilityRegistry
     engine: JobEngine
-    models: ModelRegistry
-    serving: ServingManager
     started_at: float

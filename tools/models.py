@@ -3,12 +3,13 @@ through registered → staging → production → archived (with a gate), archiv
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from forge_mcp.capabilities import Confirm, Toolset
-from forge_mcp.models.records import ModelExport, ModelVersion
+from forge_mcp.models.records import ModelVersion
+from forge_mcp.models.registry import ModelDetail, ModelList
 from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 
@@ -20,17 +21,6 @@ Gate = Annotated[
     Field(description='Conditions on the version\'s metrics, e.g. {"final_eval_loss": "< 2.5"}, or '
                       '{"beats_production": "final_eval_loss"}; a failed gate refuses the move'),  # fmt: skip
 ]
-
-
-class ModelList(BaseModel):
-    models: list[ModelVersion]
-
-
-class ModelDetail(BaseModel):
-    model: ModelVersion
-    production: str | None = Field(description="The production version of this name, if any")
-    history: list[dict[str, Any]] = Field(description="Every stage change: from, to, who, why, when")
-    exports: list[ModelExport] = Field(description="Verified exports (model_export): adapter, merged, GGUF")
 
 
 @toolset.capability(scope="train", title="Register a model version")
@@ -45,9 +35,7 @@ async def model_register(
     """Registers a new version of `name` from a training job (its adapter or weights, base model,
     dataset fingerprint, spec and metrics become the lineage) or from a local folder. Files are
     copied to models/<name>/v<N> with a model card; the version starts in stage `registered`."""
-    if job_id is not None:  # a job's output is its owner's (and an admin's) to register
-        await services.jobs.get(job_id, principal)
-    return await services.models.register(name, principal.name, job_id=job_id, path=path, base_model=base_model)
+    return await services.models.register(principal, name, job_id=job_id, path=path, base_model=base_model)
 
 
 @toolset.capability(scope="read", title="List model versions", read_only=True)
@@ -58,14 +46,14 @@ async def model_list(
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
 ) -> ModelList:
     """Model versions, by name and newest first, with stage, lineage and metrics."""
-    return ModelList(models=await services.models.repo.list(name, stage, limit))
+    return await services.models.list(name, stage, limit)
 
 
 @toolset.capability(scope="read", title="Get a model version", read_only=True)
 async def model_get(services: Services, model: ModelRef) -> ModelDetail:
     """One version: stage, lineage (base model, dataset fingerprint, training job and
     spec), metrics, and its stage history."""
-    return await _detail(services, model)
+    return await services.models.detail(model)
 
 
 @toolset.capability(scope="train", title="Promote a model version", destructive=True)
@@ -81,25 +69,17 @@ async def model_promote(
     per name: promoting one archives the previous one in the same transaction. A move to
     production asks the user to confirm where the client supports it (MCP elicitation); declined
     moves nothing."""
-    return await services.models.promote(model, stage, principal.name, gate, confirm)
+    return await services.models.promote(principal, model, stage, gate, confirm)
 
 
 @toolset.capability(scope="train", title="Archive a model version", destructive=True)
 async def model_archive(services: Services, principal: Principal, confirm: Confirm, model: ModelRef) -> ModelVersion:
     """Archives a version: it leaves every stage for good (its files stay for inspection).
     The user is asked to confirm, where the client supports it; declined moves nothing."""
-    return await services.models.promote(model, "archived", principal.name, None, confirm)
+    return await services.models.archive(principal, model, confirm)
 
 
 @toolset.resource("forge://models/{name}", name="model")
 async def model_resource(services: Services, name: str) -> ModelDetail:
     """The newest version of a model (or '<name>@v<N>'), with its history."""
-    return await _detail(services, name)
-
-
-async def _detail(services: Services, reference: str) -> ModelDetail:
-    model = await services.models.repo.get(reference)
-    production = await services.models.repo.production(model.name)
-    return ModelDetail(model=model, production=production.id if production else None,
-                       history=await services.models.repo.history(model.id),
-                       exports=await services.models.repo.exports(model.id))  # fmt: skip
+    return await services.models.detail(name)

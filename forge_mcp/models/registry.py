@@ -1,6 +1,10 @@
 """The model registry as a service: register a version (from a training job or a local
-folder) with its lineage and a model card, move it through registered → staging →
-production → archived, with an optional gate on the way up."""
+folder) with its lineage and a model card, list and read versions, move them through
+registered → staging → production → archived, with an optional gate on the way up.
+
+The registry is shared: every caller with the right scope sees every version. A caller's
+principal matters where a job is read (only their own training job, or an admin's pick,
+can be registered) and where a move is recorded (who promoted)."""
 
 from __future__ import annotations
 
@@ -9,35 +13,53 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import BaseModel, Field
+
+from forge_mcp.capabilities import Confirm, cannot_confirm
 from forge_mcp.errors import Conflict, ForgeError, InvalidArguments, NotFound
-from forge_mcp.jobs.repository import JobRepository
+from forge_mcp.jobs.engine import JobEngine
+from forge_mcp.jobs.models import Job
 from forge_mcp.models.gate import check_gate
-from forge_mcp.models.records import NEXT_STAGES, ModelExport, ModelVersion
+from forge_mcp.models.records import NEXT_STAGES, ModelExport, ModelVersion, Stage
 from forge_mcp.models.repository import ModelRepository
 from forge_mcp.package_data import card_file
 from forge_mcp.references import check_name
+from forge_mcp.security.principal import Principal
 from forge_mcp.workspace import Workspace
 
 TRAINING_METRICS = ("first_loss", "final_loss", "base_eval_loss", "final_eval_loss", "best_eval_loss", "tokens_per_second")
 MODEL_CARD = "README.md"
 
 
+class ModelList(BaseModel):
+    models: list[ModelVersion]
+
+
+class ModelDetail(BaseModel):
+    model: ModelVersion
+    production: str | None = Field(description="The production version of this name, if any")
+    history: list[dict[str, Any]] = Field(description="Every stage change: from, to, who, why, when")
+    exports: list[ModelExport] = Field(description="Verified exports (model_export): adapter, merged, GGUF")
+
+
 class ModelRegistry:
-    def __init__(self, workspace: Workspace, repo: ModelRepository, jobs: JobRepository) -> None:
+    def __init__(self, workspace: Workspace, repo: ModelRepository, engine: JobEngine) -> None:
         self.workspace = workspace
         self.repo = repo
-        self.jobs = jobs
+        self._engine = engine
         self.root = workspace.root / "models"
 
-    async def register(self, name: str, principal: str, *, job_id: str | None = None, path: str | None = None,
+    async def register(self, principal: Principal, name: str, *, job_id: str | None = None, path: str | None = None,
                        base_model: str | None = None) -> ModelVersion:  # fmt: skip
+        """A new version of `name` from a training job of `principal`'s (an admin's: anyone's) or
+        from a local folder, recorded as registered by them."""
+        job = await self._engine.get(job_id, principal) if job_id is not None else None  # before anything else is said
         check_name(name)
         if (job_id is None) == (path is None):
             raise InvalidArguments("job_id or path: give exactly one — the training job, or a local model folder")
-        values = await (self._from_job(job_id) if job_id is not None else self._from_path(path or "", base_model))
+        values = await (self._from_job(job) if job is not None else self._from_path(path or "", base_model))
         source = self.workspace.root / values.pop("source")
         version = await self.repo.next_version(name)
         values.update(id=f"{name}@v{version}", name=name, version=version, path=f"models/{name}/v{version}")
@@ -52,18 +74,36 @@ class ModelRegistry:
             if target.exists():  # versions come from the index, so a folder it does not list is a leftover
                 shutil.rmtree(target)
             staging.rename(target)
-            return await self.repo.insert(values, principal)
+            return await self.repo.insert(values, principal.name)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             if not await self._listed(values["id"]):
                 shutil.rmtree(target, ignore_errors=True)
             raise
 
-    async def promote(self, reference: str, stage: str, principal: str, gate: dict[str, str] | None,
-                      confirm: Callable[[str], Awaitable[bool | None]] | None = None) -> ModelVersion:  # fmt: skip
+    async def get(self, reference: str) -> ModelVersion:
+        """'<name>' (the newest version) or '<name>@v<N>'."""
+        return await self.repo.get(reference)
+
+    async def list(self, name: str | None = None, stage: Stage | None = None, limit: int = 50) -> ModelList:
+        return ModelList(models=await self.repo.list(name, stage, limit))
+
+    async def detail(self, reference: str) -> ModelDetail:
+        """A version with the production version of its name, its stage history and its exports."""
+        model = await self.repo.get(reference)
+        production = await self.repo.production(model.name)
+        return ModelDetail(model=model, production=production.id if production else None,
+                           history=await self.repo.history(model.id), exports=await self.repo.exports(model.id))  # fmt: skip
+
+    async def archive(self, principal: Principal, reference: str, confirm: Confirm = cannot_confirm) -> ModelVersion:
+        """Out of every stage for good (its files stay); `confirm` as for promote."""
+        return await self.promote(principal, reference, "archived", None, confirm)
+
+    async def promote(self, principal: Principal, reference: str, stage: str, gate: dict[str, str] | None,
+                      confirm: Confirm = cannot_confirm) -> ModelVersion:  # fmt: skip
         """`confirm` asks the person behind the caller before a version goes to production or is
         archived, once the move is known to be allowed; declined moves nothing, None (cannot
-        ask) goes on."""
+        ask) goes on. The move is recorded as `principal`'s."""
         model = await self.repo.get(reference)
         if stage not in NEXT_STAGES[model.stage]:
             allowed = ", ".join(NEXT_STAGES[model.stage]) or "nowhere: archived is final"
@@ -72,7 +112,7 @@ class ModelRegistry:
         failures = check_gate(gate or {}, model.metrics, production.metrics if production else None)
         if failures:
             raise Conflict(f"gate: {model.id} stays {model.stage} — " + "; ".join(failures))
-        if stage in ("production", "archived") and confirm is not None:
+        if stage in ("production", "archived"):
             if stage == "production":
                 replaced = (f"The current production version {production.id} will be archived." if production
                             else f"No version of {model.name} is in production now.")  # fmt: skip
@@ -83,27 +123,7 @@ class ModelRegistry:
                 raise Conflict(f"confirmation: {action.format(model.id)} was declined; nothing moved, "
                                f"{model.id} stays {model.stage}")  # fmt: skip
         reason = f"gate passed: {json.dumps(gate)}" if gate else "promoted"
-        return await self.repo.move(model, stage, principal, reason)
-
-    async def evaluation_target(self, model: str | None, base_model: str | None) -> dict[str, str | None]:
-        """What an evaluate job loads: a registered version (an adapter over its base, or full
-        weights), or a local model folder. model_id is set when results go back on a version."""
-        if (model is None) == (base_model is None):
-            raise InvalidArguments("model or base_model: give exactly one — a registered version, or a local model folder")
-        if model is not None:
-            version, model_path, adapter_path = await self.weights(model)
-            return {"label": version.id, "model_path": model_path, "model_id": version.id, "adapter_path": adapter_path}
-        folder = await asyncio.to_thread(self.workspace.resolve_tree, base_model, field="base_model")
-        if not (folder / "config.json").is_file():
-            raise InvalidArguments(f"base_model: {base_model} has no config.json; give a Hugging Face model folder")
-        return {"label": str(base_model), "model_path": self.workspace.shown(folder), "model_id": None, "adapter_path": None}
-
-    async def base_target(self, model: str, field: str) -> dict[str, str | None]:
-        """The base model a registered version was trained from (or applies to), as an evaluate target."""
-        version = await self.repo.get(model)
-        if version.base_model is None:
-            raise InvalidArguments(f"{field}: {version.id} records no base model; give base_model, a local model folder")
-        return await self.evaluation_target(None, version.base_model)
+        return await self.repo.move(model, stage, principal.name, reason)
 
     async def weights(self, reference: str) -> tuple[ModelVersion, str, str | None]:
         """(version, model folder, adapter folder or None): what a job loads for a version."""
@@ -117,27 +137,8 @@ class ModelRegistry:
         base = await asyncio.to_thread(self.workspace.resolve_tree, version.base_model, field="model's base model")
         return version, self.workspace.shown(base), folder
 
-    async def publish_export(self, model_id: str, job_id: str, result: dict[str, Any]) -> ModelExport:
-        """Move a verified export from its job's folder into models/<name>/v<N>/exports/<key>
-        (replacing an older export of the same key) and index it."""
-        version = await self.repo.get(model_id)
-        key = result["format"] if result["format"] != "gguf" else f"gguf-{result['quantization']}"
-        source = self.workspace.root / result["path"]
-        target = self.workspace.writable(self.workspace.root / version.path / "exports" / key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        old = target.with_name(f".{key}.old-{uuid.uuid4().hex[:8]}")
-        if target.exists():
-            target.rename(old)
-        source.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-        gguf = next((name for name in result["files"] if name.endswith(".gguf")), None)
-        return await self.repo.add_export(ModelExport(
-            model_id=version.id, key=key, format=result["format"], quantization=result.get("quantization"),
-            path=self.workspace.relative(target), file=gguf, job_id=job_id, verification=result["verification"],
-            created_at=time.time()))  # fmt: skip
-
-    async def _from_job(self, job_id: str) -> dict[str, Any]:
-        job = await self.jobs.get(job_id)
+    async def _from_job(self, job: Job) -> dict[str, Any]:
+        job_id = job.id
         if job.kind != "train" or job.state.value != "SUCCEEDED" or not job.result:
             raise InvalidArguments(f"job_id: {job_id} is a {job.kind} job in state {job.state.value}; "
                                    "give a training job that SUCCEEDED")  # fmt: skip

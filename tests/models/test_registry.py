@@ -15,7 +15,11 @@ from forge_mcp.app import ForgeApp
 from forge_mcp.errors import Conflict, InvalidArguments
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.models.repository import ModelRepository
+from forge_mcp.security.principal import Principal
 from forge_mcp.store import Store
+
+ALICE = Principal("alice", frozenset({"train"}))
+BOB = Principal("bob", frozenset({"train"}))
 
 
 def adapter_folder(home: Path, name: str = "adapter") -> str:
@@ -28,8 +32,8 @@ def adapter_folder(home: Path, name: str = "adapter") -> str:
 
 async def test_versions_get_their_own_folder_and_a_model_card(app: ForgeApp) -> None:
     home = app.settings.home
-    first = await app.models.register("greeter", "alice", path=adapter_folder(home, "a"))
-    second = await app.models.register("greeter", "alice", path=adapter_folder(home, "b"))
+    first = await app.models.register(ALICE, "greeter", path=adapter_folder(home, "a"))
+    second = await app.models.register(ALICE, "greeter", path=adapter_folder(home, "b"))
     assert (first.id, second.id, first.stage, first.kind, first.base_model) == (
         "greeter@v1", "greeter@v2", "registered", "adapter", "models/tiny")  # fmt: skip
     card = (home / second.path / "README.md").read_text()
@@ -39,21 +43,21 @@ async def test_versions_get_their_own_folder_and_a_model_card(app: ForgeApp) -> 
 
 
 async def test_stage_rules_and_a_refusing_gate_move_nothing(app: ForgeApp) -> None:
-    model = await app.models.register("greeter", "alice", path=adapter_folder(app.settings.home))
+    model = await app.models.register(ALICE, "greeter", path=adapter_folder(app.settings.home))
     with pytest.raises(Conflict, match="gate: greeter@v1 stays registered — final_eval_loss: this version has no such metric"):
-        await app.models.promote("greeter@v1", "staging", "alice", {"final_eval_loss": "< 3"})
+        await app.models.promote(ALICE, "greeter@v1", "staging", {"final_eval_loss": "< 3"})
     assert (await app.models.repo.get(model.id)).stage == "registered"
-    await app.models.promote("greeter@v1", "archived", "alice", None)
+    await app.models.promote(ALICE, "greeter@v1", "archived", None)
     with pytest.raises(Conflict, match="archived; from there it can go to nowhere: archived is final"):
-        await app.models.promote("greeter@v1", "staging", "alice", None)
+        await app.models.promote(ALICE, "greeter@v1", "staging", None)
 
 
 async def test_promoting_to_production_archives_the_previous_one(app: ForgeApp) -> None:
     home = app.settings.home
     for name in ("a", "b"):
-        await app.models.register("greeter", "alice", path=adapter_folder(home, name))
-    await app.models.promote("greeter@v1", "production", "alice", None)
-    await app.models.promote("greeter@v2", "production", "bob", None)
+        await app.models.register(ALICE, "greeter", path=adapter_folder(home, name))
+    await app.models.promote(ALICE, "greeter@v1", "production", None)
+    await app.models.promote(BOB, "greeter@v2", "production", None)
     stages = {m.id: m.stage for m in await app.models.repo.list("greeter")}
     assert stages == {"greeter@v1": "archived", "greeter@v2": "production"}
     history = await app.models.repo.history("greeter@v1")
@@ -64,15 +68,15 @@ async def test_promoting_to_production_archives_the_previous_one(app: ForgeApp) 
 async def test_two_processes_promoting_at_once_leave_one_production(app: ForgeApp) -> None:
     home = app.settings.home
     for name in ("a", "b", "c"):
-        await app.models.register("greeter", "alice", path=adapter_folder(home, name))
+        await app.models.register(ALICE, "greeter", path=adapter_folder(home, name))
     # A second connection to the same database plays a second server process.
     other = Store(home / "forge.db")
     await other.open()
     try:
-        rival = ModelRegistry(app.workspace, ModelRepository(other), app.jobs.repo)
+        rival = ModelRegistry(app.workspace, ModelRepository(other), app.jobs)
         outcomes = await asyncio.gather(
-            app.models.promote("greeter@v2", "production", "alice", None),
-            rival.promote("greeter@v3", "production", "bob", None),
+            app.models.promote(ALICE, "greeter@v2", "production", None),
+            rival.promote(BOB, "greeter@v3", "production", None),
             return_exceptions=True,
         )
     finally:
@@ -86,8 +90,8 @@ async def test_two_processes_promoting_at_once_leave_one_production(app: ForgeAp
 async def test_registration_refuses_what_is_not_a_model(app: ForgeApp) -> None:
     (app.settings.home / "empty").mkdir()
     with pytest.raises(InvalidArguments, match="path: give a PEFT adapter folder"):
-        await app.models.register("greeter", "alice", path="empty")
+        await app.models.register(ALICE, "greeter", path="empty")
     with pytest.raises(InvalidArguments, match="job_id or path: give exactly one"):
-        await app.models.register("greeter", "alice")
+        await app.models.register(ALICE, "greeter")
     with pytest.raises(InvalidArguments, match="name: use 1-64 lowercase"):
-        await app.models.register("Greeter!", "alice", path="empty")
+        await app.models.register(ALICE, "Greeter!", path="empty")
