@@ -13,7 +13,16 @@ from tests.polling import poll_until
 def read_jobs(home: Path) -> list[sqlite3.Row]:
     with sqlite3.connect(f"file:{home / 'forge.db'}?mode=ro", uri=True, timeout=10) as db:
         db.row_factory = sqlite3.Row
-        return db.execute("SELECT id, state, reason, pid, pid_started_at, attempt, progress_done FROM jobs").fetchall()
+        return db.execute(
+            "SELECT id, kind, executor, state, reason, pid, pid_started_at, attempt, progress_done, idempotency_key FROM jobs"
+        ).fetchall()
+
+
+def read_links(home: Path, parent_id: str) -> dict[str, str]:
+    """An orchestration's children: step -> child job id (job_links)."""
+    with sqlite3.connect(f"file:{home / 'forge.db'}?mode=ro", uri=True, timeout=10) as db:
+        rows = db.execute("SELECT step, child_id FROM job_links WHERE parent_id = ?", (parent_id,)).fetchall()
+    return {step: child for step, child in rows if child}
 
 
 def alive(pid: int | None, started_at: float | None) -> bool:
@@ -24,4 +33,4 @@ def alive(pid: int | None, started_at: float | None) -> bool:
         return False
 
 
-__all__ = ["alive", "poll_until", "read_jobs"]
+__all__ = ["alive", "poll_until", "read_jobs", "read_links"]
