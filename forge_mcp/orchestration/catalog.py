@@ -14,7 +14,7 @@ KINDS: tuple[OrchestrationKind[Any, Any], ...] = ()
 def orchestration_kinds(*, test_kinds: bool = False) -> dict[str, OrchestrationKind[Any, Any]]:
     kinds = KINDS
     if test_kinds:
-        from forge_mcp.orchestration.testing_kinds import THREE_STEPS
+        from forge_mcp.orchestration.testing_kinds import NESTED, THREE_STEPS
 
-        kinds += (THREE_STEPS,)
+        kinds += (THREE_STEPS, NESTED)
     return {kind.name: kind for kind in kinds}

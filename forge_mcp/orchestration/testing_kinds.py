@@ -4,6 +4,8 @@
 - test_orchestration: three steps of test_sleep, each declaring one GPU — a and b in
   parallel, then c once both succeeded. On a one-GPU engine it finishes only if the
   orchestration itself holds no slot. `fail_step` makes that step a test_fail instead.
+- test_orchestration_nested: one step, a test_orchestration: an orchestration's child may be
+  an orchestration (a cancel reaches the grandchildren through it).
 """
 
 from __future__ import annotations
@@ -51,4 +53,15 @@ async def three_steps(ctx: OrchestrationContext, arguments: ThreeStepsArguments)
     )
 
 
+class NestedResult(BaseModel):
+    inner: str = Field(description="the test_orchestration it ran as its one step")
+
+
+async def nested(ctx: OrchestrationContext, arguments: ThreeStepsArguments) -> NestedResult:
+    inner = await ctx.start_child("test_orchestration", arguments.model_dump(mode="json"), step="inner")
+    await ctx.wait(inner)
+    return NestedResult(inner=inner.job_id)
+
+
 THREE_STEPS = OrchestrationKind("test_orchestration", ThreeStepsArguments, ThreeStepsResult, three_steps)
+NESTED = OrchestrationKind("test_orchestration_nested", ThreeStepsArguments, NestedResult, nested)

@@ -119,3 +119,22 @@ async def test_a_server_that_stops_leaves_it_running_and_the_next_one_re_attache
             assert worker_starts(second, job.id) == 1
         # Never left RUNNING across the two servers: re-attached, not retried.
         assert [t[1] for t in await second.jobs.repo.transitions(done.id)] == ["QUEUED", "RUNNING", "SUCCEEDED"]
+
+
+async def test_cancel_reaches_the_children_of_a_child_orchestration(forge: AppFactory) -> None:
+    app = await forge(gpu_slots=1)
+    outer = await app.jobs.submit("test_orchestration_nested", {"seconds": 600}, "tester")
+
+    async def grandchildren_started() -> bool:
+        inner = (await children(app, outer.job_id)).get("inner")
+        return inner is not None and len(await children(app, inner.id)) == 2
+
+    await until(grandchildren_started, what="the inner orchestration's steps a and b")
+    inner = (await children(app, outer.job_id))["inner"]
+    assert inner.executor == "server" and inner.principal == "tester"
+    canceled = await app.jobs.cancel(outer.job_id)
+    assert canceled.state is JobState.CANCELED
+    assert (await app.jobs.repo.get(inner.id)).state is JobState.CANCELED
+    for job in (await children(app, inner.id)).values():
+        assert job.state is JobState.CANCELED, job
+        assert not job_processes(job.id)
