@@ -47,6 +47,16 @@ class ChildFailed(ForgeError):
         self.job = job
 
 
+class ChildNotStarted(ForgeError):
+    """A step's job was refused at submission (its arguments, its resources, the owner's queue)."""
+
+    code = "child_not_started"
+
+    def __init__(self, step: str, kind: str, reason: ForgeError) -> None:
+        super().__init__(f"step {step!r} could not start its {kind} job: {reason.message}")
+        self.step = step
+
+
 @dataclass(frozen=True)
 class Child:
     step: str
@@ -98,8 +108,11 @@ class OrchestrationContext:
         if child_id is None:
             # Submitted with the link's key: after a crash between the link and this call the
             # same key returns the child already queued, if there is one, instead of a second.
-            handle = await self._control.submit(kind, arguments, self.job.principal, priority=self.job.priority,
-                                                idempotency_key=link.idempotency_key)  # fmt: skip
+            try:
+                handle = await self._control.submit(kind, arguments, self.job.principal, priority=self.job.priority,
+                                                    idempotency_key=link.idempotency_key)  # fmt: skip
+            except ForgeError as exc:
+                raise ChildNotStarted(step, kind, exc) from None
             child_id = handle.job_id
             await self._links.set_child(self.job.id, step, child_id)
             self.log(f"step {step}: {'found' if handle.deduplicated else 'started'} {kind} job {child_id}")

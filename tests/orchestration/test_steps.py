@@ -9,7 +9,7 @@ import pytest
 from forge_mcp.app import ForgeApp
 from forge_mcp.errors import Conflict
 from forge_mcp.jobs.models import Job
-from forge_mcp.orchestration.context import OrchestrationContext
+from forge_mcp.orchestration.context import ChildNotStarted, OrchestrationContext
 from forge_mcp.orchestration.links import ChildLinks
 from tests.jobs.conftest import LONG, QUICK, SLEEP, AppFactory
 
@@ -53,3 +53,18 @@ async def test_a_step_runs_as_the_orchestrations_owner_and_keeps_its_kind(forge:
     assert child.principal == "alice" and child.parent_id is None
     with pytest.raises(Conflict, match="already ran a test_sleep job"):
         await ctx.start_child("test_events", {}, step="first")
+
+
+async def test_a_step_refused_at_submission_names_the_step(forge: AppFactory) -> None:
+    app = await forge(gpu_slots=0)
+    parent = await app.jobs.repo.get((await app.jobs.submit(SLEEP, LONG, "tester")).job_id)
+    ctx, _ = await context(app, parent)
+    with pytest.raises(ChildNotStarted, match="step 'big' could not start its test_sleep job: this job needs 1 GPU"):
+        await ctx.start_child(SLEEP, {"seconds": 1, "gpus": 1}, step="big")
+
+
+async def test_an_orchestration_whose_step_cannot_start_fails_naming_it(forge: AppFactory) -> None:
+    app = await forge(gpu_slots=0)  # the test orchestration's steps each need a GPU
+    done = await app.jobs.wait((await app.jobs.submit("test_orchestration", {"seconds": 0.1}, "tester")).job_id, 30)
+    assert done.state.value == "FAILED" and done.reason == "child_not_started"
+    assert (done.error or "").startswith("step 'a' could not start its test_sleep job")
