@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from a2a.client import ClientConfig, create_client
 from a2a.helpers import get_data_parts, new_data_part, new_message
-from a2a.types import Role, SendMessageRequest, TaskState
+from a2a.types import CancelTaskRequest, Role, SendMessageRequest, TaskState
 from mcp import Client
 
 from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.server_process import ServerProcess
+from tests.e2e.test_jobs_a2a import job_of_task
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
@@ -141,11 +142,14 @@ async def test_an_orchestration_over_mcp_reads_and_cancels_like_a_job(tmp_path: 
         assert "c" not in child_ids(home, job_id)
 
 
+def orchestration_message(seconds: float):  # noqa: ANN201
+    start = {"tool": "test_job_start", "arguments": {"kind": ORCHESTRATION, "arguments": {"seconds": seconds}}}
+    return new_message([new_data_part(start)], role=Role.ROLE_USER)
+
+
 async def test_an_orchestration_as_an_a2a_task_streams_progress_and_ends_with_its_result(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "ws", env=ENV) as server:
-        message = new_message([new_data_part({"tool": "test_job_start",
-                                              "arguments": {"kind": ORCHESTRATION, "arguments": {"seconds": 0.2}}})],
-                              role=Role.ROLE_USER)  # fmt: skip
+        message = orchestration_message(0.2)
         client = await create_client(server.url, client_config=ClientConfig(streaming=True))
         try:
             events = [e async for e in client.send_message(SendMessageRequest(message=message))]
@@ -158,3 +162,23 @@ async def test_an_orchestration_as_an_a2a_task_streams_progress_and_ends_with_it
     [artifact] = [e.artifact_update.artifact for e in events if e.HasField("artifact_update")]
     payload = get_data_parts(artifact.parts)[0]
     assert payload["job_id"].startswith("job_") and sorted(payload["result"]["children"]) == ["a", "b", "c"]
+
+
+async def test_cancel_task_of_an_orchestration_cancels_it_and_its_children(tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    with ServerProcess(home, env=ENV) as server:
+        client = await create_client(server.url, client_config=ClientConfig(streaming=False, polling=True))
+        try:
+            [first] = [e async for e in client.send_message(SendMessageRequest(message=orchestration_message(600)))]
+            job_id = await job_of_task(client, first.task.id)
+            poll_until(lambda: len(child_ids(home, job_id)) == 2, 30, "steps a and b to start")
+            canceled = await client.cancel_task(CancelTaskRequest(id=first.task.id))
+        finally:
+            await client.close()
+        shown = await status(server.url, job_id)
+    assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+    assert shown["state"] == "CANCELED" and shown["executor"] == "server"
+    rows = job_rows(home)
+    for child in child_ids(home, job_id).values():
+        assert rows[child]["state"] == "CANCELED"
+        assert not job_processes(child)
