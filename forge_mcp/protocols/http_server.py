@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import sys
@@ -28,6 +29,13 @@ from forge_mcp.settings import Settings, is_loopback
 log = logging.getLogger("forge_mcp.protocols.http_server")
 GRACEFUL_SHUTDOWN_S = 5
 READY_POLL_S = 0.02
+# The garbage collector's young generation while serving. A request allocates thousands of
+# short-lived containers (frames, tasks, models, dicts); at Python's default of 700 a
+# collection ran every few requests, and with 50 MCP clients in flight each one walked all
+# they held: 110-130 us of CPU per call, against 20 us at this size, where most of a
+# request's objects are freed by reference counting before any collection sees them. Only
+# cyclic garbage waits longer, which is a few MB at most.
+GC_YOUNG_THRESHOLD = 20_000
 
 
 class GracefulServer(uvicorn.Server):
@@ -72,6 +80,7 @@ def serve(settings: Settings, ready_file: Path | None = None) -> None:
         **_connection_limits(settings),
     )
     throttle_repeated_logs()  # after uvicorn.Config, which sets up uvicorn's log handlers
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     asyncio.run(_run(GracefulServer(config), sock, settings.base_url, ready_file, app.listening.set))
 
 
