@@ -87,6 +87,7 @@ class ForgeMCPServer(MCPServer):
             "forge_mcp_validated_call", default=None
         )
         self._wire_schemas: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+        self._listed: tuple[tuple[Any, ...], list[MCPTool]] | None = None  # (the registered tools, their wire form)
         self.log_relay = log_relay
         # logging/setLevel (2025 era; the 2026 revision moved the level into each request's
         # _meta): the SDK's documented way to serve it is the low-level server's handler table.
@@ -127,17 +128,23 @@ class ForgeMCPServer(MCPServer):
 
     async def list_tools(self) -> list[MCPTool]:
         """Tools with compact schemas (forge_mcp.protocols.wire_schema): every client pays for this list in
-        every conversation. Calls are still validated against the capability's own models."""
+        every conversation. Calls are still validated against the capability's own models. Built once
+        per set of registered tools (every MCP client asks for it when it starts)."""
+        registered = tuple(self._tool_manager.list_tools())
+        if self._listed is not None and _same_items(self._listed[0], registered):
+            return list(self._listed[1])
         tools = await super().list_tools()
         for tool in tools:
             if tool.name not in self._wire_schemas:
                 output = output_schema(tool.output_schema) if tool.output_schema is not None else None
                 self._wire_schemas[tool.name] = (input_schema(tool.input_schema), output)
-        return [
+        listed = [
             tool.model_copy(update={"input_schema": self._wire_schemas[tool.name][0],
                                     "output_schema": self._wire_schemas[tool.name][1]})
             for tool in tools
         ]  # fmt: skip
+        self._listed = (registered, listed)
+        return list(listed)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
@@ -149,6 +156,10 @@ class ForgeMCPServer(MCPServer):
             return await super().call_tool(name, arguments, context)
         finally:
             self._validated.reset(token)
+
+
+def _same_items(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def build_mcp_server(
