@@ -136,17 +136,14 @@ class Side:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     throughputs: list[float] = field(default_factory=list)
+    rounds: list[dict[str, float]] = field(default_factory=list)  # each round's own figures
 
     def summary(self) -> dict[str, Any]:
-        ordered = sorted(self.latencies)
-
-        def pct(q: float) -> float:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
-
         return {
             "calls_per_s": self.ok / self.wall_s if self.wall_s else 0.0,
             "rounds_calls_per_s": [round(t, 1) for t in self.throughputs],
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "rounds": self.rounds,
+            "p50_ms": _percentile(self.latencies, 0.50), "p99_ms": _percentile(self.latencies, 0.99),
             "cpu_ms_per_call": 1000 * self.cpu_s / self.ok if self.ok else float("nan"),
             "ok": self.ok, "errors": self.errors, "error_kinds": self.error_kinds,
         }  # fmt: skip
@@ -170,7 +167,18 @@ def run_clients(server: Server, protocol: str, era: str, clients: int, calls: in
     return json.loads(line), cpu
 
 
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+
 def record(side: Side, result: dict[str, Any], cpu: float) -> None:
+    ok = len(result["latencies"])
+    side.rounds.append({
+        "calls_per_s": round(ok / result["wall_s"], 1), "p50_ms": round(_percentile(result["latencies"], 0.50), 1),
+        "p99_ms": round(_percentile(result["latencies"], 0.99), 1),
+        "cpu_ms_per_call": round(1000 * cpu / ok, 3) if ok else float("nan"), "errors": sum(result["errors"].values()),
+    })  # fmt: skip
     side.latencies += result["latencies"]
     side.ok += len(result["latencies"])
     side.errors += sum(result["errors"].values())
@@ -196,6 +204,35 @@ def table(results: dict[str, dict[str, dict[str, Any]]], clients: int, calls: in
             f"| {f['cpu_ms_per_call'] / b['cpu_ms_per_call']:.2f}× | {f['errors']} / {b['errors']} |"
         )
     return "\n".join(lines)
+
+
+def round_table(results: dict[str, dict[str, dict[str, Any]]]) -> tuple[str, dict[str, dict[str, float]]]:
+    """Every round of every scenario, forge beside the bare server that ran next to it, and
+    the median of the per-round ratios: one busy moment moves one round, not the verdict
+    unseen, and no round is left out."""
+    lines = [
+        "| scenario, round | forge / bare calls/s | ratio | forge / bare p99 ms | p99 ratio | forge / bare CPU ms/call "
+        "| CPU ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    medians: dict[str, dict[str, float]] = {}
+    for name, pair in results.items():
+        ratios: dict[str, list[float]] = {"calls_per_s": [], "p99_ms": [], "cpu_ms_per_call": []}
+        for i, (f, b) in enumerate(zip(pair["forge"]["rounds"], pair["bare"]["rounds"], strict=True)):
+            for key in ratios:
+                ratios[key].append(f[key] / b[key] if b[key] else float("nan"))
+            lines.append(
+                f"| {name}, round {i + 1} | {f['calls_per_s']:.0f} / {b['calls_per_s']:.0f} | {ratios['calls_per_s'][-1]:.2f}× "
+                f"| {f['p99_ms']:.0f} / {b['p99_ms']:.0f} | {ratios['p99_ms'][-1]:.2f}× "
+                f"| {f['cpu_ms_per_call']:.2f} / {b['cpu_ms_per_call']:.2f} | {ratios['cpu_ms_per_call'][-1]:.2f}× |"
+            )
+        median = {key: statistics.median(values) for key, values in ratios.items()}
+        medians[name] = {key: round(value, 3) for key, value in median.items()}
+        lines.append(
+            f"| {name}, median of rounds | | **{median['calls_per_s']:.2f}×** | | **{median['p99_ms']:.2f}×** "
+            f"| | {median['cpu_ms_per_call']:.2f}× |"
+        )
+    return "\n".join(lines), medians
 
 
 def main() -> int:
@@ -266,6 +303,8 @@ def main() -> int:
         "forge_rss_mb": {"idle": round(idle_rss), "after_load": round(loaded_rss)},
         "scenarios": results,
     }  # fmt: skip
+    rounds, medians = round_table(results)
+    summary["median_round_ratios"] = medians
     (args.folder / "load.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "scenarios"}, indent=2))
     for name, pair in results.items():
@@ -274,6 +313,8 @@ def main() -> int:
                 print(f"{name} {side} errors: {s['error_kinds']}")
     print()
     print(table(results, args.clients, args.calls, args.a2a_calls))
+    print(f"\nEach round ({args.rounds}; the order of forge and bare alternates):\n")
+    print(rounds)
     print(f"\nforge cold start to /health {summary['forge_cold_start_s']:.2f} s (goal < 1 s; CPU "
           f"{summary['forge_cold_start_cpu_s']:.2f} s, a bare MCPServer's {summary['bare_cold_start_cpu_s']['mcp']:.2f} s); "
           f"RSS idle {idle_rss:.0f} MB, after load {loaded_rss:.0f} MB (goal < 150 MB)")  # fmt: skip
