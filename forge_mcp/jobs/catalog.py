@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from forge_mcp.errors import NotFound
-
-if TYPE_CHECKING:
-    from forge_mcp.jobs.kinds import JobKind
+from forge_mcp.jobs.kinds import JobKind
 
 # The setting's environment variable: a worker inherits the server's environment, so both
 # read the same value (a config file does not reach workers; set it in the environment).
@@ -57,7 +56,7 @@ TEST_KINDS: tuple[CatalogEntry, ...] = (
 )
 
 
-def offers_test_kinds(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+def offers_test_kinds(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get(TEST_KINDS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -79,8 +78,6 @@ class JobCatalog:
         return list(self._entries)
 
     def load(self, name: str) -> JobKind[Any, Any]:
-        from forge_mcp.jobs.kinds import JobKind
-
         entry = self._entries.get(name)
         if entry is None:
             raise NotFound(f"job kind {name!r} is not in this installation's catalog")
