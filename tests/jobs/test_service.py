@@ -9,7 +9,7 @@ from forge_mcp.app import ForgeApp
 from forge_mcp.errors import InvalidArguments, NotFound
 from forge_mcp.jobs.states import JobState
 from forge_mcp.security.principal import Principal
-from tests.jobs.conftest import BENCH_QUICK
+from tests.jobs.conftest import QUICK, SLEEP
 
 ALICE = Principal("alice", frozenset({"train"}))
 BOB = Principal("bob", frozenset({"train"}))
@@ -18,7 +18,7 @@ ADMIN = Principal("root", frozenset({"admin"}))
 
 async def test_someone_elses_job_looks_missing_through_every_operation(app: ForgeApp) -> None:
     jobs = app.services.jobs
-    job_id = (await app.jobs.submit("system_benchmark", BENCH_QUICK, "alice")).job_id
+    job_id = (await app.jobs.submit(SLEEP, QUICK, "alice")).job_id
     for call in (jobs.status(BOB, job_id), jobs.logs(BOB, job_id), jobs.metrics(BOB, job_id),
                  jobs.wait(BOB, job_id, 0), jobs.cancel(BOB, job_id), jobs.resume(BOB, job_id)):  # fmt: skip
         with pytest.raises(NotFound, match=job_id):
@@ -27,12 +27,12 @@ async def test_someone_elses_job_looks_missing_through_every_operation(app: Forg
     assert [j.id for j in (await jobs.list(ALICE)).jobs] == [job_id]
     listed = await jobs.list(BOB)
     assert (listed.jobs, listed.counts) == ([], {})
-    assert (await jobs.list(ADMIN, [JobState.QUEUED], "system_benchmark")).counts == {"QUEUED": 1}
+    assert (await jobs.list(ADMIN, [JobState.QUEUED], SLEEP)).counts == {"QUEUED": 1}
 
 
 async def test_a_queued_job_has_an_empty_log_no_chart_and_a_wait_that_times_out(app: ForgeApp) -> None:
     jobs = app.services.jobs
-    job_id = (await app.jobs.submit("system_benchmark", BENCH_QUICK, "alice")).job_id
+    job_id = (await app.jobs.submit(SLEEP, QUICK, "alice")).job_id
     logs = await jobs.logs(ALICE, job_id, since=10)
     assert (logs.text, logs.cursor, logs.size, logs.truncated) == ("", 0, 0, False)
     assert (await jobs.metrics(ALICE, job_id)).series == []
