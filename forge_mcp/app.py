@@ -190,6 +190,7 @@ class ForgeApp:
         not need is finished once the server is up: the MCP tools' schemas, then the A2A side
         (a2a_side); /mcp and /a2a requests that arrive before wait for it."""
         from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
+        from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
         from mcp.server.transport_security import TransportSecuritySettings
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
@@ -199,13 +200,14 @@ class ForgeApp:
         from forge_mcp.protocols.background_thread import run_in_background_thread
         from forge_mcp.protocols.deferred_asgi import DeferredApp
         from forge_mcp.protocols.http_guards import HttpGate, TokenBuckets
-        from forge_mcp.protocols.http_routes import health_endpoint, host_origin_policy, metrics_endpoint
+        from forge_mcp.protocols.http_routes import OnePath, health_endpoint, host_origin_policy, metrics_endpoint
         from forge_mcp.protocols.request_scopes import scope_resolver
 
         settings = self.settings
         mcp = self.mcp_server(over_http=True, tools_later=True)
         policy = host_origin_policy(settings)
-        mcp_asgi = mcp.streamable_http_app(
+        # Builds the session manager (body limit, transport security); its Starlette wrapper is not used.
+        mcp.streamable_http_app(
             streamable_http_path="/",
             # HttpGate checks Host and Origin exactly on every route, /mcp/ included,
             # before anything else runs; the SDK's own check (a prefix match) would only
@@ -232,7 +234,7 @@ class ForgeApp:
                 log.exception("adding the MCP tools failed; MCP requests get 503")
                 mcp_gate.fail()
             else:
-                mcp_gate.set(mcp_asgi)
+                mcp_gate.set(OnePath(StreamableHTTPASGIApp(mcp.session_manager)))
             a2a.start()  # after the tools, so that MCP is ready first
             await a2a.built()
             _freeze_start_up_objects()

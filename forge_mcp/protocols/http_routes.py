@@ -8,8 +8,9 @@ from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from forge_mcp import __version__
 from forge_mcp.metrics import Metrics
@@ -32,6 +33,25 @@ def host_origin_policy(settings: Settings) -> HostOriginPolicy:
         hosts += [f"{settings.host}:*", settings.host]
         origins += [f"http://{settings.host}:*", f"https://{settings.host}:*"]
     return HostOriginPolicy(hosts + settings.allowed_hosts, origins + settings.allowed_origins)
+
+
+class OnePath:
+    """An ASGI app served at exactly one path below its Mount ("/" by default), anything else
+    404 "Not Found": what a Starlette app holding a single Route does, without that app's own
+    layers (error and exception handling, the router, their send wrappers) on every request.
+    The MCP endpoint is mounted this way."""
+
+    def __init__(self, app: ASGIApp, path: str = "/") -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path, root = scope["path"], scope.get("root_path", "")
+            if (path[len(root):] if root and path.startswith(root) else path) != self.path:
+                await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def health_endpoint(store: Store) -> Endpoint:
