@@ -1,8 +1,8 @@
 """`runs/<job>/job.json`: everything a worker needs, so it runs from its run folder alone.
 
 The engine writes it before each attempt; `python -m forge_mcp.worker <run folder>` reads
-it. Nothing else tells the worker anything: no FORGE_HOME, no environment variables, no
-other run's files. That is what lets an executor start the worker on another machine: it
+it. Nothing else tells the worker anything: no FORGE_HOME, no other run's files, and of
+the environment only FORGE_TEST_JOB_KINDS, which the engine's own tests set (jobs/catalog.py). That is what lets an executor start the worker on another machine: it
 brings the run folder there and rewrites `workspace` to where that machine sees the
 workspace.
 """
