@@ -285,8 +285,10 @@ def main() -> int:
                     result, cpu = run_clients(server, protocol, era, args.clients, calls, job_id)
                     record(sides[f"{protocol} {era}"][name], result, cpu)
                     s = sides[f"{protocol} {era}"][name]
+                    setup = (f", session set-up p50 / p99 {_percentile(result['setups'], 0.50):.0f} / "
+                             f"{_percentile(result['setups'], 0.99):.0f} ms") if result.get("setups") else ""
                     print(f"round {round_ + 1} {protocol} {era} {name}: {s.throughputs[-1]:.0f} calls/s, "
-                          f"errors {sum(result['errors'].values())}", flush=True)  # fmt: skip
+                          f"errors {sum(result['errors'].values())}{setup}", flush=True)  # fmt: skip
         loaded_rss = forge.rss_mb()
     finally:
         for server in (forge, *bare.values()):
