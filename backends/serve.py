@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from forge_mcp.errors import ForgeError
 from forge_mcp.jobs.context import JobCanceled, JobContext
 from forge_mcp.serving.records import Endpoint
+from forge_mcp.tcp_listener import tcp_listener
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 60.0  # an in-process engine's HTTP server must be up this soon after loading
@@ -41,17 +42,11 @@ class ServeResult(BaseModel):
 
 
 def listen_socket(port: int) -> socket.socket:
-    """The endpoint's socket on loopback (port 0: any free one). IPPROTO_TCP, not the default 0:
-    asyncio sets TCP_NODELAY on accepted connections only when the listening socket says it is
-    TCP; without it small responses wait ~40 ms for the client's delayed ACK."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    """The endpoint's socket on loopback (port 0: any free one), made as the server's own is."""
     try:
-        sock.bind((LOOPBACK, port))
+        return tcp_listener(LOOPBACK, port)
     except OSError as exc:
-        sock.close()
         raise ForgeError(f"port: {port} on {LOOPBACK} is not free ({exc.strerror}); leave port out to get a free one") from None
-    return sock
 
 
 def serve(job: JobContext, model_id: str, engine: str, model_path: Path, adapter_path: Path | None, gguf_file: Path | None,

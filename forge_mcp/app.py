@@ -108,7 +108,7 @@ class ForgeApp:
             jobs=JobService(self.jobs, job_repository),
             datasets=DatasetService(self.workspace, dataset_repository, self.datasets, self.jobs),
             training=TrainingService(self.workspace, dataset_repository, self.jobs, job_repository),
-            evaluation=EvaluationService(self.workspace, self.models, dataset_repository, self.jobs, self.workspace.runs),
+            evaluation=EvaluationService(self.workspace, self.models, dataset_repository, self.jobs),
             models=self.models,
             export=ExportService(self.workspace, self.models, self.jobs),
             serving=ServingService(self.serving, self.models, self.jobs),

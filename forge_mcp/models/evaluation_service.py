@@ -23,7 +23,6 @@ from forge_mcp.errors import Conflict, InvalidArguments
 from forge_mcp.extras import require_extra
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import JobHandle
-from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.models.evaluation import Comparison, Decoding, chart_png
 from forge_mcp.models.judge import JudgeConfig
 from forge_mcp.models.registry import ModelRegistry
@@ -58,14 +57,11 @@ class ComparisonReport(BaseModel):
 
 
 class EvaluationService:
-    def __init__(
-        self, workspace: Workspace, models: ModelRegistry, datasets: DatasetRepository, engine: JobEngine, runs_dir: Path
-    ) -> None:
+    def __init__(self, workspace: Workspace, models: ModelRegistry, datasets: DatasetRepository, engine: JobEngine) -> None:
         self._workspace = workspace
         self._models = models
         self._datasets = datasets
         self._engine = engine
-        self._runs_dir = runs_dir
 
     async def evaluate(
         self, principal: Principal, scoring: ScoringRequest, *, model: str | None = None, base_model: str | None = None
@@ -110,7 +106,7 @@ class EvaluationService:
         if job.state.value != "SUCCEEDED" or job.result is None:
             raise Conflict(f"job_id: {job_id} is {job.state.value}; wait for it with job_wait (a failed one has nothing to show)")
         comparison = Comparison(**job.result)
-        png = await asyncio.to_thread(_chart, RunDir(self._runs_dir, job_id).chart, comparison)
+        png = await asyncio.to_thread(_chart, self._workspace.run(job_id).chart, comparison)
         image = ImageAttachment(data_base64=base64.b64encode(png).decode(),
                                 description=f"grouped bar chart: {comparison.a.model} (a) vs {comparison.b.model} (b)")  # fmt: skip
         return ComparisonReport(job_id=job_id, comparison=comparison, image=image)

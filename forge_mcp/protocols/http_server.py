@@ -25,6 +25,7 @@ from forge_mcp.protocols.http_limits import (
     throttle_repeated_logs,
 )
 from forge_mcp.settings import Settings, is_loopback
+from forge_mcp.tcp_listener import tcp_listener
 
 log = logging.getLogger("forge_mcp.protocols.http_server")
 GRACEFUL_SHUTDOWN_S = 5
@@ -103,16 +104,10 @@ def _connection_limits(settings: Settings) -> dict[str, Any]:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on accepted connections only when the
-    # listening socket says it is TCP. Without it small JSON responses wait ~40 ms for a delayed ACK.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        return tcp_listener(host, port)
     except OSError as exc:
-        sock.close()
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port or --host") from None
-    return sock
 
 
 async def _active_key_count(app: ForgeApp) -> int:
