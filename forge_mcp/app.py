@@ -41,6 +41,7 @@ from forge_mcp.serving.manager import ServingManager
 from forge_mcp.serving.service import ServingService
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
+from forge_mcp.sweeps.service import SweepService
 from forge_mcp.system.service import SystemService
 from forge_mcp.tools import all_toolsets, testing
 from forge_mcp.training.service import TrainingService
@@ -87,7 +88,7 @@ class ForgeApp:
         local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots)
         # Starts and cancels children through the engine, which is built with it: handed over as a provider.
         self.orchestrations = ServerExecutor(orchestrations, job_repository, ChildLinks(self.store), self.job_bus,
-                                             lambda: self.jobs, local.worker_workspace)  # fmt: skip
+                                             lambda: self.jobs, local.worker_workspace, lambda: self.services)  # fmt: skip
         self.jobs = JobEngine(
             job_repository,
             {local.name: local, self.orchestrations.name: self.orchestrations},
@@ -102,13 +103,16 @@ class ForgeApp:
         self.models = ModelRegistry(self.workspace, model_repository, self.jobs)
         self.serving = ServingManager(settings, self.workspace, self.jobs, self.models)
         started_at = time.time()
+        training = TrainingService(self.workspace, dataset_repository, self.jobs, job_repository)
+        evaluation = EvaluationService(self.workspace, self.models, dataset_repository, self.jobs)
         self.services = Services(
             system=SystemService(self.workspace, self.registry, self.jobs, job_repository, dataset_repository,
                                  auth_enabled=settings.auth_enabled, started_at=started_at),  # fmt: skip
             jobs=JobService(self.jobs, job_repository),
             datasets=DatasetService(self.workspace, dataset_repository, self.datasets, self.jobs),
-            training=TrainingService(self.workspace, dataset_repository, self.jobs, job_repository),
-            evaluation=EvaluationService(self.workspace, self.models, dataset_repository, self.jobs),
+            training=training,
+            sweeps=SweepService(self.workspace, training, evaluation, self.jobs),
+            evaluation=evaluation,
             models=self.models,
             export=ExportService(self.workspace, self.models, self.jobs),
             serving=ServingService(self.serving, self.models, self.jobs),

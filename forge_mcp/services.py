@@ -22,6 +22,7 @@ from forge_mcp.security.api_keys import ApiKeys
 from forge_mcp.serving.service import ServingService
 from forge_mcp.settings import Settings
 from forge_mcp.store import Store
+from forge_mcp.sweeps.service import SweepService
 from forge_mcp.system.service import SystemService
 from forge_mcp.training.service import TrainingService
 from forge_mcp.workspace import Workspace
@@ -34,6 +35,7 @@ class Services:
     jobs: JobService
     datasets: DatasetService
     training: TrainingService
+    sweeps: SweepService
     evaluation: EvaluationService
     models: ModelRegistry  # the registry service: register, list, read, promote, archive
     export: ExportService

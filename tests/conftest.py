@@ -26,11 +26,12 @@ CORE_TOOLS = {"forge_overview", "system_status", "system_benchmark"}
 JOB_TOOLS = {"job_list", "job_status", "job_wait", "job_logs", "job_metrics", "job_cancel", "job_resume"}
 DATASET_TOOLS = {"dataset_import", "dataset_list", "dataset_inspect", "dataset_prepare"}
 TRAINING_TOOLS = {"train_plan", "train_start"}
+SWEEP_TOOLS = {"sweep_start", "sweep_status", "sweep_list"}
 MODEL_TOOLS = {"model_register", "model_list", "model_get", "model_promote", "model_archive"}
 EVALUATION_TOOLS = {"model_evaluate", "model_compare", "model_compare_report"}
 EXPORT_TOOLS = {"model_export"}
 SERVING_TOOLS = {"serve_start", "serve_list", "serve_stop", "model_generate"}
-ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS | MODEL_TOOLS | EVALUATION_TOOLS | EXPORT_TOOLS | SERVING_TOOLS
+ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS | SWEEP_TOOLS | MODEL_TOOLS | EVALUATION_TOOLS | EXPORT_TOOLS | SERVING_TOOLS
 
 
 @pytest.fixture(scope="session")

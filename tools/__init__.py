@@ -7,7 +7,7 @@ from forge_mcp.capabilities import Toolset
 
 
 def all_toolsets() -> list[Toolset]:
-    from forge_mcp.tools import core, datasets, evaluation, export, jobs, models, serving, training
+    from forge_mcp.tools import core, datasets, evaluation, export, jobs, models, serving, sweeps, training
 
-    return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, models.toolset, evaluation.toolset,
+    return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, sweeps.toolset, models.toolset, evaluation.toolset,
             export.toolset, serving.toolset]

@@ -27,6 +27,8 @@ LAUNCH = "launch.json"  # a multi-process training's spec for its torchrun ranks
 SERVICE = "service.json"  # a serving job's endpoint, written once it listens
 ENGINE_LOG = "engine.log"  # an external serving engine's output
 CHART = "compare.png"  # a compare job's chart
+STUDY = "study.journal"  # a sweep's Optuna study (its trials, their parameters and values)
+CHARTS = "charts"  # a sweep's rendered charts, one file per chart and number of finished trials
 DISK_PROBE = "disk_probe.bin"  # the system benchmark's disk write test
 
 _ATTEMPT_EVENTS = re.compile(r"events\.attempt(\d+)\.jsonl")
@@ -115,6 +117,14 @@ class RunDir:
     @property
     def chart(self) -> Path:
         return self.path / CHART
+
+    @property
+    def study(self) -> Path:
+        return self.path / STUDY
+
+    @property
+    def charts(self) -> Path:
+        return self.path / CHARTS
 
     @property
     def disk_probe(self) -> Path:

@@ -22,7 +22,7 @@ from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.errors import Conflict, InvalidArguments
 from forge_mcp.extras import require_extra
 from forge_mcp.jobs.engine import JobEngine
-from forge_mcp.jobs.models import JobHandle
+from forge_mcp.jobs.models import Job, JobHandle
 from forge_mcp.models.evaluation import Comparison, Decoding, chart_png
 from forge_mcp.models.judge import JudgeConfig
 from forge_mcp.models.registry import ModelRegistry
@@ -71,6 +71,21 @@ class EvaluationService:
         target = await self._target(model, base_model)
         arguments = {**target, **await self._scoring(scoring)}
         return await self._engine.submit(EVALUATE_KIND, arguments, principal.name)
+
+    async def job_arguments(self, train_job: Job, scoring: ScoringRequest) -> dict[str, Any]:
+        """An evaluate job's arguments that score what a training job that SUCCEEDED left (its
+        adapter over its base, or its full weights): a sweep's trial, before anything is registered."""
+        require_extra("train", "an evaluation objective")
+        adapter = str((train_job.result or {})["adapter"])
+        full = not adapter.endswith("/adapter")
+        target = {"label": f"{train_job.id} ({'weights' if full else 'adapter'})", "model_id": None,
+                  "model_path": adapter if full else str(train_job.arguments["base_path"]),
+                  "adapter_path": None if full else adapter}  # fmt: skip
+        return {**target, **await self._scoring(scoring)}
+
+    async def check_scoring(self, scoring: ScoringRequest) -> None:
+        """What an evaluate job would be refused for (the dataset, its split, the judge), now."""
+        await self._scoring(scoring)
 
     async def compare(
         self,

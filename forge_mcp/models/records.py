@@ -31,6 +31,7 @@ class ModelVersion(BaseModel):
     job_id: str | None = Field(description="The training job it came from")
     spec: dict[str, Any]
     metrics: dict[str, Any]
+    sweep: dict[str, Any] | None = Field(None, description="From a sweep: sweep_id, trial, params, objective and value")
     created_at: float
     updated_at: float
 
@@ -39,6 +40,7 @@ class ModelVersion(BaseModel):
         values = dict(row)
         values["spec"] = json.loads(values["spec"])
         values["metrics"] = json.loads(values["metrics"])
+        values["sweep"] = json.loads(values["sweep"]) if values.get("sweep") else None
         return cls(**values)
 
 

@@ -27,6 +27,7 @@ from forge_mcp.models.repository import ModelRepository
 from forge_mcp.package_data import card_file
 from forge_mcp.references import check_name
 from forge_mcp.security.principal import Principal
+from forge_mcp.sweeps import SWEEP_KIND
 from forge_mcp.workspace import Workspace
 
 TRAINING_METRICS = ("first_loss", "final_loss", "base_eval_loss", "final_eval_loss", "best_eval_loss", "tokens_per_second")
@@ -138,6 +139,8 @@ class ModelRegistry:
         return version, self.workspace.shown(base), folder
 
     async def _from_job(self, job: Job) -> dict[str, Any]:
+        if job.kind == SWEEP_KIND:
+            return await self._from_sweep(job)
         job_id = job.id
         if job.kind != "train" or job.state.value != "SUCCEEDED" or not job.result:
             raise InvalidArguments(f"job_id: {job_id} is a {job.kind} job in state {job.state.value}; "
@@ -153,6 +156,17 @@ class ModelRegistry:
             "spec": plan["spec"],
             "metrics": {k: result[k] for k in TRAINING_METRICS if result.get(k) is not None},
         }
+
+    async def _from_sweep(self, sweep: Job) -> dict[str, Any]:
+        """A sweep's best trial: its training job's lineage, and which sweep and trial it won."""
+        if sweep.state.value != "SUCCEEDED" or not sweep.result:
+            raise InvalidArguments(f"job_id: sweep {sweep.id} is {sweep.state.value}; wait for it with job_wait (a sweep "
+                                   "that did not succeed has no best trial: sweep_status shows its trials' jobs)")  # fmt: skip
+        result = sweep.result
+        values = await self._from_job(await self._engine.repo.get(result["best_job_id"]))
+        values["sweep"] = {"sweep_id": sweep.id, "trial": result["best_trial"], "params": result["best_params"],
+                           "objective": result["objective"], "value": result["best_value"]}  # fmt: skip
+        return values
 
     async def _from_path(self, raw: str, base_model: str | None) -> dict[str, Any]:
         folder = await asyncio.to_thread(self.workspace.resolve_tree, raw, field="path")
@@ -194,5 +208,13 @@ class ModelRegistry:
 
 def model_card(values: dict[str, Any]) -> str:
     fields = {**values, "stage": "registered", "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "spec": json.dumps(values.get("spec", {}), indent=2), "metrics": json.dumps(values.get("metrics", {}), indent=2)}  # fmt: skip
+              "spec": json.dumps(values.get("spec", {}), indent=2), "metrics": json.dumps(values.get("metrics", {}), indent=2),
+              "sweep": _sweep_line(values.get("sweep"))}  # fmt: skip
     return card_file("model_card.md").read_text().format_map({k: ("—" if v is None else v) for k, v in fields.items()})
+
+
+def _sweep_line(sweep: dict[str, Any] | None) -> str | None:
+    if not sweep:
+        return None
+    params = ", ".join(f"{k}={v}" for k, v in sweep["params"].items())
+    return f"{sweep['sweep_id']}, best trial {sweep['trial']} ({sweep['objective']} {sweep['value']:.4g}; {params})"

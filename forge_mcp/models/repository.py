@@ -39,7 +39,8 @@ class ModelRepository:
     async def insert(self, values: dict[str, Any], principal: str) -> ModelVersion:
         now = time.time()
         record = {**values, "stage": "registered", "created_at": now, "updated_at": now,
-                  "spec": json.dumps(values.get("spec", {})), "metrics": json.dumps(values.get("metrics", {}))}  # fmt: skip
+                  "spec": json.dumps(values.get("spec", {})), "metrics": json.dumps(values.get("metrics", {})),
+                  "sweep": json.dumps(values["sweep"]) if values.get("sweep") else None}  # fmt: skip
         async with self._store.transaction() as tx:
             await tx.execute(f"INSERT INTO models ({', '.join(record)}) VALUES ({', '.join('?' for _ in record)})",
                              tuple(record.values()))  # fmt: skip

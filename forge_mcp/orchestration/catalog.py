@@ -8,11 +8,11 @@ from typing import Any
 
 from forge_mcp.orchestration.kinds import OrchestrationKind
 
-KINDS: tuple[OrchestrationKind[Any, Any], ...] = ()
-
 
 def orchestration_kinds(*, test_kinds: bool = False) -> dict[str, OrchestrationKind[Any, Any]]:
-    kinds = KINDS
+    from forge_mcp.sweeps.jobs import SWEEP
+
+    kinds: tuple[OrchestrationKind[Any, Any], ...] = (SWEEP,)
     if test_kinds:
         from forge_mcp.orchestration.testing_kinds import NESTED, THREE_STEPS
 

@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from forge_mcp.errors import Conflict, ForgeError, InvalidArguments
 from forge_mcp.jobs import constants as C
 from forge_mcp.jobs.events import JobEventBus
 from forge_mcp.jobs.models import Job, JobHandle
 from forge_mcp.jobs.repository import JobRepository
+from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.jobs.states import JobState
 from forge_mcp.orchestration.links import ChildLinks
+
+if TYPE_CHECKING:
+    from forge_mcp.services import Services
 
 STEP_MAX_CHARS = 100
 REASON_CHILD_FAILED = "child_failed"  # an orchestration's reason when one of its steps did not succeed
@@ -73,10 +77,16 @@ class OrchestrationContext:
         bus: JobEventBus,
         report: Callable[[str, Mapping[str, Any]], None],
         log: Callable[[str], None],
+        run: RunDir,
+        services: Services | None = None,
     ) -> None:
         """`report(type, payload)` sends an event to the engine as a worker would (progress);
-        `log` appends a line to the orchestration's log (job_logs)."""
+        `log` appends a line to the orchestration's log (job_logs); `run` is the orchestration's
+        own run folder (for its state files, say a sweep's study); `services` are the domain
+        services its steps are prepared with (a sweep plans each trial with the training service)."""
         self.job = job
+        self.run = run
+        self._services = services
         self._control = control
         self._repo = repository
         self._links = links
@@ -87,6 +97,12 @@ class OrchestrationContext:
     @property
     def job_id(self) -> str:
         return self.job.id
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("this orchestration was started without the domain services")
+        return self._services
 
     @property
     def principal(self) -> str:
@@ -122,6 +138,34 @@ class OrchestrationContext:
         if child.kind != kind:
             raise Conflict(f"step {step!r} already ran a {child.kind} job ({child_id}), not {kind}")
         return Child(step=step, job_id=child_id)
+
+    async def existing_child(self, step: str) -> Child | None:
+        """The child a step already started (after a restart, say), or None."""
+        link = await self._links.get(self.job.id, step)
+        return Child(step=step, job_id=link.child_id) if link is not None and link.child_id is not None else None
+
+    async def child_job(self, child: Child) -> Job:
+        return await self._repo.get(child.job_id)
+
+    async def child_metric(self, child: Child, name: str, after_step: float) -> list[tuple[float, float]]:
+        """(step, value) of `name` the child logged after `after_step`, oldest first."""
+        series = await self._repo.metrics(child.job_id, [name], max_points=1_000_000)
+        return [(p.step, p.value) for s in series for p in s.points if p.step > after_step]
+
+    async def cancel_child(self, child: Child) -> None:
+        await self._control.cancel(child.job_id)
+
+    async def wait_any(self, children: list[Child], timeout_s: float) -> None:
+        """Until something is published about one of `children` (a state, progress or metrics),
+        or `timeout_s` passed: the caller re-reads what it needs. Holds no slot."""
+        ids = {child.job_id for child in children}
+        with self._bus.subscribe() as updates:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    while (await updates.get()).job.id not in ids:
+                        pass
+            except TimeoutError:
+                pass
 
     async def wait(self, *children: Child) -> list[Job]:
         """Until every child has SUCCEEDED (their jobs, in the same order). Raises ChildFailed

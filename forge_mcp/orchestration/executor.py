@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -37,6 +37,9 @@ from forge_mcp.jobs.states import JobState
 from forge_mcp.orchestration.context import REASON_CHILD_FAILED, ChildFailed, JobControl, OrchestrationContext
 from forge_mcp.orchestration.kinds import SERVER_EXECUTOR, OrchestrationKind
 from forge_mcp.orchestration.links import ChildLinks
+
+if TYPE_CHECKING:
+    from forge_mcp.services import Services
 
 log = logging.getLogger("forge_mcp.orchestration")
 
@@ -71,15 +74,18 @@ class ServerExecutor:
         bus: JobEventBus,
         control: Callable[[], JobControl],
         worker_workspace: WorkerWorkspace,
+        services: Callable[[], Services | None] = lambda: None,
     ) -> None:
-        """`control` gives the job engine, which starts and cancels the children; a provider,
-        because the engine is built with this executor among its executors."""
+        """`control` gives the job engine, which starts and cancels the children, and `services`
+        the domain services the steps are prepared with; providers, because both are built after
+        this executor (the engine with it among its executors)."""
         self.kinds = dict(kinds)
         self.worker_workspace = worker_workspace  # written into job.json like any job's; nothing reads it here
         self._repo = repository
         self._links = links
         self._bus = bus
         self._control = control
+        self._services = services
         # The lease recorded on an orchestration's row: this server process (its pid and start time).
         self._pid = os.getpid()
         self._started_at = psutil.Process(self._pid).create_time()
@@ -162,7 +168,8 @@ class ServerExecutor:
             with run.log.open("a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
-        ctx = OrchestrationContext(job, self._control(), self._repo, self._links, self._bus, current.report, write_log)
+        ctx = OrchestrationContext(job, self._control(), self._repo, self._links, self._bus, current.report, write_log,
+                                   run, self._services())  # fmt: skip
         write_log(f"orchestration {job.kind} {'re-attached after a server restart' if reattached else 'started'}")
         current.report("started", {"pid": self._pid, "attempt": job.attempt})
         current.task = asyncio.create_task(self._run(kind, ctx, current), name=f"orchestration {job.id}")

@@ -18,6 +18,9 @@ class TrainArguments(BaseModel):
     base_path: str  # workspace-relative, or inside an import root
     dataset_path: str
     general_path: str | None = None  # rows mixed in against forgetting
+    # Torch's CPU threads, for runs that share the cores with others (a sweep's parallel trials on
+    # a CPU): each one with every core's worth of threads oversubscribes them, 2-3x slower each.
+    cpu_threads: int | None = None
 
 
 def train_resources(arguments: TrainArguments) -> Resources:
@@ -38,6 +41,12 @@ def train(job: JobContext, arguments: TrainArguments) -> TrainResult:
         from forge_mcp.backends.mlx_train import train as run
     else:
         from forge_mcp.backends.hf_train import train as run
+
+        if arguments.cpu_threads and plan.device == "cpu":
+            import torch
+
+            torch.set_num_threads(arguments.cpu_threads)
+            job.log(f"torch uses {arguments.cpu_threads} CPU thread(s): the cores are shared with other runs")
     general = workspace.resolve_tree(arguments.general_path, field="general_dataset") / "data.parquet" if arguments.general_path else None
     return run(job, plan, base, workspace.resolve_tree(arguments.dataset_path, field="dataset") / "data.parquet", general)
 

@@ -42,6 +42,14 @@ class TrainingService:
     ) -> JobHandle:
         """Plans again (the spec, dataset and machine may have changed since train_plan), refuses a
         run that needs a missing extra or does not fit, and starts it as `principal`'s job."""
+        arguments = await self.job_arguments(spec, recipe)
+        return await self._engine.submit(
+            TRAIN_KIND, arguments, principal.name, priority=priority, idempotency_key=idempotency_key
+        )
+
+    async def job_arguments(self, spec: dict[str, Any], recipe: str | None = None) -> dict[str, Any]:
+        """A train job's arguments for `spec`, planned and checked as train_start does: what a
+        sweep's trial submits as its step."""
         plan = await self.plan(spec, recipe)
         require_extra("mlx" if plan.backend == "mlx" else "train", f"train_start on the {plan.backend} backend")
         if not plan.memory.fits:
@@ -50,8 +58,5 @@ class TrainingService:
         dataset = await self._datasets.get(plan.dataset_id)
         base = self._workspace.resolve(plan.spec.base_model, field="spec.base_model")
         general = await self._datasets.get(plan.general_dataset_id) if plan.general_dataset_id else None
-        arguments = {"plan": plan.model_dump(mode="json"), "base_path": self._workspace.shown(base), "dataset_path": dataset.path,
-                     "general_path": general.path if general else None}  # fmt: skip
-        return await self._engine.submit(
-            TRAIN_KIND, arguments, principal.name, priority=priority, idempotency_key=idempotency_key
-        )
+        return {"plan": plan.model_dump(mode="json"), "base_path": self._workspace.shown(base), "dataset_path": dataset.path,
+                "general_path": general.path if general else None}  # fmt: skip

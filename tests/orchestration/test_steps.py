@@ -17,7 +17,7 @@ from tests.jobs.conftest import LONG, QUICK, SLEEP, AppFactory
 async def context(app: ForgeApp, parent: Job) -> tuple[OrchestrationContext, list[str]]:
     lines: list[str] = []
     ctx = OrchestrationContext(parent, app.jobs, app.jobs.repo, ChildLinks(app.store), app.job_bus,
-                               lambda type, payload: None, lines.append)  # fmt: skip
+                               lambda type, payload: None, lines.append, app.workspace.run(parent.id))  # fmt: skip
     return ctx, lines
 
 
