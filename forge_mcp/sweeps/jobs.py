@@ -174,7 +174,9 @@ class SweepLoop:
             await self.follow_evaluation(trial)
             return
         job = await self.ctx.child_job(trial.train)
-        if self.settings.pruner != "none" and await self.report_losses(trial):
+        # Only a job still training can be pruned: one that finished is complete, whatever its last eval says.
+        prunable = self.settings.pruner != "none" and not job.terminal
+        if await self.report_losses(trial, prunable):
             return
         if job.state is JobState.SUCCEEDED:
             trial.steps = int((job.result or {}).get("steps") or 0)
@@ -187,11 +189,11 @@ class SweepLoop:
         elif job.state in (JobState.FAILED, JobState.CANCELED):
             await self.fail(trial, job)
 
-    async def report_losses(self, trial: Running) -> bool:
+    async def report_losses(self, trial: Running, prunable: bool) -> bool:
         """Hands Optuna the eval losses logged since the last look; True when it pruned the trial.
         Step 0 (the base model, the same for every trial) is not a point of the trial's own."""
         for step, value in await self.ctx.child_metric(trial.train, INTERMEDIATE, trial.reported_step):
-            pruned = await asyncio.to_thread(self._report, trial.trial_id, value, int(step))
+            pruned = await asyncio.to_thread(self._report, trial.trial_id, value, int(step), prunable)
             trial.reported_step = step
             if pruned:
                 await self.tell(trial.number, "pruned", attrs={S.ATTR_PRUNED_AT: int(step), S.ATTR_STEPS: int(step)})
@@ -202,12 +204,12 @@ class SweepLoop:
                 return True
         return False
 
-    def _report(self, trial_id: int, value: float, step: int) -> bool:
+    def _report(self, trial_id: int, value: float, step: int, prunable: bool) -> bool:
         import optuna
 
         trial = optuna.Trial(self.study, trial_id)
         trial.report(value, step)
-        return trial.should_prune()
+        return prunable and trial.should_prune()
 
     async def start_evaluation(self, trial: Running, job: Job) -> None:
         evaluation = self.settings.evaluation
@@ -271,7 +273,14 @@ class SweepLoop:
                     self.study._storage.set_trial_user_attr(trial_id, key, attr)
             states = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
                       "fail": optuna.trial.TrialState.FAIL}  # fmt: skip
-            self.study.tell(number, value if state == "complete" else None, state=states[state], skip_if_finished=True)
+            try:
+                self.study.tell(number, value if state == "complete" else None, state=states[state], skip_if_finished=True)
+            except RuntimeError:
+                # The grid sampler asks the study to stop once its grid is covered, which only works
+                # inside study.optimize; the trial's state is stored before it asks. n_trials is capped
+                # at the grid's size, so the sweep stops by itself.
+                if self.settings.sampler != "grid":
+                    raise
 
         await asyncio.to_thread(write)
 
