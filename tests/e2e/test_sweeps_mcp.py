@@ -24,7 +24,8 @@ from tests.e2e.test_orchestrations import TERMINAL, child_ids, job_rows, worker_
 from tests.e2e.test_training_mcp import greetings
 from tests.polling import poll_until
 
-pytestmark = pytest.mark.e2e
+# Several trainings each, on a CPU the other test worker shares: past the suite's 300 s default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 # Long enough after the first eval (step 10) that a pruned trial's job is still training when it is stopped.
 SPEC = {"base_model": "models/tiny", "dataset": "greet", "eval_split": "test", "eval_steps": 10, "max_steps": 80,
