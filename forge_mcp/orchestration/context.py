@@ -140,9 +140,12 @@ class OrchestrationContext:
         return Child(step=step, job_id=child_id)
 
     async def existing_child(self, step: str) -> Child | None:
-        """The child a step already started (after a restart, say), or None."""
-        link = await self._links.get(self.job.id, step)
-        return Child(step=step, job_id=link.child_id) if link is not None and link.child_id is not None else None
+        """The child a step already started (after a restart, say), or None; found by its
+        idempotency key when a crash came between its submission and its link's update."""
+        for link in await self._links.children(self.job.id):
+            if link.step == step and link.child_id is not None:
+                return Child(step=step, job_id=link.child_id)
+        return None
 
     async def child_job(self, child: Child) -> Job:
         return await self._repo.get(child.job_id)

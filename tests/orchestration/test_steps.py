@@ -9,7 +9,7 @@ import pytest
 from forge_mcp.app import ForgeApp
 from forge_mcp.errors import Conflict
 from forge_mcp.jobs.models import Job
-from forge_mcp.orchestration.context import ChildNotStarted, OrchestrationContext
+from forge_mcp.orchestration.context import Child, ChildNotStarted, OrchestrationContext
 from forge_mcp.orchestration.links import ChildLinks
 from tests.jobs.conftest import LONG, QUICK, SLEEP, AppFactory
 
@@ -36,6 +36,8 @@ async def test_a_crash_between_the_submission_and_the_link_still_gives_the_step_
     assert [c.child_id for c in await links.children(parent.id)] == [lost.job_id]  # found by its key meanwhile
 
     ctx, lines = await context(app, parent)
+    assert await ctx.existing_child("x") == Child(step="x", job_id=lost.job_id)  # what a restarted sweep asks first
+    assert await ctx.existing_child("y") is None
     child = await ctx.start_child(SLEEP, QUICK, step="x")
     assert child.job_id == lost.job_id and lines == [f"step x: found test_sleep job {lost.job_id}"]
     again = await ctx.start_child(SLEEP, QUICK, step="x")
