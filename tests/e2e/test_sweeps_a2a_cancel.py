@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 from a2a.client import ClientConfig, create_client
@@ -23,7 +21,7 @@ from mcp import Client
 from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
 from tests.e2e.test_orchestrations import TERMINAL, child_ids, job_rows
-from tests.e2e.test_training_mcp import greetings
+from tests.e2e.test_sweeps_mcp import prepare, trial_rows, workspace
 from tests.polling import poll_until
 
 pytestmark = pytest.mark.e2e
@@ -34,27 +32,6 @@ TIMEOUT_S = 1800
 # A learning-rate range the tiny model trains well in: every trial completes, none diverges.
 SPACE = {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
          "lora_r": {"type": "int", "low": 4, "high": 16, "step": 4}}  # fmt: skip
-
-
-def workspace(tmp_path: Path, tiny_model: Path) -> Path:
-    home = tmp_path / "ws"
-    shutil.copytree(tiny_model, home / "models" / "tiny")
-    greetings(home / "greet.jsonl", rows=200)
-    return home
-
-
-async def prepare(client: Client) -> None:
-    """The greetings dataset, imported and split (train/test), as every trial trains on it."""
-    await client.call_tool("dataset_import", {"path": "greet.jsonl", "name": "greet"})
-    prepared = await client.call_tool("dataset_prepare", {"dataset": "greet", "dedup": "exact"})
-    waited = await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 600})
-    assert waited.structured_content["job"]["state"] == "SUCCEEDED", waited.structured_content
-
-
-def trial_rows(home: Path, sweep_id: str) -> dict[str, Any]:
-    """step (trial-<n>) -> the trial's job row."""
-    rows = job_rows(home)
-    return {step: rows[child] for step, child in child_ids(home, sweep_id).items()}
 
 
 @pytest.mark.timeout(TIMEOUT_S)

@@ -43,12 +43,15 @@ def workspace(tmp_path: Path, tiny_model: Path) -> Path:
 
 
 async def prepare(client: Client) -> None:
+    """The greetings dataset, imported and split (train/test), as every trial trains on it."""
     await client.call_tool("dataset_import", {"path": "greet.jsonl", "name": "greet"})
     prepared = await client.call_tool("dataset_prepare", {"dataset": "greet", "dedup": "exact"})
-    await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 300})
+    waited = await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 600})
+    assert waited.structured_content["job"]["state"] == "SUCCEEDED", waited.structured_content
 
 
 def trial_rows(home: Path, sweep_id: str) -> dict[str, Any]:
+    """step (trial-<n>, trial-<n>-eval) -> the step's job row."""
     rows = job_rows(home)
     return {step: rows[child] for step, child in child_ids(home, sweep_id).items()}
 
