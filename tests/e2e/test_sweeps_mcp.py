@@ -233,3 +233,19 @@ async def test_a_grid_sweep_scored_by_an_evaluation_metric_covers_its_grid_once(
         value = json.loads(evaluation["result"])["metrics"]["rouge_l"]
         assert next(t for t in result["trials"] if t["number"] == number)["value"] == value
     assert result["best_value"] == max(t["value"] for t in result["trials"])
+
+
+async def test_a_step_budget_stops_new_trials_and_says_so(tmp_path: Path, tiny_model: Path) -> None:
+    home = workspace(tmp_path, tiny_model)
+    spec = {**SPEC, "max_steps": 10, "eval_steps": None, "save_steps": 10}
+    with ServerProcess(home) as live:
+        async with Client(f"{live.url}/mcp/") as client:
+            await prepare(client)
+            started = await client.call_tool("sweep_start", {"recipe": "sft-lora-tiny", "spec": spec, "space": SPACE,
+                                                             "n_trials": 4, "parallel": 1, "pruner": "none",
+                                                             "max_total_steps": 15})  # fmt: skip
+            waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 600})
+    result = waited.structured_content["job"]["result"]
+    # 10 steps after the first trial (under 15: another starts), 20 after the second: no third.
+    assert result["stopped_by"] == "max_total_steps 15" and result["total_steps"] == 20, result
+    assert len(result["trials"]) == 2 and len(child_ids(home, waited.structured_content["job"]["id"])) == 2
