@@ -18,7 +18,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_ROWS ?= 1000000
 
-.PHONY: demo test lint serve install clean bench-data bench-train bench-serve bench-load
+.PHONY: demo test lint serve install clean bench-data bench-train bench-serve bench-load bench-sweep
 
 install: $(VENV)/.installed
 
@@ -63,6 +63,10 @@ BENCH_CLIENTS ?= 50
 BENCH_CALLS ?= 40
 bench-load: install
 	$(PY) -m benchmarks.load --clients $(BENCH_CLIENTS) --calls $(BENCH_CALLS) --a2a-calls 10 --rounds 2 --folder .bench
+
+# The sweep benchmark: the median pruner against none (steps, best eval loss), and a sweep's trial against a train_start job.
+bench-sweep: install
+	$(PY) -m benchmarks.sweep --trials 12 --steps 50 --overhead-trials 3 --rounds 4 --folder .bench
 
 serve: install
 	$(VENV)/bin/forge-mcp serve
