@@ -88,6 +88,7 @@ class SweepLoop:
     space: SearchSpace
     study: optuna.Study
     running: dict[int, Running] = field(default_factory=dict)
+    stopping: dict[int, tuple[Child, int]] = field(default_factory=dict)  # pruned trials' jobs being canceled, pruning steps
     stopped_by: str | None = None
 
     async def run(self) -> SweepResult:
@@ -96,11 +97,13 @@ class SweepLoop:
         while True:
             while self.may_start():
                 await self.start_trial()
-            if not self.running:
+            if not self.running and not self.stopping:
                 break
-            await self.ctx.wait_any([r.evaluation or r.train for r in self.running.values()], C.WAIT_POLL_S)
+            watched = [r.evaluation or r.train for r in self.running.values()] + [child for child, _ in self.stopping.values()]
+            await self.ctx.wait_any(watched, C.WAIT_POLL_S)
             for trial in list(self.running.values()):
                 await self.follow(trial)
+            await self.settle_stopped()
         return await self.result()
 
     # the trials a previous server left ------------------------------------------------------
@@ -110,6 +113,7 @@ class SweepLoop:
             child = await self.ctx.existing_child(step_name(view.number))
             if view.state == "pruned" and child is not None and not (await self.ctx.child_job(child)).terminal:
                 await self.ctx.cancel_child(child)  # pruned, then cut off before its job was stopped
+                self.stopping[view.number] = (child, view.pruned_at_step or 0)
             if view.state != "running":
                 continue
             if child is None and len(view.params) < len(self.space.parameters):
@@ -200,9 +204,21 @@ class SweepLoop:
                 self.running.pop(trial.number)
                 self.ctx.log(f"trial {trial.number}: pruned at step {int(step)} (eval loss {value:.4f}); stopping job {trial.train.job_id}")
                 await self.ctx.cancel_child(trial.train)
+                self.stopping[trial.number] = (trial.train, int(step))
                 self.report_progress()
                 return True
         return False
+
+    async def settle_stopped(self) -> None:
+        """A pruned trial's job trains on until its cancel lands: once it has ended, the trial's
+        steps are the ones its job really ran, so total_steps and the step budget count them."""
+        for number, (child, pruned_at) in list(self.stopping.items()):
+            job = await self.ctx.child_job(child)
+            if job.terminal:
+                self.stopping.pop(number)
+                ran = {**self.study.user_attrs.get(S.STUDY_ATTR_STEPS_RAN, {}),
+                       str(number): max(pruned_at, int(job.progress.done or 0))}  # fmt: skip
+                await asyncio.to_thread(self.study.set_user_attr, S.STUDY_ATTR_STEPS_RAN, ran)
 
     def _report(self, trial_id: int, value: float, step: int, prunable: bool) -> bool:
         import optuna

@@ -29,6 +29,10 @@ ATTR_PRUNED_AT = "pruned_at_step"
 ATTR_ERROR = "error"
 ATTR_STEPS = "steps"
 ATTR_ABANDONED = "abandoned"  # asked, then cut off by a crash before its parameters were written: never ran
+# A study attribute: {trial number: steps} for pruned trials whose jobs trained on until their
+# cancel landed. Optuna refuses attributes on a finished trial, and a trial is pruned (finished)
+# before its job is stopped.
+STUDY_ATTR_STEPS_RAN = "steps_ran"
 
 
 def require_optuna(feature: str) -> None:
@@ -112,6 +116,7 @@ def trial_views(study: optuna.Study, space: SearchSpace) -> list[TrialView]:
               optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned",
               optuna.trial.TrialState.FAIL: "failed"}  # fmt: skip
     out = []
+    steps_ran = study.user_attrs.get(STUDY_ATTR_STEPS_RAN, {})
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         out.append(TrialView(
@@ -123,7 +128,7 @@ def trial_views(study: optuna.Study, space: SearchSpace) -> list[TrialView]:
             job_id=attrs.get(ATTR_JOB),
             pruned_at_step=attrs.get(ATTR_PRUNED_AT),
             last_step=trial.last_step,
-            steps=attrs.get(ATTR_STEPS),
+            steps=steps_ran.get(str(trial.number), attrs.get(ATTR_STEPS)),
             error=attrs.get(ATTR_ERROR),
             abandoned=bool(attrs.get(ATTR_ABANDONED)),
         ))  # fmt: skip

@@ -91,6 +91,8 @@ async def test_a_tpe_sweep_prunes_the_clearly_worse_trials_and_its_best_is_regis
         # Pruned while it trained, its job is stopped; on a busy machine one may finish before the stop lands.
         assert trials[f"trial-{trial['number']}"]["state"] in ("CANCELED", "SUCCEEDED"), trial
         assert trial["pruned_at_step"] >= 10 and not job_processes(trial["job_id"])
+        # Its steps are the ones its job ran until the stop landed, not only up to the pruning step.
+        assert trial["steps"] == max(trial["pruned_at_step"], trials[f"trial-{trial['number']}"]["progress_done"]), trial
     stopped = [trials[f"trial-{t['number']}"] for t in pruned if trials[f"trial-{t['number']}"]["state"] == "CANCELED"]
     assert stopped and all(row["progress_done"] < 80 for row in stopped)
     complete = [t for t in result["trials"] if t["state"] == "complete"]
