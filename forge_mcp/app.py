@@ -45,6 +45,7 @@ from forge_mcp.sweeps.service import SweepService
 from forge_mcp.system.service import SystemService
 from forge_mcp.tools import all_toolsets, testing
 from forge_mcp.training.service import TrainingService
+from forge_mcp.workflows.service import WorkflowService
 from forge_mcp.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ class ForgeApp:
         local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots)
         # Starts and cancels children through the engine, which is built with it: handed over as a provider.
         self.orchestrations = ServerExecutor(orchestrations, job_repository, ChildLinks(self.store), self.job_bus,
-                                             lambda: self.jobs, local.worker_workspace, lambda: self.services)  # fmt: skip
+                                             lambda: self.jobs, local.worker_workspace, lambda: self.services,
+                                             lambda: self.runner)  # fmt: skip
         self.jobs = JobEngine(
             job_repository,
             {local.name: local, self.orchestrations.name: self.orchestrations},
@@ -116,6 +118,7 @@ class ForgeApp:
             models=self.models,
             export=ExportService(self.workspace, self.models, self.jobs),
             serving=ServingService(self.serving, self.models, self.jobs),
+            workflows=WorkflowService(self.workspace, self.registry, self.jobs, publisher.result_models()),
             settings=settings,
             workspace=self.workspace,
             store=self.store,

@@ -100,6 +100,9 @@ class Capability:
     destructive: bool
     idempotent: bool
     long_running: bool
+    # The kind of job it starts, for a tool that returns a JobHandle: where that job's final
+    # result is described (a workflow step's result is its job's, workflows/validation.py).
+    job_kind: str | None = None
 
     def validate(self, raw: Mapping[str, Any] | None) -> dict[str, Any]:
         if raw is None:
@@ -157,6 +160,7 @@ class Toolset:
         destructive: bool = False,
         idempotent: bool = False,
         long_running: bool = False,
+        job_kind: str | None = None,
     ) -> Callable[[CapabilityFn], CapabilityFn]:
         def register(fn: CapabilityFn) -> CapabilityFn:
             self.capabilities.append(
@@ -169,6 +173,7 @@ class Toolset:
                     destructive=destructive,
                     idempotent=idempotent or read_only,
                     long_running=long_running,
+                    job_kind=job_kind,
                 )
             )
             return fn

@@ -25,6 +25,7 @@ from forge_mcp.store import Store
 from forge_mcp.sweeps.service import SweepService
 from forge_mcp.system.service import SystemService
 from forge_mcp.training.service import TrainingService
+from forge_mcp.workflows.service import WorkflowService
 from forge_mcp.workspace import Workspace
 
 
@@ -40,6 +41,7 @@ class Services:
     models: ModelRegistry  # the registry service: register, list, read, promote, archive
     export: ExportService
     serving: ServingService
+    workflows: WorkflowService
     # below the services
     settings: Settings
     workspace: Workspace

@@ -27,11 +27,12 @@ JOB_TOOLS = {"job_list", "job_status", "job_wait", "job_logs", "job_metrics", "j
 DATASET_TOOLS = {"dataset_import", "dataset_list", "dataset_inspect", "dataset_prepare"}
 TRAINING_TOOLS = {"train_plan", "train_start"}
 SWEEP_TOOLS = {"sweep_start", "sweep_status", "sweep_list"}
+WORKFLOW_TOOLS = {"workflow_validate", "workflow_run", "workflow_status", "workflow_list"}
 MODEL_TOOLS = {"model_register", "model_list", "model_get", "model_promote", "model_archive"}
 EVALUATION_TOOLS = {"model_evaluate", "model_compare", "model_compare_report"}
 EXPORT_TOOLS = {"model_export"}
 SERVING_TOOLS = {"serve_start", "serve_list", "serve_stop", "model_generate"}
-ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS | SWEEP_TOOLS | MODEL_TOOLS | EVALUATION_TOOLS | EXPORT_TOOLS | SERVING_TOOLS
+ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS | SWEEP_TOOLS | MODEL_TOOLS | EVALUATION_TOOLS | EXPORT_TOOLS | SERVING_TOOLS | WORKFLOW_TOOLS
 
 
 @pytest.fixture(scope="session")

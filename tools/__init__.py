@@ -7,7 +7,7 @@ from forge_mcp.capabilities import Toolset
 
 
 def all_toolsets() -> list[Toolset]:
-    from forge_mcp.tools import core, datasets, evaluation, export, jobs, models, serving, sweeps, training
+    from forge_mcp.tools import core, datasets, evaluation, export, jobs, models, serving, sweeps, training, workflows
 
     return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, sweeps.toolset, models.toolset, evaluation.toolset,
-            export.toolset, serving.toolset]
+            export.toolset, serving.toolset, workflows.toolset]

@@ -44,7 +44,7 @@ async def system_status(
     return await services.system.status(sample_seconds)
 
 
-@toolset.capability(scope="train", title="Benchmark this machine", long_running=True)
+@toolset.capability(scope="train", title="Benchmark this machine", long_running=True, job_kind="system_benchmark")
 async def system_benchmark(
     services: Services,
     principal: Principal,

@@ -94,7 +94,7 @@ async def dataset_inspect(
     )  # fmt: skip
 
 
-@toolset.capability(scope="train", title="Prepare a dataset", long_running=True)
+@toolset.capability(scope="train", title="Prepare a dataset", long_running=True, job_kind="dataset_prepare")
 async def dataset_prepare(
     services: Services,
     principal: Principal,

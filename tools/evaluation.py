@@ -28,7 +28,7 @@ JudgeKeyEnv = Annotated[str | None, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127
 JobId = Annotated[str, Field(pattern=r"^job_[0-9a-f]{8,40}$", description="The job model_compare returned")]
 
 
-@toolset.capability(scope="train", title="Evaluate a model", long_running=True)
+@toolset.capability(scope="train", title="Evaluate a model", long_running=True, job_kind="evaluate")
 async def model_evaluate(
     services: Services,
     principal: Principal,
@@ -41,6 +41,7 @@ async def model_evaluate(
     judge_url: JudgeUrl = None,
     judge_model: JudgeModel = None,
     judge_api_key_env: JudgeKeyEnv = None,
+    idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
     """Starts a job that scores a model on a dataset split: loss and perplexity on the assistant
     turns, then greedy answers scored by exact match, contains, ROUGE-L and, for JSON answers,
@@ -52,10 +53,11 @@ async def model_evaluate(
         ScoringRequest(dataset, split, limit, max_new_tokens, judge_url, judge_model, judge_api_key_env),
         model=model,
         base_model=base_model,
+        idempotency_key=idempotency_key,
     )
 
 
-@toolset.capability(scope="train", title="Compare two models", long_running=True)
+@toolset.capability(scope="train", title="Compare two models", long_running=True, job_kind="compare")
 async def model_compare(
     services: Services,
     principal: Principal,
@@ -70,6 +72,7 @@ async def model_compare(
     judge_url: JudgeUrl = None,
     judge_model: JudgeModel = None,
     judge_api_key_env: JudgeKeyEnv = None,
+    idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
     """Starts a job that evaluates two models on the same rows with the same greedy decoding (as
     model_evaluate, judge included) and compares them: each metric for a and b, b − a and which
@@ -82,6 +85,7 @@ async def model_compare(
         model_a,
         model_b=model_b,
         base_model=base_model,
+        idempotency_key=idempotency_key,
     )
 
 

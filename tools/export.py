@@ -17,7 +17,7 @@ from forge_mcp.services import Services
 toolset = Toolset("export", "Export model versions as adapters, merged folders or GGUF files, each verified.")
 
 
-@toolset.capability(scope="train", title="Export a model version", long_running=True)
+@toolset.capability(scope="train", title="Export a model version", long_running=True, job_kind="export")
 async def model_export(
     services: Services,
     principal: Principal,
@@ -25,6 +25,7 @@ async def model_export(
     format: Annotated[Format, Field(description="adapter (LoRA files), merged (safetensors folder) or gguf (llama.cpp, Ollama)")],
     quantization: Annotated[Quantization | None, Field(description="GGUF only: f16, q8_0 (default) or q4_k_m")] = None,
     push_to_hub: Annotated[str | None, Field(max_length=200, description="Also upload to this Hugging Face Hub repo, e.g. acme/bot (needs network and HF_TOKEN)")] = None,
+    idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
     """Starts a job that exports a registered version: adapter (the LoRA files), merged (the
     adapter folded into the base: a folder transformers loads) or gguf (one file for llama.cpp
@@ -32,4 +33,5 @@ async def model_export(
     export is loaded back and its next-token predictions compared with the source's; an export
     that disagrees fails the job. It lands in models/<name>/v<N>/exports/<kind>/ (model_get
     lists it). Follow with job_wait."""
-    return await services.export.export(principal, model, format, quantization=quantization, push_to_hub=push_to_hub)
+    return await services.export.export(principal, model, format, quantization=quantization, push_to_hub=push_to_hub,
+                                        idempotency_key=idempotency_key)

@@ -28,6 +28,7 @@ async def serve_start(
     context_length: Annotated[int, Field(ge=128, le=131_072, description="llama.cpp context window, in tokens")] = 2048,
     threads: Annotated[int | None, Field(ge=1, le=512, description="CPU threads for generation; default: the engine's own (llama.cpp: half the logical cores)")] = None,
     wait_s: Annotated[float, Field(ge=1, le=900, description="How long to wait for the endpoint to answer")] = 180,
+    idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> ServiceStarted:
     """Starts a long-lived service for a registered version on 127.0.0.1 with an OpenAI-compatible
     API (/v1/chat/completions, streaming too; /v1/models; /health) and returns once it answers,
@@ -36,7 +37,7 @@ async def serve_start(
     serve_stop; a dead process shows as failed in serve_list. Any OpenAI client works, e.g.
     litellm with model 'openai/<model>' and api_base <url>."""
     return await services.serving.start(principal, model, engine=engine, port=port, context_length=context_length,
-                                        threads=threads, wait_s=wait_s)
+                                        threads=threads, wait_s=wait_s, idempotency_key=idempotency_key)
 
 
 @toolset.capability(scope="read", title="List services", read_only=True)

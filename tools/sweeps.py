@@ -20,7 +20,7 @@ toolset = Toolset("sweeps", "Hyperparameter search over training runs: trials as
 SweepId = Annotated[str, Field(pattern=r"^job_[0-9a-f]{8,40}$", description="The job_id sweep_start returned")]
 
 
-@toolset.capability(scope="train", title="Start a hyperparameter sweep", long_running=True)
+@toolset.capability(scope="train", title="Start a hyperparameter sweep", long_running=True, job_kind="sweep")
 async def sweep_start(
     services: Services,
     principal: Principal,

@@ -37,7 +37,7 @@ async def train_plan(services: Services, spec: SpecFields, recipe: Recipe = None
     return await services.training.plan(spec, recipe)
 
 
-@toolset.capability(scope="train", title="Start training", long_running=True)
+@toolset.capability(scope="train", title="Start training", long_running=True, job_kind="train")
 async def train_start(
     services: Services,
     principal: Principal,

@@ -11,6 +11,7 @@ its result, typed by the kind's models, and returns the result clients see.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -44,3 +45,13 @@ class Publisher:
         if step is not None:
             checked = await step(job, kind.parse_arguments(job.arguments), checked)
         return checked.model_dump(mode="json")
+
+    def result_models(self) -> dict[str, type[BaseModel]]:
+        """Each kind's stored result, as clients see it: its publish step's model where it has one
+        (a prepared dataset's names the version it became), else the kind's result model."""
+        out = {}
+        for name, kind in self._kinds.items():
+            step = self._steps.get(name)
+            hint = typing.get_type_hints(type(step).__call__).get("return") if step is not None else None
+            out[name] = hint if isinstance(hint, type) and issubclass(hint, BaseModel) else kind.result
+        return out

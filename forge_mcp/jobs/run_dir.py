@@ -29,6 +29,8 @@ ENGINE_LOG = "engine.log"  # an external serving engine's output
 CHART = "compare.png"  # a compare job's chart
 STUDY = "study.journal"  # a sweep's Optuna study (its trials, their parameters and values)
 CHARTS = "charts"  # a sweep's rendered charts, one file per chart and number of finished trials
+WORKFLOW_STATE = "workflow.json"  # a workflow's steps: state, attempt, job, result (written before each is announced)
+WORKFLOW_CHART = "workflow.png"  # a workflow's DAG coloured by step state, as workflow_status last drew it
 DISK_PROBE = "disk_probe.bin"  # the system benchmark's disk write test
 
 _ATTEMPT_EVENTS = re.compile(r"events\.attempt(\d+)\.jsonl")
@@ -125,6 +127,14 @@ class RunDir:
     @property
     def charts(self) -> Path:
         return self.path / CHARTS
+
+    @property
+    def workflow_state(self) -> Path:
+        return self.path / WORKFLOW_STATE
+
+    @property
+    def workflow_chart(self) -> Path:
+        return self.path / WORKFLOW_CHART
 
     @property
     def disk_probe(self) -> Path:

@@ -11,8 +11,9 @@ from forge_mcp.orchestration.kinds import OrchestrationKind
 
 def orchestration_kinds(*, test_kinds: bool = False) -> dict[str, OrchestrationKind[Any, Any]]:
     from forge_mcp.sweeps.jobs import SWEEP
+    from forge_mcp.workflows.jobs import WORKFLOW
 
-    kinds: tuple[OrchestrationKind[Any, Any], ...] = (SWEEP,)
+    kinds: tuple[OrchestrationKind[Any, Any], ...] = (SWEEP, WORKFLOW)
     if test_kinds:
         from forge_mcp.orchestration.testing_kinds import NESTED, THREE_STEPS
 

@@ -23,6 +23,7 @@ from forge_mcp.jobs.states import JobState
 from forge_mcp.orchestration.links import ChildLinks
 
 if TYPE_CHECKING:
+    from forge_mcp.capabilities import CapabilityRunner
     from forge_mcp.services import Services
 
 STEP_MAX_CHARS = 100
@@ -79,14 +80,17 @@ class OrchestrationContext:
         log: Callable[[str], None],
         run: RunDir,
         services: Services | None = None,
+        tools: CapabilityRunner | None = None,
     ) -> None:
         """`report(type, payload)` sends an event to the engine as a worker would (progress);
         `log` appends a line to the orchestration's log (job_logs); `run` is the orchestration's
         own run folder (for its state files, say a sweep's study); `services` are the domain
-        services its steps are prepared with (a sweep plans each trial with the training service)."""
+        services its steps are prepared with (a sweep plans each trial with the training service);
+        `tools` runs capabilities as a protocol adapter does (a workflow's steps are tool calls)."""
         self.job = job
         self.run = run
         self._services = services
+        self._tools = tools
         self._control = control
         self._repo = repository
         self._links = links
@@ -103,6 +107,12 @@ class OrchestrationContext:
         if self._services is None:
             raise RuntimeError("this orchestration was started without the domain services")
         return self._services
+
+    @property
+    def tools(self) -> CapabilityRunner:
+        if self._tools is None:
+            raise RuntimeError("this orchestration was started without the capability runner")
+        return self._tools
 
     @property
     def principal(self) -> str:
@@ -138,6 +148,19 @@ class OrchestrationContext:
         if child.kind != kind:
             raise Conflict(f"step {step!r} already ran a {child.kind} job ({child_id}), not {kind}")
         return Child(step=step, job_id=child_id)
+
+    async def step_key(self, step: str) -> str:
+        """The idempotency key of the job `step` starts through a tool call (not start_child), written
+        before the call: the tool is called with it, so a call repeated after a restart finds the job
+        the first one queued. link_child records the job once the call returns."""
+        link = await self._links.get(self.job.id, step)
+        if link is None:
+            link = await self._links.add(self.job.id, step, f"orchestration/{self.job.id}/{step}")
+        return link.idempotency_key
+
+    async def link_child(self, step: str, job_id: str) -> Child:
+        await self._links.set_child(self.job.id, step, job_id)
+        return Child(step=step, job_id=job_id)
 
     async def existing_child(self, step: str) -> Child | None:
         """The child a step already started (after a restart, say), or None; found by its

@@ -39,6 +39,7 @@ from forge_mcp.orchestration.kinds import SERVER_EXECUTOR, OrchestrationKind
 from forge_mcp.orchestration.links import ChildLinks
 
 if TYPE_CHECKING:
+    from forge_mcp.capabilities import CapabilityRunner
     from forge_mcp.services import Services
 
 log = logging.getLogger("forge_mcp.orchestration")
@@ -75,10 +76,12 @@ class ServerExecutor:
         control: Callable[[], JobControl],
         worker_workspace: WorkerWorkspace,
         services: Callable[[], Services | None] = lambda: None,
+        tools: Callable[[], CapabilityRunner | None] = lambda: None,
     ) -> None:
-        """`control` gives the job engine, which starts and cancels the children, and `services`
-        the domain services the steps are prepared with; providers, because both are built after
-        this executor (the engine with it among its executors)."""
+        """`control` gives the job engine, which starts and cancels the children, `services` the
+        domain services the steps are prepared with and `tools` the capability runner a workflow's
+        steps are called through; providers, because all are built after this executor (the
+        engine with it among its executors)."""
         self.kinds = dict(kinds)
         self.worker_workspace = worker_workspace  # written into job.json like any job's; nothing reads it here
         self._repo = repository
@@ -86,6 +89,7 @@ class ServerExecutor:
         self._bus = bus
         self._control = control
         self._services = services
+        self._tools = tools
         # The lease recorded on an orchestration's row: this server process (its pid and start time).
         self._pid = os.getpid()
         self._started_at = psutil.Process(self._pid).create_time()
@@ -169,7 +173,7 @@ class ServerExecutor:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
         ctx = OrchestrationContext(job, self._control(), self._repo, self._links, self._bus, current.report, write_log,
-                                   run, self._services())  # fmt: skip
+                                   run, self._services(), self._tools())  # fmt: skip
         write_log(f"orchestration {job.kind} {'re-attached after a server restart' if reattached else 'started'}")
         current.report("started", {"pid": self._pid, "attempt": job.attempt})
         current.task = asyncio.create_task(self._run(kind, ctx, current), name=f"orchestration {job.id}")

@@ -63,10 +63,12 @@ class ServingService:
         context_length: int = 2048,
         threads: int | None = None,
         wait_s: float = 180,
+        idempotency_key: str | None = None,
     ) -> ServiceStarted:
-        """Start `principal`'s service for `model` and wait (at most `wait_s`) until it answers."""
+        """Start `principal`'s service for `model` and wait (at most `wait_s`) until it answers; the
+        same `idempotency_key` again waits for the same service instead of starting another."""
         arguments = await self._manager.arguments(model, engine, port, context_length, threads)
-        handle = await self._engine.submit(SERVE_KIND, arguments, principal.name)
+        handle = await self._engine.submit(SERVE_KIND, arguments, principal.name, idempotency_key=idempotency_key)
         job, endpoint = await self._manager.wait_ready(handle.job_id, wait_s)
         if endpoint is None:
             if job.terminal:

@@ -24,7 +24,7 @@ from tests.conftest import ALL_TOOLS
 WHOLE_LIST_BUDGET = 32_000  # bytes of the whole tools/list result, for the toolsets it was set for (issue 11)
 # Toolsets added since, each with its own budget on top: a new capability pays for itself,
 # and the first 29 tools keep theirs.
-LATER_TOOLSETS = {"sweeps": 4_000}
+LATER_TOOLSETS = {"sweeps": 4_000, "workflows": 4_000}
 CORE_JOBS_BUDGET = 8_000  # bytes of the core and jobs toolsets' tools, what a minimal client lists
 # Keywords an agent calls with: none may be lost on the way to the wire.
 CALL_FACTS = ("description", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",

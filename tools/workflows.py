@@ -1,0 +1,70 @@
+"""Workflows: the lifecycle as one declarative DAG of tool calls, validated up front and run as a
+durable orchestration, independent branches in parallel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from forge_mcp.capabilities import Toolset
+from forge_mcp.jobs.models import JobHandle
+from forge_mcp.security.principal import Principal
+from forge_mcp.services import Services
+from forge_mcp.workflows.service import WorkflowCheck, WorkflowList, WorkflowStatus
+
+toolset = Toolset("workflows", "DAG workflows of tool calls: validate, run durably with parallel branches, follow.")
+
+Workflow = Annotated[str | None, Field(max_length=512, description="A configs/workflows name (workflow_list shows "
+                                       "them) or a .yaml/.json file in the workspace")]  # fmt: skip
+Document = Annotated[dict[str, Any] | None, Field(description="Or the document inline: {name, inputs, steps: "
+                                                        "{step: {tool, arguments, needs, when, retries, timeout_s, "
+                                                        "on_failure}}, outputs}")]  # fmt: skip
+Inputs = Annotated[dict[str, Any] | None, Field(description="Values for the workflow's inputs")]
+
+
+@toolset.capability(scope="read", title="Validate a workflow", read_only=True)
+async def workflow_validate(
+    services: Services, principal: Principal, workflow: Workflow = None, document: Document = None, inputs: Inputs = None
+) -> WorkflowCheck:
+    """Checks a workflow for your key without running it, listing every problem at once with its
+    step and field: unknown tools or ones your scopes do not allow, unknown or missing
+    arguments, wrong types, cycles, references to unknown steps or fields (${inputs.x},
+    ${step.field[0]}), conditions that do not parse. Returns the plan (levels of steps that run
+    together) and a Mermaid flowchart."""
+    return await services.workflows.check(principal, workflow, document, inputs)
+
+
+@toolset.capability(scope="read", title="Run a workflow", long_running=True, job_kind="workflow")
+async def workflow_run(
+    services: Services,
+    principal: Principal,
+    workflow: Workflow = None,
+    document: Document = None,
+    inputs: Inputs = None,
+    idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+) -> JobHandle:
+    """Validates, then runs a workflow as one job: each step starts once the steps it needs have
+    ended, independent ones at once; each calls its tool with your rights. A step whose `when`
+    is false, and the steps needing it, are skipped. Survives a server restart without rerunning
+    finished steps. Follow with job_wait (progress per step) or workflow_status; job_cancel
+    cancels the run and its steps' jobs."""
+    return await services.workflows.run(principal, workflow, document, inputs, idempotency_key=idempotency_key)
+
+
+@toolset.capability(scope="read", title="Show a workflow run", read_only=True)
+async def workflow_status(
+    services: Services,
+    principal: Principal,
+    run_id: Annotated[str, Field(pattern=r"^job_[0-9a-f]{8,40}$", description="The job_id workflow_run returned")],
+    chart: Annotated[bool, Field(description="Attach a PNG of the DAG coloured by state")] = True,
+) -> WorkflowStatus:
+    """A run's steps: state, timing, job, resolved arguments (secrets hidden), a short result or
+    the error; its outputs once it succeeded; the DAG as Mermaid and as a PNG."""
+    return await services.workflows.status(principal, run_id, chart=chart)
+
+
+@toolset.capability(scope="read", title="List workflow runs", read_only=True)
+async def workflow_list(services: Services, principal: Principal, limit: Annotated[int, Field(ge=1, le=200)] = 20) -> WorkflowList:
+    """Your workflow runs, newest first, and the example workflows in configs/workflows."""
+    return await services.workflows.list(principal, limit)
