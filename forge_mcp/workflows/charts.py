@@ -1,6 +1,6 @@
 """A workflow's DAG as a PNG for people: one box per step (its name, tool and state), in
-columns by execution level, an arrow per dependency, coloured by state. matplotlib's
-object API (no pyplot), so drawing needs no process-wide lock."""
+columns by execution level, an arrow per dependency that no other implies, coloured by
+state. matplotlib's object API (no pyplot), so drawing needs no process-wide lock."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def dag_png(title: str, graph: StepGraph, tools: Mapping[str, str], states: Mapp
     ax.axis("off")
     ax.text(-BOX_W / 2 - 0.2, BOX_H / 2 + 0.3, title, fontsize=10, ha="left", va="center")
     for name in graph.order:
-        for need in graph.needs[name]:
+        for need in graph.drawn_needs(name):
             (x1, y1), (x2, y2) = where[need], where[name]
             ax.annotate("", xy=(x2 - BOX_W / 2, y2), xytext=(x1 + BOX_W / 2, y1),
                         arrowprops={"arrowstyle": "-|>", "color": "#666666", "lw": 1.0})  # fmt: skip

@@ -47,6 +47,23 @@ class StepGraph:
                     frontier.append(name)
         return out
 
+    def drawn_needs(self, step: str) -> list[str]:
+        """The dependencies worth an arrow: those not implied by another (a → c is left out when
+        a → b → c), in the document's order. Only for a graph without cycles."""
+        needs = self.needs[step]
+        implied = set().union(*(self.ancestors(n) for n in needs)) if needs else set()
+        return sorted((n for n in needs if n not in implied), key=self.order.index)
+
+    def ancestors(self, step: str) -> set[str]:
+        out: set[str] = set()
+        frontier = list(self.needs[step])
+        while frontier:
+            current = frontier.pop()
+            if current not in out:
+                out.add(current)
+                frontier.extend(self.needs[current])
+        return out
+
     def cycle(self) -> list[str] | None:
         """One cycle as the steps around it (first == last), or None."""
         visiting: list[str] = []
@@ -90,14 +107,14 @@ class StepGraph:
         return out
 
     def mermaid(self, tools: Mapping[str, str], states: Mapping[str, str] | None = None) -> str:
-        """`flowchart TD` with each step as 'name: tool' and an edge per dependency; with
-        `states`, each step is coloured by its state."""
+        """`flowchart TD` with each step as 'name: tool' and an arrow per dependency that no other
+        implies; with `states`, each step is coloured by its state."""
         lines = ["flowchart TD"]
         for name in self.order:
             label = f"{name}<br/>{tools.get(name, '?')}" + (f"<br/>{states[name]}" if states and name in states else "")
             lines.append(f'    {name}["{label}"]')
         for name in self.order:
-            for need in sorted(self.needs[name], key=self.order.index):
+            for need in self.drawn_needs(name) if self.cycle() is None else sorted(self.needs[name], key=self.order.index):
                 lines.append(f"    {need} --> {name}")
         if states:
             for state, style in STATE_STYLES.items():
