@@ -1,6 +1,6 @@
 """Workflows through the MCP client against a live server, on test_sleep jobs and dataset tools:
 independent branches run at the same time; a false condition skips a branch and its
-dependents; an optional step's failure (on_failure: continue) lets the rest finish and is
+dependents; validation names every problem at once; an optional step's failure (on_failure: continue) lets the rest finish and is
 reported; a failing step with on_failure stop ends the run FAILED and cancels its running
 sibling, after its retries; kill -9 of the server mid-run, then a restart, and the run finishes
 without rerunning a finished step, re-attached to the step whose job was running; job_cancel
@@ -30,6 +30,7 @@ from tests.conftest import AuthServer
 from tests.e2e.test_orchestrations import ENV, TERMINAL, child_ids, job_rows, worker_starts
 from tests.e2e.test_training_mcp import greetings
 from tests.polling import poll_until
+from tests.workflows.test_validation import BAD, check_bad
 
 pytestmark = pytest.mark.e2e
 
@@ -195,6 +196,18 @@ async def test_job_cancel_on_a_run_cancels_its_steps_jobs(tmp_path: Path) -> Non
         assert rows[child]["state"] == "CANCELED" and not job_processes(child), dict(rows[child])
     assert {s["name"]: s["state"] for s in status.structured_content["steps"]} == {"x": "canceled", "y": "canceled",
                                                                                   "z": "canceled"}  # fmt: skip
+
+
+async def test_validation_over_mcp_reports_every_problem_at_once_and_a_run_of_it_starts_nothing(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "ws", env=ENV) as server:
+        async with Client(f"{server.url}/mcp/") as client:
+            checked = await client.call_tool("workflow_validate", {"document": BAD})
+            refused = await client.call_tool("workflow_run", {"document": BAD})
+            jobs = await client.call_tool("job_list", {})
+    assert not checked.is_error and checked.structured_content["valid"] is False
+    check_bad(checked.structured_content["problems"])
+    assert refused.is_error and "problem(s), nothing was started: step a, tool: unknown tool" in refused.content[0].text
+    assert jobs.structured_content["jobs"] == []
 
 
 async def test_a_read_only_key_cannot_train_through_a_workflow(auth_server: AuthServer) -> None:
