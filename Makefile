@@ -18,7 +18,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_ROWS ?= 1000000
 
-.PHONY: demo test lint serve install clean bench-data bench-train bench-serve bench-load bench-sweep
+.PHONY: demo test lint serve install clean bench-data bench-train bench-serve bench-load bench-sweep bench-workflow
 
 install: $(VENV)/.installed
 
@@ -67,6 +67,11 @@ bench-load: install
 # The sweep benchmark: the median pruner against none (steps, best eval loss), and a sweep's trial against a train_start job.
 bench-sweep: install
 	$(PY) -m benchmarks.sweep --trials 12 --steps 50 --overhead-trials 3 --rounds 4 --folder .bench
+
+# The workflow benchmark: two parallel branches of dataset_prepare against the same steps chained, and a
+# chain of 50 trivial steps against the same tool calls made directly (the engine's overhead per step).
+bench-workflow: install
+	$(PY) -m benchmarks.workflow --rows 19000 --turns 12 --branch-steps 1 --steps 50 --rounds 4 --folder .bench
 
 serve: install
 	$(VENV)/bin/forge-mcp serve
