@@ -134,6 +134,11 @@ class JobEngine:
     async def tick(self) -> None:
         await self._supervisor.tick()
 
+    def wake(self) -> None:
+        """Tick now rather than at the next period: something a tick acts on just happened (an
+        orchestration's coroutine ended, and its outcome is waiting to be settled)."""
+        self._state.wake.set()
+
     async def reconcile(self) -> None:
         """At start-up: adopt RUNNING jobs whose worker still lives; settle the others."""
         await self._recovery.reconcile()

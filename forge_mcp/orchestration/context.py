@@ -39,6 +39,8 @@ class JobControl(Protocol):
 
     async def cancel(self, job_id: str) -> Job: ...
 
+    def wake(self) -> None: ...
+
 
 class ChildFailed(ForgeError):
     """A step's job ended FAILED or CANCELED. Uncaught, it fails the orchestration with this message."""

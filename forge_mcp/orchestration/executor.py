@@ -182,6 +182,13 @@ class ServerExecutor:
 
     async def _run(self, kind: OrchestrationKind[Any, Any], ctx: OrchestrationContext, current: ServerRun) -> None:
         try:
+            await self._run_to_outcome(kind, ctx, current)
+        finally:
+            # Its outcome is settled at the engine's next tick: now, not up to a period later.
+            self._control().wake()
+
+    async def _run_to_outcome(self, kind: OrchestrationKind[Any, Any], ctx: OrchestrationContext, current: ServerRun) -> None:
+        try:
             result = await kind.run(ctx, kind.parse_arguments(ctx.job.arguments))
             current.report("result", {"result": kind.parse_result(result.model_dump(mode="json")).model_dump(mode="json")})
             ctx.log("orchestration succeeded")
