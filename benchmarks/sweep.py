@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.mcp_calls import call, wait
 from benchmarks.train_sft import greetings
 
 RECIPE = "sft-lora-tiny"
@@ -43,20 +44,6 @@ def base_spec(steps: int) -> dict[str, Any]:
     # Eval loss five times a run: the points the pruner decides on. One checkpoint, at the end.
     return {"base_model": "models/tiny", "dataset": "greet", "max_steps": steps, "eval_split": "test",
             "eval_steps": max(1, steps // 5), "save_steps": steps}  # fmt: skip
-
-
-async def call(client: Any, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        raise SystemExit(f"{tool} failed: {result.content[0].text}")
-    return result.structured_content
-
-
-async def wait(client: Any, job_id: str) -> dict[str, Any]:
-    while True:
-        waited = await call(client, "job_wait", {"job_id": job_id, "timeout_s": 600})
-        if not waited["timed_out"]:
-            return waited["job"]
 
 
 async def prepare(client: Any) -> None:

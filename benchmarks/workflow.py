@@ -29,26 +29,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.mcp_calls import call, wait
+
 BRANCHES = ("a", "b")
 PREPARE = {"dedup": "near", "pii": "redact", "test_fraction": 0.1}  # dataset_prepare's defaults, spelled out
 GOAL_PARALLEL = 0.6  # two branches at once take at most this share of the same steps chained
 GOAL_STEP_S = 0.050  # a trivial step costs a workflow at most this much
 # The machine's own figure for (a): a pure-Python loop (about a second) alone, then two at once.
 SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(10_000_000):\n    x += i * i\nprint(time.perf_counter() - t)"
-
-
-async def call(client: Any, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        raise SystemExit(f"{tool} failed: {result.content[0].text}")
-    return result.structured_content
-
-
-async def wait(client: Any, job_id: str) -> dict[str, Any]:
-    while True:
-        waited = await call(client, "job_wait", {"job_id": job_id, "timeout_s": 600})
-        if not waited["timed_out"]:
-            return waited["job"]
 
 
 def chats(path: Path, rows: int, turns: int, seed: int) -> None:
