@@ -180,7 +180,7 @@ class SweepLoop:
         job = await self.ctx.child_job(trial.train)
         # Only a job still training can be pruned: one that finished is complete, whatever its last eval says.
         prunable = self.settings.pruner != "none" and not job.terminal
-        if await self.report_losses(trial, prunable):
+        if await self.report_losses(trial, prunable, job.progress.total):
             return
         if job.state is JobState.SUCCEEDED:
             trial.steps = int((job.result or {}).get("steps") or 0)
@@ -193,21 +193,29 @@ class SweepLoop:
         elif job.state in (JobState.FAILED, JobState.CANCELED):
             await self.fail(trial, job)
 
-    async def report_losses(self, trial: Running, prunable: bool) -> bool:
+    async def report_losses(self, trial: Running, prunable: bool, total_steps: float | None) -> bool:
         """Hands Optuna the eval losses logged since the last look; True when it pruned the trial.
-        Step 0 (the base model, the same for every trial) is not a point of the trial's own."""
-        for step, value in await self.ctx.child_metric(trial.train, INTERMEDIATE, trial.reported_step):
-            pruned = await asyncio.to_thread(self._report, trial.trial_id, value, int(step), prunable)
-            trial.reported_step = step
-            if pruned:
-                await self.tell(trial.number, "pruned", attrs={S.ATTR_PRUNED_AT: int(step), S.ATTR_STEPS: int(step)})
-                self.running.pop(trial.number)
-                self.ctx.log(f"trial {trial.number}: pruned at step {int(step)} (eval loss {value:.4f}); stopping job {trial.train.job_id}")
-                await self.ctx.cancel_child(trial.train)
-                self.stopping[trial.number] = (trial.train, int(step))
-                self.report_progress()
-                return True
-        return False
+        Step 0 (the base model, the same for every trial) is not a point of the trial's own.
+
+        The pruner decides on the newest loss only, as it would inside Optuna's own loop: a busy
+        server may look at a trial after several evals, and its job has trained past the older
+        ones. A trial whose newest eval is at its last step has done its work and is not pruned."""
+        points = await self.ctx.child_metric(trial.train, INTERMEDIATE, trial.reported_step)
+        if not points:
+            return False
+        newest = int(points[-1][0])
+        prunable = prunable and (total_steps is None or newest < total_steps)
+        pruned = await asyncio.to_thread(self._report, trial.trial_id, points, prunable)
+        trial.reported_step = points[-1][0]
+        if not pruned:
+            return False
+        await self.tell(trial.number, "pruned", attrs={S.ATTR_PRUNED_AT: newest, S.ATTR_STEPS: newest})
+        self.running.pop(trial.number)
+        self.ctx.log(f"trial {trial.number}: pruned at step {newest} (eval loss {points[-1][1]:.4f}); stopping job {trial.train.job_id}")
+        await self.ctx.cancel_child(trial.train)
+        self.stopping[trial.number] = (trial.train, newest)
+        self.report_progress()
+        return True
 
     async def settle_stopped(self) -> None:
         """A pruned trial's job trains on until its cancel lands: once it has ended, the trial's
@@ -220,11 +228,12 @@ class SweepLoop:
                        str(number): max(pruned_at, int(job.progress.done or 0))}  # fmt: skip
                 await asyncio.to_thread(self.study.set_user_attr, S.STUDY_ATTR_STEPS_RAN, ran)
 
-    def _report(self, trial_id: int, value: float, step: int, prunable: bool) -> bool:
+    def _report(self, trial_id: int, points: list[tuple[float, float]], prunable: bool) -> bool:
         import optuna
 
         trial = optuna.Trial(self.study, trial_id)
-        trial.report(value, step)
+        for step, value in points:
+            trial.report(value, int(step))
         return prunable and trial.should_prune()
 
     async def start_evaluation(self, trial: Running, job: Job) -> None:

@@ -25,7 +25,7 @@ from forge_mcp.workflows import WORKFLOW_KIND
 from forge_mcp.workflows.document import WorkflowDocument, parse_document
 from forge_mcp.workflows.graph import StepGraph
 from forge_mcp.workflows.jobs import WorkflowArguments, WorkflowResult, preview
-from forge_mcp.workflows.state import TERMINAL_STEP_STATES, WorkflowState
+from forge_mcp.workflows.state import TERMINAL_STEP_STATES, WorkflowState, redacted
 from forge_mcp.workflows.validation import Problem, ResultSchemas, validate
 from forge_mcp.workspace import Workspace
 
@@ -53,7 +53,7 @@ class StepView(BaseModel):
     finished_at: float | None
     seconds: float | None
     arguments: dict[str, Any] | None = Field(description="As resolved when it ran, secrets shown as ***")
-    result: str | None = Field(description="The step's result, as JSON, shortened")
+    result: str | None = Field(description="The step's result, as JSON, shortened, secrets shown as ***")
     error: str | None
     skipped_because: str | None
 
@@ -207,4 +207,4 @@ def _view(name: str, document: WorkflowDocument, graph: StepGraph, record: Any, 
                     needs=sorted(graph.needs[name], key=graph.order.index), attempts=record.attempt,
                     job_id=record.job_id, started_at=record.started_at, finished_at=record.finished_at,
                     seconds=round(seconds, 2) if seconds is not None else None, arguments=record.arguments,
-                    result=preview(record.result), error=record.error, skipped_because=record.skipped_because)  # fmt: skip
+                    result=preview(redacted(record.result)), error=record.error, skipped_because=record.skipped_because)  # fmt: skip

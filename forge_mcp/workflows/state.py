@@ -56,8 +56,27 @@ def save_snapshot(path: Path, snapshot: str) -> None:
 
 
 def redacted(value: Any) -> Any:
+    """`value` with every field named like a secret shown as ***, and that secret's text wherever
+    else it appears (serve_start's example request carries its API key)."""
+    secrets = sorted(set(_secrets(value)), key=len, reverse=True)
+    return _redact(value, secrets)
+
+
+def _secrets(value: Any) -> list[str]:
     if isinstance(value, dict):
-        return {k: REDACTED if SECRET_NAME.search(str(k)) and v is not None else redacted(v) for k, v in value.items()}
+        found = [v for k, v in value.items() if SECRET_NAME.search(str(k)) and isinstance(v, str) and len(v) >= 8]
+        return found + [s for v in value.values() for s in _secrets(v)]
     if isinstance(value, list):
-        return [redacted(v) for v in value]
+        return [s for v in value for s in _secrets(v)]
+    return []
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: REDACTED if SECRET_NAME.search(str(k)) and v is not None else _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, secrets) for v in value]
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
     return value

@@ -67,9 +67,11 @@ async def test_lifecycle_runs_from_a_csv_to_a_served_model_with_both_exports_at_
             service = ((job.get("result") or {}).get("outputs") or {}).get("service")
             services = (await client.call_tool("serve_list", {})).structured_content["services"]
             if service:
-                url = job["result"]["outputs"]["url"]
-                async with httpx.AsyncClient() as http:
+                url, api_key = job["result"]["outputs"]["url"], job["result"]["outputs"]["api_key"]
+                async with httpx.AsyncClient(headers={"Authorization": f"Bearer {api_key}"}, timeout=60) as http:
                     health = await http.get(url.removesuffix("/v1") + "/health")
+                    answer = await http.post(f"{url}/chat/completions", json={"max_tokens": 8,
+                                             "messages": [{"role": "user", "content": "Which colour is the sky?"}]})  # fmt: skip
                 stopped = await client.call_tool("serve_stop", {"service": service})
                 assert not stopped.is_error, stopped.content
     assert job["state"] == "SUCCEEDED", (job, {n: (s["state"], s["error"]) for n, s in steps.items()})
@@ -79,7 +81,10 @@ async def test_lifecycle_runs_from_a_csv_to_a_served_model_with_both_exports_at_
     assert outputs["tuned_exact_match"] > outputs["base_exact_match"], outputs
     assert outputs["model"] == "quick@v1" and "gguf" in outputs["gguf"] and outputs["url"].startswith("http://127.0.0.1:")
     assert [s["state"] for s in services if s["job_id"] == service] == ["serving"] and health.status_code == 200
+    assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"], answer.text
     assert steps["serve"]["arguments"]["model"] == "quick@v1"
+    # The service's API key is a secret: workflow_status shows the step's result without it.
+    assert '"api_key": "***"' in steps["serve"]["result"] and api_key not in steps["serve"]["result"]
     # The two exports ran at the same time: each started before the other ended.
     gguf, merged = steps["export_gguf"], steps["export_merged"]
     assert gguf["started_at"] < merged["finished_at"] and merged["started_at"] < gguf["finished_at"], (gguf, merged)

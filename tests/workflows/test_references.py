@@ -35,3 +35,14 @@ def test_paths_are_found_with_where_they_are_and_malformed_ones_are_reported() -
     assert list(malformed({"a": "${x.y} and ${not closed", "b": "${Bad}"})) == ["${not closed", "${Bad}"]
     with pytest.raises(InvalidArguments):
         Path.parse("x..y")
+
+
+def test_secrets_are_hidden_by_name_and_wherever_their_text_appears() -> None:
+    from forge_mcp.workflows.state import redacted
+
+    result = {"url": "http://127.0.0.1:9000/v1", "api_key": "sk-0123456789abcdef",
+              "example": "curl -H 'Authorization: Bearer sk-0123456789abcdef' …",
+              "nested": [{"judge_api_key_env": "JUDGE_KEY", "token": None, "hf_token": "hf_abcdefghijkl"}]}  # fmt: skip
+    assert redacted(result) == {"url": "http://127.0.0.1:9000/v1", "api_key": "***",
+                                "example": "curl -H 'Authorization: Bearer ***' …",
+                                "nested": [{"judge_api_key_env": "JUDGE_KEY", "token": None, "hf_token": "***"}]}  # fmt: skip
