@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cells import loads, ratios, seconds
 from benchmarks.mcp_calls import call, wait
 from benchmarks.train_sft import greetings
 
@@ -174,12 +175,12 @@ def table(report: dict[str, Any]) -> str:
         f"| side's wall time / trials (first call to last job ended) | {b['sweep']['total_wall_per_trial_s']:.2f} s | "
         f"{b['standalone']['total_wall_per_trial_s']:.2f} s | **{b['total_wall_ratio']:.3f}×** | "
         f"≤ {GOAL_OVERHEAD}×: {ok[b['total_wall_ratio'] <= GOAL_OVERHEAD]} |",
-        f"| per round, wall / trials | {_seconds(b['sweep']['rounds_wall_per_trial_s'])} | "
-        f"{_seconds(b['standalone']['rounds_wall_per_trial_s'])} | | |",
-        f"| per round, ratio; their median | {_ratios(b['rounds_wall_ratio'])} | | "
+        f"| per round, wall / trials | {seconds(b['sweep']['rounds_wall_per_trial_s'])} | "
+        f"{seconds(b['standalone']['rounds_wall_per_trial_s'])} | | |",
+        f"| per round, ratio; their median | {ratios(b['rounds_wall_ratio'])} | | "
         f"**{b['median_round_wall_ratio']:.3f}×** | ≤ {GOAL_OVERHEAD}×: {ok[b['median_round_wall_ratio'] <= GOAL_OVERHEAD]} |",
-        f"| 1-minute load average as each round ended (2 cores) | {_loads(b['sweep']['rounds_load_after'])} | "
-        f"{_loads(b['standalone']['rounds_load_after'])} | | |",
+        f"| 1-minute load average as each round ended (2 cores) | {loads(b['sweep']['rounds_load_after'])} | "
+        f"{loads(b['standalone']['rounds_load_after'])} | | |",
         f"| mean time queued (created_at..started_at) | {b['sweep']['mean_queued_s']:.2f} s | "
         f"{b['standalone']['mean_queued_s']:.2f} s | | |",
     ]  # fmt: skip
@@ -188,18 +189,6 @@ def table(report: dict[str, Any]) -> str:
 
 def _params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v:.2e}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items())
-
-
-def _ratios(values: list[float]) -> str:
-    return ", ".join(f"{v:.3f}×" for v in values)
-
-
-def _loads(values: list[float]) -> str:
-    return ", ".join(f"{v:.1f}" for v in values)
-
-
-def _seconds(values: list[float]) -> str:
-    return ", ".join(f"{v:.2f}" for v in values) + " s"
 
 
 def main(folder: Path, trials: int, steps: int, overhead_trials: int, rounds: int, seed: int) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cells import loads, ratios, seconds
 from benchmarks.mcp_calls import call, wait
 
 BRANCHES = ("a", "b")
@@ -126,7 +127,7 @@ def branch_figures(run: dict[str, Any]) -> dict[str, Any]:
     (a0, a1), (b0, b1) = spans["a"], spans["b"]
     overlap = max(0.0, min(a1, b1) - max(a0, b0))
     return {"spans": spans, "overlap_s": overlap, "overlap_share": overlap / max(a1 - a0, b1 - b0),
-            "step_s": step_seconds(run)}  # fmt: skip
+            "step_s": stepseconds(run)}  # fmt: skip
 
 
 async def parallel_vs_chained(url: str, branch_steps: int, rounds: int) -> dict[str, Any]:
@@ -159,7 +160,7 @@ async def direct_calls(client: Any, steps: int) -> dict[str, Any]:
     return {"client_wall_s": time.time() - called, "load_after": os.getloadavg()[0]}
 
 
-def step_seconds(run: dict[str, Any]) -> list[float]:
+def stepseconds(run: dict[str, Any]) -> list[float]:
     """Each step's time, started to ended (workflow_status's `seconds` is rounded to 10 ms)."""
     return [s["finished_at"] - s["started_at"] for s in run["steps"]]
 
@@ -190,7 +191,7 @@ async def overhead(url: str, steps: int, rounds: int) -> dict[str, Any]:
     return {"workflow": workflow, "direct": direct, "rounds_step_s": per_step, "rounds_direct_step_s": direct_step,
             "median_step_s": statistics.median(per_step), "median_direct_step_s": statistics.median(direct_step),
             "rounds_client_step_s": [w["client_wall_s"] / steps for w in workflow],
-            "median_step_seconds": statistics.median(s for w in workflow for s in step_seconds(w)),
+            "median_step_seconds": statistics.median(s for w in workflow for s in stepseconds(w)),
             "median_lead_s": statistics.median(w["lead_s"] for w in workflow),
             "median_tail_s": statistics.median(w["tail_s"] for w in workflow),
             "median_gap_s": statistics.median(all_gaps) if all_gaps else 0.0,
@@ -211,14 +212,14 @@ def table(report: dict[str, Any]) -> str:
         f"| (a) 2 branches × {what}, {report['rows']} rows × {report['turns']} turns each, {report['rounds']} "
         "alternating rounds | parallel branches | chained | ratio | goal |",
         "|---|---:|---:|---:|---|",
-        f"| workflow job's wall time (started_at..finished_at), per round | {_seconds([r['job_wall_s'] for r in par])} | "
-        f"{_seconds([r['job_wall_s'] for r in chn])} | {_ratios(a['rounds_ratio'])} | |",
+        f"| workflow job's wall time (started_at..finished_at), per round | {seconds([r['job_wall_s'] for r in par])} | "
+        f"{seconds([r['job_wall_s'] for r in chn])} | {ratios(a['rounds_ratio'])} | |",
         f"| per round, ratio; their median | | | **{a['median_round_ratio']:.3f}×** | "
         f"≤ {GOAL_PARALLEL}×: {ok[met_a]} |",
         f"| all rounds' job wall time together | {sum(r['job_wall_s'] for r in par):.1f} s | "
         f"{sum(r['job_wall_s'] for r in chn):.1f} s | {a['total_ratio']:.3f}× | |",
         f"| client's wall time (workflow_run to job_wait's answer), per round | "
-        f"{_seconds([r['client_wall_s'] for r in par])} | {_seconds([r['client_wall_s'] for r in chn])} | "
+        f"{seconds([r['client_wall_s'] for r in par])} | {seconds([r['client_wall_s'] for r in chn])} | "
         f"{a['client_ratio']:.3f}× | |",
         f"| mean step's wall time (started to ended, its job's spawn included) | {a['mean_step_s']['parallel']:.2f} s | "
         f"{a['mean_step_s']['chained']:.2f} s | {a['mean_step_s']['parallel'] / a['mean_step_s']['chained']:.3f}× | |",
@@ -229,15 +230,15 @@ def table(report: dict[str, Any]) -> str:
         f"| branches a and b overlapped (workflow_status), per round | {overlaps} | {chained_overlaps} | | "
         f"parallel overlaps: {ok[all(r['overlap_share'] > 0.5 for r in par)]} |",
         f"| the machine alone: two busy Python processes at once / one after another, before and after (a) | | | "
-        f"{_ratios(a['machine_ratio'])} | the best (a) can get here |",
+        f"{ratios(a['machine_ratio'])} | the best (a) can get here |",
         f"| 1-minute load average as each round ended ({os.cpu_count()} cores) | "
-        f"{_loads([r['load_after'] for r in par])} | {_loads([r['load_after'] for r in chn])} | | |",
+        f"{loads([r['load_after'] for r in par])} | {loads([r['load_after'] for r in chn])} | | |",
         "",
         f"| (b) a chain of {report['steps']} job_list steps (limit 1), {report['rounds']} alternating rounds | "
         "workflow | direct MCP calls | ratio | goal |",
         "|---|---:|---:|---:|---|",
         f"| wall time per step, per round (workflow: job's started_at..finished_at; direct: client) | "
-        f"{_ms(b['rounds_step_s'])} | {_ms(b['rounds_direct_step_s'])} | {_ratios(b['rounds_ratio'])} | |",
+        f"{_ms(b['rounds_step_s'])} | {_ms(b['rounds_direct_step_s'])} | {ratios(b['rounds_ratio'])} | |",
         f"| median of the rounds, per step | **{b['median_step_s'] * 1000:.1f} ms** | "
         f"{b['median_direct_step_s'] * 1000:.1f} ms | {b['median_step_s'] / b['median_direct_step_s']:.2f}× | "
         f"< {GOAL_STEP_S * 1000:.0f} ms: {ok[met_b]} |",
@@ -248,21 +249,9 @@ def table(report: dict[str, Any]) -> str:
         f"| median run's start to its first step / its last step's end to its end | "
         f"{b['median_lead_s'] * 1000:.1f} / {b['median_tail_s'] * 1000:.1f} ms | | | |",
         f"| 1-minute load average as each round ended ({os.cpu_count()} cores) | "
-        f"{_loads([r['load_after'] for r in b['workflow']])} | {_loads([r['load_after'] for r in b['direct']])} | | |",
+        f"{loads([r['load_after'] for r in b['workflow']])} | {loads([r['load_after'] for r in b['direct']])} | | |",
     ]  # fmt: skip
     return "\n".join(rows)
-
-
-def _ratios(values: list[float]) -> str:
-    return ", ".join(f"{v:.3f}×" for v in values)
-
-
-def _loads(values: list[float]) -> str:
-    return ", ".join(f"{v:.1f}" for v in values)
-
-
-def _seconds(values: list[float]) -> str:
-    return ", ".join(f"{v:.2f}" for v in values) + " s"
 
 
 def _pairs(values: list[tuple[float, float]]) -> str:
