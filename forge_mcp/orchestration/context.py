@@ -20,7 +20,7 @@ from forge_mcp.jobs.models import Job, JobHandle
 from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.jobs.states import JobState
-from forge_mcp.orchestration.links import ChildLinks
+from forge_mcp.orchestration.links import ChildLink, ChildLinks
 
 if TYPE_CHECKING:
     from forge_mcp.capabilities import CapabilityRunner
@@ -129,9 +129,7 @@ class OrchestrationContext:
         find the one this step already started."""
         if not step or len(step) > STEP_MAX_CHARS:
             raise InvalidArguments(f"a step needs a name of 1 to {STEP_MAX_CHARS} characters")
-        link = await self._links.get(self.job.id, step)
-        if link is None:
-            link = await self._links.add(self.job.id, step, f"orchestration/{self.job.id}/{step}")
+        link = await self._link(step)
         child_id = link.child_id
         if child_id is None:
             # Submitted with the link's key: after a crash between the link and this call the
@@ -155,10 +153,14 @@ class OrchestrationContext:
         """The idempotency key of the job `step` starts through a tool call (not start_child), written
         before the call: the tool is called with it, so a call repeated after a restart finds the job
         the first one queued. link_child records the job once the call returns."""
+        return (await self._link(step)).idempotency_key
+
+    async def _link(self, step: str) -> ChildLink:
+        """The step's link, written (with its child's idempotency key) the first time it is asked for."""
         link = await self._links.get(self.job.id, step)
         if link is None:
             link = await self._links.add(self.job.id, step, f"orchestration/{self.job.id}/{step}")
-        return link.idempotency_key
+        return link
 
     async def link_child(self, step: str, job_id: str) -> Child:
         await self._links.set_child(self.job.id, step, job_id)
