@@ -24,6 +24,8 @@ from forge_mcp.package_data import config_file
 from forge_mcp.protocols import http_limits as limits
 
 AuthMode = Literal["auto", "on", "off"]
+# What the operator sees by default: the lifecycle from data to a served model, not the whole list.
+OPERATOR_TOOLSETS = ("core", "jobs", "datasets", "training", "models", "evaluation", "serving")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -79,8 +81,18 @@ class Settings(BaseSettings):
     a2a_task_retention_hours: float = Field(24.0, gt=0, description="ended A2A tasks are deleted this long after their last update")
     a2a_max_tasks: int = Field(10_000, ge=1, description="A2A tasks kept at most; the oldest ended ones go first")
     a2a_prune_interval_s: float = Field(60.0, gt=0, description="how often ended A2A tasks are pruned")
+    # The chat operator (agents/operator.py): free-text A2A messages and `forge-mcp chat`.
+    # Any OpenAI-compatible endpoint through litellm, or forge:<name>@vN for a model this server serves.
+    operator_model: str | None = Field(None, description="e.g. openai/gpt-4o-mini, ollama/llama3, forge:support-bot@v2")
+    operator_api_base: str | None = Field(None, description="the endpoint's base URL, e.g. http://127.0.0.1:8000/v1")
+    # The key is never stored: only the name of the environment variable that holds it.
+    operator_api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                             description="name of the environment variable holding the endpoint's key")  # fmt: skip
+    operator_toolsets: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(OPERATOR_TOOLSETS), description="the toolsets the operator may call"
+    )
 
-    @field_validator("toolsets", "allowed_hosts", "allowed_origins", "push_allowed_hosts", mode="before")
+    @field_validator("toolsets", "operator_toolsets", "allowed_hosts", "allowed_origins", "push_allowed_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
