@@ -24,10 +24,9 @@ async def overview_resource(services: Services, principal: Principal) -> Overvie
 
 @toolset.capability(scope="read", title="Forge overview", read_only=True)
 async def forge_overview(services: Services, principal: Principal) -> Overview:
-    """Start here: this server's version, its toolsets and tools (the scope each needs, which start
-    long-running jobs), the hardware (CPU, RAM, disk, NVIDIA GPUs, whether MLX can run), which
-    optional backends are installed and what the workspace holds. Read-only and cheap; call it
-    once per session to plan."""
+    """Start here, once per session: the server's version, toolsets and tools (each one's scope;
+    which start jobs), hardware (CPU, RAM, disk, NVIDIA GPUs, MLX), installed backends, what the
+    workspace holds. Instant, read-only."""
     return await services.system.overview(principal)
 
 
@@ -38,9 +37,9 @@ async def system_status(
         float, Field(ge=0.05, le=5.0, description="How long to sample CPU load, in seconds")
     ] = 0.25,
 ) -> SystemStatus:
-    """Live load of the server's machine: CPU (overall and per core), RAM, swap, free workspace
-    disk, and per-GPU utilisation, memory, temperature and power. Read-only; takes about
-    `sample_seconds`. Check it before heavy work or when a job seems to saturate the machine."""
+    """Live load of the server's machine: CPU (overall, per core), RAM, swap, free disk, per-GPU
+    utilisation, memory, temperature, power. Use it before heavy work or when a job seems slow.
+    Read-only; takes `sample_seconds`."""
     return await services.system.status(sample_seconds)
 
 
@@ -60,10 +59,9 @@ async def system_benchmark(
         str | None, Field(max_length=128, description="Same key and arguments return the same job")
     ] = None,
 ) -> JobHandle:
-    """Starts a job that measures this machine: float32 matmul throughput per device (torch when
-    installed, else NumPy), memory bandwidth and workspace disk write speed. Takes about
-    (devices + 2) x seconds_per_test and loads the machine meanwhile. Returns a job_id; follow
-    it with job_wait. forge_overview shows the newest result; training time estimates use it."""
+    """Measures this machine: matmul throughput per device (torch, else NumPy), memory bandwidth,
+    disk write speed. Run it once per machine: training time estimates use the newest result. A job
+    of about (devices + 2) x seconds_per_test that loads the machine; follow with job_wait."""
     return await services.system.benchmark(
         principal, seconds_per_test, devices, backend, priority=priority, idempotency_key=idempotency_key
     )

@@ -42,11 +42,11 @@ async def dataset_import(
         float, Field(ge=0, le=1, description="Refuse the import when a larger share of lines cannot be read or do not fit")
     ] = 0.1,
 ) -> ImportResult:
-    """Imports training data from a local file or folder: JSONL, JSON, CSV, Parquet, a Hugging Face
-    save_to_disk folder, or .txt/.md files (continued pre-training). Streams it, detects the
-    layout (messages, sharegpt, alpaca, preference, completion, text), skips unreadable lines
-    and rows that do not fit (each named by line, with the reason) and stores version
-    `<name>@vN` with a content fingerprint. Identical content returns the existing version."""
+    """Use first, for any local training data: JSONL, JSON, CSV, Parquet, a Hugging Face
+    save_to_disk folder, or .txt/.md (continued pre-training). Streams it, detects the layout
+    (messages, sharegpt, alpaca, preference, completion, text), skips unreadable or unfit rows (each
+    named by line, with the reason), stores version `<name>@vN` with a fingerprint; identical
+    content returns the existing version. Runs in the call; time grows with the file."""
     return await services.datasets.import_(
         path, name, format=format, kind=kind, column_map=column_map, split=split, max_bad_fraction=max_bad_fraction
     )
@@ -58,8 +58,8 @@ async def dataset_list(
     name: Annotated[str | None, Field(max_length=64, description="Only the versions of this dataset")] = None,
     limit: Annotated[int, Field(ge=1, le=200)] = 50,
 ) -> DatasetList:
-    """Lists dataset versions, newest first: id (`<name>@vN`), kind, rows, fingerprint,
-    lineage and where each came from. Read-only."""
+    """Dataset versions, newest first, with kind, rows, fingerprint and lineage. Use it to find a
+    dataset. Instant, read-only."""
     return await services.datasets.list(name, limit)
 
 
@@ -84,10 +84,10 @@ async def dataset_inspect(
     ] = None,
     histogram: Annotated[bool, Field(description="Also return a PNG histogram of row lengths")] = False,
 ) -> DatasetInspection:
-    """What is in a dataset and what is wrong with it: rows that do not fit its kind (line and
-    field), lengths (characters; tokens with a tokenizer), exact and near duplicates, PII counts
-    by type, chat roles and turns, and a few truncated sample rows (data, never instructions).
-    Read-only; large datasets are sampled and the result says so."""
+    """Use before preparing or training: rows that do not fit the kind (line, field), lengths
+    (characters; tokens with a tokenizer), exact and near duplicates, PII by type, chat roles and
+    turns, a few truncated sample rows (data, never instructions). Read-only, in the call; large
+    datasets are sampled."""
     return await services.datasets.inspect(
         dataset, sample_rows=sample_rows, near_threshold=near_threshold, samples=samples,
         tokenizer_path=tokenizer_path, histogram=histogram,
@@ -116,11 +116,11 @@ async def dataset_prepare(
     priority: Annotated[int, Field(ge=-100, le=100)] = 0,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
-    """Starts a job that makes a dataset version training-ready: canonical form (messages,
-    preference or text), cleaning, PII redaction (or report, or drop), length filters, exact and
-    near dedup, an optional chat-template length check, and train/validation/test splits
-    (random, stratified or temporal; seeded). The new version, with lineage and per-step counts,
-    is published only if the job succeeds. Follow with job_wait."""
+    """Makes a version training-ready, after dataset_inspect: canonical form, cleaning, PII
+    redact/report/drop, length filters, exact and near dedup, optional chat-template length check,
+    seeded train/validation/test splits (random, stratified, temporal). The new version, with
+    lineage and per-step counts, is published only on success. A CPU job, seconds to minutes; follow
+    with job_wait."""
     return await services.datasets.prepare(
         principal, dataset, output_name=output_name, clean=clean, dedup=dedup, near_threshold=near_threshold, pii=pii,
         min_chars=min_chars, max_chars=max_chars, max_length=max_length, tokenizer_path=tokenizer_path,

@@ -27,11 +27,11 @@ async def model_export(
     push_to_hub: Annotated[str | None, Field(max_length=200, description="Also upload to this Hugging Face Hub repo, e.g. acme/bot (needs network and HF_TOKEN)")] = None,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
-    """Starts a job that exports a registered version: adapter (the LoRA files), merged (the
-    adapter folded into the base: a folder transformers loads) or gguf (one file for llama.cpp
-    and Ollama: f16, q8_0 near lossless or q4_k_m about 3x smaller, with a Modelfile). Each
-    export is loaded back and its next-token predictions compared with the source's; an export
-    that disagrees fails the job. It lands in models/<name>/v<N>/exports/<kind>/ (model_get
-    lists it). Follow with job_wait."""
+    """Exports a registered version to run elsewhere: adapter (LoRA files), merged (adapter folded
+    into the base, for transformers) or gguf (llama.cpp and Ollama, with a Modelfile: f16, q8_0 near
+    lossless, q4_k_m ~3x smaller; serve_start's llama_cpp needs it). Each export is loaded back and
+    its next-token predictions checked against the source; a mismatch fails the job. Lands in
+    models/<name>/v<N>/exports/<kind>/. A job that loads the model: minutes; follow with
+    job_wait."""
     return await services.export.export(principal, model, format, quantization=quantization, push_to_hub=push_to_hub,
                                         idempotency_key=idempotency_key)

@@ -32,9 +32,10 @@ async def model_register(
     path: Annotated[str | None, Field(max_length=512, description="Or a local adapter or model folder")] = None,
     base_model: Annotated[str | None, Field(max_length=512, description="For an adapter from a path: what it applies to")] = None,
 ) -> ModelVersion:
-    """Registers a new version of `name` from a training job (its adapter or weights, base model,
-    dataset fingerprint, spec and metrics become the lineage) or from a local folder. Files are
-    copied to models/<name>/v<N> with a model card; the version starts in stage `registered`."""
+    """Use after training succeeds, before evaluate, promote, export or serve: a new version of
+    `name` from a training job (adapter or weights, base model, dataset fingerprint, spec and
+    metrics become the lineage) or a local folder. Copies the files to models/<name>/v<N> with a
+    model card (seconds; more for full weights); stage `registered`."""
     return await services.models.register(principal, name, job_id=job_id, path=path, base_model=base_model)
 
 
@@ -45,14 +46,14 @@ async def model_list(
     stage: Literal["registered", "staging", "production", "archived"] | None = None,
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
 ) -> ModelList:
-    """Model versions, by name and newest first, with stage, lineage and metrics."""
+    """Model versions by name, newest first, with stage, lineage, metrics. Instant, read-only."""
     return await services.models.list(name, stage, limit)
 
 
 @toolset.capability(scope="read", title="Get a model version", read_only=True)
 async def model_get(services: Services, model: ModelRef) -> ModelDetail:
-    """One version: stage, lineage (base model, dataset fingerprint, training job and
-    spec), metrics, and its stage history."""
+    """One version: stage, lineage (base model, dataset fingerprint, training job, spec), metrics,
+    exports, stage history. Instant, read-only."""
     return await services.models.detail(model)
 
 
@@ -65,17 +66,17 @@ async def model_promote(
     stage: Literal["staging", "production", "registered"],
     gate: Gate = None,
 ) -> ModelVersion:
-    """Moves a version to `stage`; with a gate, only if its metrics pass. One production version
-    per name: promoting one archives the previous one in the same transaction. A move to
-    production asks the user to confirm where the client supports it (MCP elicitation); declined
-    moves nothing."""
+    """Moves a version to `stage`, e.g. production once model_evaluate's numbers are good; with a
+    gate, only if its metrics pass. One production version per name: the previous one is archived in
+    the same transaction. Production asks the user to confirm where the client supports it; declined
+    moves nothing. Instant."""
     return await services.models.promote(principal, model, stage, gate, confirm)
 
 
 @toolset.capability(scope="train", title="Archive a model version", destructive=True)
 async def model_archive(services: Services, principal: Principal, confirm: Confirm, model: ModelRef) -> ModelVersion:
-    """Archives a version: it leaves every stage for good (its files stay for inspection).
-    The user is asked to confirm, where the client supports it; declined moves nothing."""
+    """Retires a version for good: it leaves every stage (files stay for inspection). The user is
+    asked to confirm where the client supports it; declined moves nothing. Instant."""
     return await services.models.archive(principal, model, confirm)
 
 

@@ -30,12 +30,12 @@ async def serve_start(
     wait_s: Annotated[float, Field(ge=1, le=900, description="How long to wait for the endpoint to answer")] = 180,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> ServiceStarted:
-    """Starts a long-lived service for a registered version on 127.0.0.1 with an OpenAI-compatible
-    API (/v1/chat/completions, streaming too; /v1/models; /health) and returns once it answers,
-    with its URL and own API key. llama_cpp serves the version's GGUF export (model_export
-    format gguf first); transformers and vllm apply a LoRA adapter unmerged. It runs until
-    serve_stop; a dead process shows as failed in serve_list. Any OpenAI client works, e.g.
-    litellm with model 'openai/<model>' and api_base <url>."""
+    """Serves a registered version on 127.0.0.1 with an OpenAI-compatible API (/v1/chat/completions,
+    streaming; /v1/models; /health) until serve_stop. Returns once it answers (loading: seconds to
+    minutes, at most wait_s), with URL and own API key. llama_cpp serves the GGUF export
+    (model_export gguf first); transformers and vllm apply a LoRA unmerged. A dead process shows as
+    failed in serve_list. Any OpenAI client works, e.g. litellm with model 'openai/<model>' and
+    api_base <url>."""
     return await services.serving.start(principal, model, engine=engine, port=port, context_length=context_length,
                                         threads=threads, wait_s=wait_s, idempotency_key=idempotency_key)
 
@@ -47,8 +47,8 @@ async def serve_list(
     include_ended: Annotated[bool, Field(description="Also stopped and failed services")] = False,
     limit: Annotated[int, Field(ge=1, le=200)] = 50,
 ) -> ServiceList:
-    """Services with their state (queued, starting, serving, stopped, failed), URL, a live
-    health check, and for a failed one the reason."""
+    """Services with state (queued, starting, serving, stopped, failed), URL, a live health check,
+    and why a failed one failed. Read-only."""
     return await services.serving.list(principal, include_ended=include_ended, limit=limit)
 
 
@@ -57,9 +57,9 @@ async def serve_stop(
     services: Services, principal: Principal, confirm: Confirm,
     service: Annotated[str, Field(max_length=64, description="The service's job_id")],
 ) -> Service:
-    """Stops a service: its process ends and its port is free when this returns.
-    Stopping a stopped service changes nothing. The user is asked to confirm, where the
-    client supports it; declined stops nothing."""
+    """Stops a service: its process ends and its port is free when this returns. A stopped one is
+    left as is. The user is asked to confirm where the client supports it; declined stops
+    nothing."""
     return await services.serving.stop(principal, service, confirm)
 
 
@@ -74,8 +74,8 @@ async def model_generate(
     max_tokens: Annotated[int, Field(ge=1, le=4096)] = 128,
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0,
 ) -> Generated:
-    """One answer, for a quick look at a model: from a running service, or from a
-    registered version (through its running service if it has one, else a short job
-    with transformers, which takes a few seconds to load)."""
+    """One answer, for a quick look at a model (to measure it: model_evaluate). From a running
+    service (fast), or a registered version: through its service if one runs, else a short
+    transformers job that loads the model (seconds or more)."""
     return await services.serving.generate(principal, prompt, model=model, service=service, system=system,
                                            max_tokens=max_tokens, temperature=temperature)

@@ -48,11 +48,11 @@ async def sweep_start(
     priority: Annotated[int, Field(ge=-100, le=100)] = 0,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
-    """Starts an Optuna search: each trial is a train job over the base spec with its own values
-    of the searched fields, `parallel` at once; the pruner stops trials whose eval loss trails.
-    Every edge of the space is checked with train_plan before any job starts. The sweep's id
-    works with job_wait (progress per trial), job_cancel and job_logs; then sweep_status, and
-    model_register with the sweep's id registers the best trial."""
+    """An Optuna search, when one run cannot pick the hyperparameters: each trial is a train job
+    over the base spec with its own values of the searched fields, `parallel` at once; the pruner
+    stops trials whose eval loss trails. Costs up to n_trials runs (max_total_steps, max_minutes cap
+    it); train_plan checks the space's edges first. The id works with job_wait, job_cancel,
+    job_logs; then sweep_status; model_register with it registers the best trial."""
     given = {"spec": spec, "space": space, "objective": objective, "direction": direction, "n_trials": n_trials,
              "parallel": parallel, "sampler": sampler, "pruner": pruner, "evaluation": evaluation,
              "max_total_steps": max_total_steps, "max_minutes": max_minutes, "seed": seed}  # fmt: skip
@@ -67,12 +67,13 @@ async def sweep_status(
     sweep_id: SweepId,
     charts: Annotated[bool, Field(description="Attach the optimisation-history and parallel-coordinates PNGs")] = True,
 ) -> SweepStatus:
-    """A sweep's trials (parameters, state, objective, the step a pruned one stopped at, its
-    job), the best so far, each parameter's importance once two trials are complete, and charts."""
+    """A sweep's trials (parameters, state, objective, where a pruned one stopped, its job), the
+    best so far, parameter importance once two are complete, and charts (images; `charts` false
+    skips them). Read-only."""
     return await services.sweeps.status(principal, sweep_id, charts=charts)
 
 
 @toolset.capability(scope="read", title="List sweeps", read_only=True)
 async def sweep_list(services: Services, principal: Principal, limit: Annotated[int, Field(ge=1, le=200)] = 20) -> SweepList:
-    """Your sweeps, newest first, with their progress and best value."""
+    """Your sweeps, newest first, with progress and best value. Instant, read-only."""
     return await services.sweeps.list(principal, limit)

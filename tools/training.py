@@ -28,12 +28,12 @@ Recipe = Annotated[str | None, Field(max_length=64, description=f"Preset: {', '.
 
 @toolset.capability(scope="read", title="Plan a training run")
 async def train_plan(services: Services, spec: SpecFields, recipe: Recipe = None) -> TrainPlan:
-    """Dry run, instant: validates a training spec (every problem at once), checks the dataset's
-    kind against the method (sft: messages, dpo: preference, cpt: text or messages) and its
-    splits (without splits it trains on all rows, less a seeded tenth held out when eval_split
-    is given), fits a default max_length to the model (`notes` says so), picks the backend
-    (CUDA: hf, Apple Silicon: mlx, else hf on CPU) and estimates peak memory and time. When it
-    will not fit, `suggestions` says what to change."""
+    """Dry run, instant; call it before train_start. Validates a training spec (every problem at
+    once), checks the dataset's kind against the method (sft: messages, dpo: preference, cpt: text
+    or messages) and splits (without splits it trains on all rows, less a seeded tenth held out when
+    eval_split is given), fits max_length to the model (`notes`), picks the backend (CUDA: hf, Apple
+    Silicon: mlx, else hf on CPU), estimates peak memory and time. If it will not fit, `suggestions`
+    says what to change."""
     return await services.training.plan(spec, recipe)
 
 
@@ -46,9 +46,9 @@ async def train_start(
     priority: Annotated[int, Field(ge=-100, le=100)] = 0,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
-    """Starts a training job from the spec train_plan checks (call train_plan first for memory and
-    time). Metrics every logging_steps (loss, learning rate, grad norm, tokens/s, eval loss,
-    memory), progress with an ETA, divergence and overfitting warnings, verified checkpoints;
-    job_resume and crash recovery continue from the newest. The result names the adapter (or
-    model) folder. Follow with job_wait."""
+    """Starts training from a spec train_plan accepted: a job of minutes to hours (train_plan
+    estimates it). Metrics every logging_steps (loss, learning rate, grad norm, tokens/s, eval loss,
+    memory), an ETA, divergence and overfitting warnings, verified checkpoints that job_resume and
+    crash recovery continue from. The result names the adapter (or model) folder, for
+    model_register. Follow with job_wait."""
     return await services.training.start(principal, spec, recipe, priority=priority, idempotency_key=idempotency_key)

@@ -27,11 +27,11 @@ Inputs = Annotated[dict[str, Any] | None, Field(description="Values for the work
 async def workflow_validate(
     services: Services, principal: Principal, workflow: Workflow = None, document: Document = None, inputs: Inputs = None
 ) -> WorkflowCheck:
-    """Checks a workflow for your key without running it, listing every problem at once with its
-    step and field: unknown tools or ones your scopes do not allow, unknown or missing
-    arguments, wrong types, cycles, references to unknown steps or fields (${inputs.x},
-    ${step.field[0]}), conditions that do not parse. Returns the plan (levels of steps that run
-    together) and a Mermaid flowchart."""
+    """Use before workflow_run; runs nothing. Lists every problem at once, with step and field:
+    unknown tools or ones your scopes disallow, unknown or missing arguments, wrong types, cycles,
+    references to unknown steps or fields (${inputs.x}, ${step.field[0]}), conditions that do not
+    parse. Returns the plan (levels of steps that run together) and a Mermaid flowchart. Instant,
+    read-only."""
     return await services.workflows.check(principal, workflow, document, inputs)
 
 
@@ -44,11 +44,11 @@ async def workflow_run(
     inputs: Inputs = None,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
-    """Validates, then runs a workflow as one job: each step starts once the steps it needs have
-    ended, independent ones at once; each calls its tool with your rights. A step whose `when`
-    is false, and the steps needing it, are skipped. Survives a server restart without rerunning
-    finished steps. Follow with job_wait (progress per step) or workflow_status; job_cancel
-    cancels the run and its steps' jobs."""
+    """Runs lifecycle steps as one job once the workflow validates: each step starts when the steps
+    it needs have ended, independent ones at once, calling its tool with your rights; a step whose
+    `when` is false, and those needing it, are skipped. Survives a restart without rerunning
+    finished steps. Costs what its steps cost; follow with job_wait or workflow_status; job_cancel
+    stops it and its steps' jobs."""
     return await services.workflows.run(principal, workflow, document, inputs, idempotency_key=idempotency_key)
 
 
@@ -59,12 +59,13 @@ async def workflow_status(
     run_id: Annotated[str, Field(pattern=r"^job_[0-9a-f]{8,40}$", description="The job_id workflow_run returned")],
     chart: Annotated[bool, Field(description="Attach a PNG of the DAG coloured by state")] = True,
 ) -> WorkflowStatus:
-    """A run's steps: state, timing, job, resolved arguments (secrets hidden), a short result or
-    the error; its outputs once it succeeded; the DAG as Mermaid and as a PNG."""
+    """A run's steps (state, timing, job, resolved arguments with secrets hidden, short result or
+    error), its outputs once it succeeded, the DAG as Mermaid and a PNG (`chart` false skips it).
+    Read-only."""
     return await services.workflows.status(principal, run_id, chart=chart)
 
 
 @toolset.capability(scope="read", title="List workflow runs", read_only=True)
 async def workflow_list(services: Services, principal: Principal, limit: Annotated[int, Field(ge=1, le=200)] = 20) -> WorkflowList:
-    """Your workflow runs, newest first, and the example workflows in configs/workflows."""
+    """Your workflow runs, newest first, and example workflows to start from. Instant, read-only."""
     return await services.workflows.list(principal, limit)

@@ -14,10 +14,10 @@ from jsonschema import Draft202012Validator
 from mcp import Client
 from pydantic import BaseModel, Field
 
-from benchmarks.tool_list_size import build_server, list_tools_result, measure_result, table
+from benchmarks.tool_list_size import CORE_SET, build_server, list_tools_result, measure_result, table, token_counter
 from forge_mcp.app import ForgeApp
 from forge_mcp.protocols.wire_schema import input_schema, output_schema
-from forge_mcp.settings import load_settings
+from forge_mcp.settings import OPERATOR_TOOLSETS, load_settings
 from forge_mcp.tools import all_toolsets
 from tests.conftest import ALL_TOOLS
 
@@ -26,6 +26,9 @@ WHOLE_LIST_BUDGET = 32_000  # bytes of the whole tools/list result, for the tool
 # and the first 29 tools keep theirs.
 LATER_TOOLSETS = {"sweeps": 4_000, "workflows": 4_000}
 CORE_JOBS_BUDGET = 8_000  # bytes of the core and jobs toolsets' tools, what a minimal client lists
+# Tokens (tiktoken o200k_base, the GPT-4o family) of tools/list for the core set alone, as a
+# client with --toolsets core,jobs gets it (issue 15).
+CORE_SET_TOKEN_BUDGET = 2_000
 # Keywords an agent calls with: none may be lost on the way to the wire.
 CALL_FACTS = ("description", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
               "pattern", "enum", "const", "default", "minItems", "maxItems", "format")  # fmt: skip
@@ -45,6 +48,19 @@ async def test_tools_list_fits_its_budget(listed: Any) -> None:
     assert all(later[name] <= budget for name, budget in LATER_TOOLSETS.items()), shown
     assert size.of("core", "jobs") <= CORE_JOBS_BUDGET, shown
     assert sum(size.toolsets.values()) < size.total  # the per-toolset numbers are parts of the whole
+
+
+async def test_the_core_set_fits_its_token_budget(listed: Any) -> None:
+    pytest.importorskip("tiktoken", reason="token counts need tiktoken: pip install 'forge-mcp[agent]'")
+    size = measure_result(listed, count=token_counter())
+    shown = table(size)
+    assert CORE_SET == ("core", "jobs") and size.core is not None and size.operator is not None
+    assert size.core.tokens["o200k_base"] <= CORE_SET_TOKEN_BUDGET, shown
+    # The counts are real and consistent: parts of the whole list, in both encodings.
+    for name in ("o200k_base", "cl100k_base"):
+        assert 0 < size.core.tokens[name] < size.total_tokens[name], shown
+        assert sum(tokens[name] for tokens in size.toolset_tokens.values()) < size.total_tokens[name], shown
+    assert size.operator_tools == sum(size.counts[name] for name in size.toolsets if name in OPERATOR_TOOLSETS)
 
 
 def keywords(node: Any) -> set[str]:
