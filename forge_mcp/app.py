@@ -44,6 +44,8 @@ from forge_mcp.store import Store
 from forge_mcp.sweeps.service import SweepService
 from forge_mcp.system.service import SystemService
 from forge_mcp.tools import all_toolsets, testing
+from forge_mcp.traces.repository import TraceRepository
+from forge_mcp.traces.service import TraceService
 from forge_mcp.training.service import TrainingService
 from forge_mcp.workflows.service import WorkflowService
 from forge_mcp.workspace import Workspace
@@ -119,6 +121,7 @@ class ForgeApp:
             export=ExportService(self.workspace, self.models, self.jobs),
             serving=ServingService(self.serving, self.models, self.jobs),
             workflows=WorkflowService(self.workspace, self.registry, self.jobs, publisher.result_models()),
+            traces=TraceService(TraceRepository(self.store)),
             settings=settings,
             workspace=self.workspace,
             store=self.store,

@@ -24,6 +24,7 @@ from forge_mcp.settings import Settings
 from forge_mcp.store import Store
 from forge_mcp.sweeps.service import SweepService
 from forge_mcp.system.service import SystemService
+from forge_mcp.traces.service import TraceService
 from forge_mcp.training.service import TrainingService
 from forge_mcp.workflows.service import WorkflowService
 from forge_mcp.workspace import Workspace
@@ -42,6 +43,7 @@ class Services:
     export: ExportService
     serving: ServingService
     workflows: WorkflowService
+    traces: TraceService  # conversation traces: record, list, read, feedback
     # below the services
     settings: Settings
     workspace: Workspace

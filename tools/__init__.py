@@ -7,7 +7,19 @@ from forge_mcp.capabilities import Toolset
 
 
 def all_toolsets() -> list[Toolset]:
-    from forge_mcp.tools import core, datasets, evaluation, export, jobs, models, serving, sweeps, training, workflows
+    from forge_mcp.tools import (
+        core,
+        datasets,
+        evaluation,
+        export,
+        jobs,
+        models,
+        serving,
+        sweeps,
+        traces,
+        training,
+        workflows,
+    )
 
     return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, sweeps.toolset, models.toolset, evaluation.toolset,
-            export.toolset, serving.toolset, workflows.toolset]
+            export.toolset, serving.toolset, workflows.toolset, traces.toolset]  # fmt: skip
