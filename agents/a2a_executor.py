@@ -1,7 +1,7 @@
 """The A2A agent executor: an A2A message whose data part is
 `{"tool": NAME, "arguments": {...}}` runs that capability as a task; its result comes
-back as a data artifact. Free text gets a reply that says how to send a structured
-request (the conversational operator is a later addition)."""
+back as a data artifact. A message in plain language goes to the chat operator
+(agents/a2a_operator.py), and so does the caller's answer to a task that asked a question."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from a2a.helpers import (
     get_data_parts,
+    get_message_text,
     new_data_part,
     new_raw_part,
     new_task_from_user_message,
@@ -22,6 +23,7 @@ from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import Message, TaskState
 
+from forge_mcp.agents.a2a_operator import OperatorDelegate
 from forge_mcp.agents.a2a_owners import principal_from
 from forge_mcp.agents.a2a_tasks import A2ATaskLedger, job_outcome, progress_text
 from forge_mcp.capabilities import CapabilityRunner, split_images
@@ -52,11 +54,19 @@ def tool_request(message: Message | None) -> tuple[str, Mapping[str, Any]] | Non
 
 class CapabilityAgentExecutor(AgentExecutor):
     def __init__(
-        self, runner: CapabilityRunner, engine: JobEngine, ledger: A2ATaskLedger, *, auth_enabled: bool
+        self,
+        runner: CapabilityRunner,
+        engine: JobEngine,
+        ledger: A2ATaskLedger,
+        operator: OperatorDelegate | None,
+        *,
+        auth_enabled: bool,
     ) -> None:
+        """`operator`: None when no operator model is set; free text then gets the usage."""
         self._runner = runner
         self._engine = engine
         self._ledger = ledger
+        self._operator = operator
         self._auth_enabled = auth_enabled
 
     def usage(self) -> str:
@@ -65,8 +75,11 @@ class CapabilityAgentExecutor(AgentExecutor):
             "This agent runs forge-mcp tools. Send a message with a data part "
             '{"tool": "<tool name>", "arguments": {...}}, for example '
             '{"tool": "forge_overview", "arguments": {}}. '
-            f"Tools: {names}. Free-text requests need the operator agent, which this server does not run yet."
-        )
+            f"Tools: {names}. "
+            + ("Or ask in plain language: the operator answers." if self._operator else
+               "Requests in plain language need the operator, and it has no model on this server: set operator_model "
+               "(FORGE_OPERATOR_MODEL, e.g. openai/<name> with FORGE_OPERATOR_API_BASE) and restart it.")
+        )  # fmt: skip
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         message = context.message
@@ -75,7 +88,15 @@ class CapabilityAgentExecutor(AgentExecutor):
         except InvalidArguments as exc:
             await event_queue.enqueue_event(self._reply(context, f"{exc.message}. {self.usage()}"))
             return
-        if request is None or message is None:
+        if message is None:
+            await event_queue.enqueue_event(self._reply(context, self.usage()))
+            return
+        asked = context.current_task is not None and context.current_task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        if self._operator is not None and (asked or (request is None and get_message_text(message).strip())):
+            principal = principal_from(context.call_context, self._auth_enabled)
+            await self._operator.execute(context, event_queue, principal)
+            return
+        if request is None:
             await event_queue.enqueue_event(self._reply(context, self.usage()))
             return
         name, arguments = request

@@ -61,8 +61,10 @@ class A2ATaskLedger:
 
     async def track(self, task_id: str, context_id: str, owner: str, tool: str) -> None:
         self.active.add(task_id)
+        # A task the operator parked on a question was settled; the caller's answer opens it again.
         await self._store.execute(
-            "INSERT OR IGNORE INTO a2a_task_ledger (task_id, context_id, owner, tool) VALUES (?, ?, ?, ?)",
+            "INSERT INTO a2a_task_ledger (task_id, context_id, owner, tool) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (task_id) DO UPDATE SET settled = 0",
             (task_id, context_id, owner, tool),
         )
 

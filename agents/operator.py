@@ -20,7 +20,6 @@ model, active latency and token usage.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import operator
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
 from forge_mcp.agents.operator_model import OperatorModel
-from forge_mcp.agents.operator_tools import OperatorTool, ToolBox, ToolOutcome
+from forge_mcp.agents.operator_tools import OperatorTool, ToolBox, ToolOutcome, call_text
 from forge_mcp.extras import require_extra
 
 log = logging.getLogger("forge_mcp.operator")
@@ -263,7 +262,7 @@ class Operator:
         calls = _calls_of(state["messages"][-1])
         destructive = {t.name for t in self.tools if t.destructive}
         asked = [call for call in calls if call["name"] in destructive]
-        question = "Go ahead with " + "; ".join(_call_text(call) for call in asked) + "? (yes/no)"
+        question = "Go ahead with " + "; ".join(call_text(call["name"], call["args"]) for call in asked) + "? (yes/no)"
         reply = str(interrupt({"question": question}))
         confirmed = reply.strip().strip(".!").lower() in YES_ANSWERS
         turn = sum(1 for m in state["messages"] if isinstance(m, HumanMessage))
@@ -352,11 +351,6 @@ def _text_of(message: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-
-
-def _call_text(call: dict[str, Any]) -> str:
-    arguments = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in call["args"].items())
-    return f"{call['name']}({arguments})"
 
 
 def _question_of(interrupt: Any) -> str:

@@ -68,6 +68,12 @@ def capability_tool(cap: Capability) -> OperatorTool:
     return OperatorTool(cap.name, cap.description, parameters, destructive=cap.destructive, read_only=cap.read_only)
 
 
+def call_text(name: str, arguments: Mapping[str, Any], limit: int = 300) -> str:
+    """A call as a person reads it: dataset_import(path="support.csv", name="support")."""
+    text = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in arguments.items())
+    return f"{name}({text if len(text) <= limit else text[:limit] + '…'})"
+
+
 def result_text(data: Mapping[str, Any]) -> str:
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     if len(text) <= MAX_RESULT_CHARS:

@@ -26,7 +26,7 @@ SpecFields = Annotated[
 Recipe = Annotated[str | None, Field(max_length=64, description=f"Preset: {', '.join(list_recipes())}")]
 
 
-@toolset.capability(scope="read", title="Plan a training run")
+@toolset.capability(scope="read", title="Plan a training run", read_only=True)
 async def train_plan(services: Services, spec: SpecFields, recipe: Recipe = None) -> TrainPlan:
     """Dry run, instant; call it before train_start. Validates a training spec (every problem at
     once), checks the dataset's kind against the method (sft: messages, dpo: preference, cpt: text

@@ -65,6 +65,11 @@ def build_agent_card(registry: CapabilityRegistry, settings: Settings) -> AgentC
             for cap in registry
         ],
     )
+    if settings.operator_model:
+        skill = data["operator_skill"]
+        card.skills.insert(0, AgentSkill(id=skill["id"], name=skill["name"], description=" ".join(skill["description"].split()),
+                                         tags=skill["tags"], examples=skill["examples"], input_modes=["text/plain"],
+                                         output_modes=["text/plain", "application/json"]))  # fmt: skip
     if settings.auth_enabled:
         card.security_schemes[BEARER_SCHEME].CopyFrom(
             SecurityScheme(

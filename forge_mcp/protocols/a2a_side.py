@@ -19,6 +19,7 @@ from forge_mcp.protocols.background_thread import run_in_background_thread
 from forge_mcp.protocols.deferred_asgi import DeferredApp
 
 if TYPE_CHECKING:
+    from forge_mcp.agents.a2a_operator import OperatorDelegate
     from forge_mcp.agents.a2a_tasks import A2ATaskLedger
     from forge_mcp.app import ForgeApp
 
@@ -41,6 +42,7 @@ class A2ASide:
         self._engine: Any = None
         self._ledger: A2ATaskLedger | None = None
         self._push: _Push | None = None
+        self._operator: OperatorDelegate | None = None
 
     def card_routes(self) -> list[BaseRoute]:
         return [Route(AGENT_CARD_PATH, self._card, methods=["GET"])]
@@ -76,11 +78,13 @@ class A2ASide:
 
     async def close(self) -> None:
         """After the ForgeApp has stopped."""
+        if self._operator is not None:
+            await self._operator.close()
         if self._push is not None:
             await self._push.http.aclose()
         if self._engine is not None:
             await self._engine.dispose()
-        self._engine = self._ledger = self._push = None
+        self._engine = self._ledger = self._push = self._operator = None
 
     async def _start(self) -> None:
         try:
@@ -102,6 +106,7 @@ class A2ASide:
         from sqlalchemy.ext.asyncio import create_async_engine
 
         from forge_mcp.agents.a2a_executor import CapabilityAgentExecutor
+        from forge_mcp.agents.a2a_operator import OperatorDelegate
         from forge_mcp.agents.a2a_owners import OwnedTaskStore
         from forge_mcp.agents.a2a_tasks import A2ATaskLedger
         from forge_mcp.protocols.a2a_card import build_agent_card
@@ -118,8 +123,11 @@ class A2ASide:
         card = build_agent_card(app.registry, settings)
         ledger = A2ATaskLedger(app.store, app.jobs)
         self._push = push = _push_notifications(settings, self._engine)
+        if settings.operator_model:
+            self._operator = OperatorDelegate(app.runner, app.services, ledger)
+        executor = CapabilityAgentExecutor(app.runner, app.jobs, ledger, self._operator, auth_enabled=settings.auth_enabled)
         handler = DefaultRequestHandler(
-            agent_executor=CapabilityAgentExecutor(app.runner, app.jobs, ledger, auth_enabled=settings.auth_enabled),
+            agent_executor=executor,
             task_store=task_store,
             agent_card=card,
             **(push.handler_arguments() if push else {}),
@@ -145,6 +153,7 @@ def _import_sdk() -> None:
     import sqlalchemy.ext.asyncio  # noqa: F401
 
     import forge_mcp.agents.a2a_executor  # noqa: F401
+    import forge_mcp.agents.a2a_operator  # noqa: F401
     import forge_mcp.agents.a2a_owners  # noqa: F401
     import forge_mcp.agents.a2a_tasks  # noqa: F401
     import forge_mcp.protocols.a2a_card  # noqa: F401

@@ -85,6 +85,12 @@ class ServingService:
         """The services `principal` may see: their own (an admin's: all)."""
         return ServiceList(services=await self._manager.list(include_ended, limit, principal))
 
+    async def running_endpoint(self, principal: Principal, model: str) -> Endpoint | None:
+        """The endpoint of a running service of `principal`'s (an admin's: anyone's) serving `model`
+        (name@vN, name@stage): what the chat operator's forge:<model> talks to."""
+        version = await self._models.get(model)
+        return await self._manager.running_for(version.id, principal)
+
     async def stop(self, principal: Principal, service: str, confirm: Confirm = cannot_confirm) -> Service:
         """Stop a service of `principal`'s; `confirm` asks first (False: declined, nothing stops).
         A stopped service stays as it is, and nobody is asked."""
