@@ -25,7 +25,7 @@ from a2a.types import Part, TaskState
 from forge_mcp.agents.a2a_tasks import A2ATaskLedger
 from forge_mcp.agents.operator_model import ServedEndpoint, api_key_from, resolve_model
 from forge_mcp.agents.operator_tools import CapabilityToolBox, OperatorTool, ToolOutcome, call_text
-from forge_mcp.errors import Conflict, ForgeError
+from forge_mcp.errors import Conflict, ForgeError, NotFound
 from forge_mcp.security.principal import Principal
 
 if TYPE_CHECKING:
@@ -161,7 +161,10 @@ class OperatorDelegate:
 
     def _served(self, principal: Principal) -> Any:
         async def lookup(version: str) -> ServedEndpoint:
-            endpoint = await self._services.serving.running_endpoint(principal, version)
+            try:
+                endpoint = await self._services.serving.running_endpoint(principal, version)
+            except NotFound as exc:
+                raise NotFound(f"operator_model forge:{version}: {exc.message}") from None
             if endpoint is None:
                 raise Conflict(f"operator_model: no running service serves {version}; start one with "
                                f'serve_start (model="{version}"), or set another operator_model')  # fmt: skip

@@ -128,7 +128,7 @@ async def tool(url: str, name: str, arguments: dict[str, Any], key: str | None =
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"} if key else {}) as http:
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=600) as http:
         async with Client(streamable_http_client(f"{url}/mcp/", http_client=http)) as client:
             result = await client.call_tool(name, arguments)
     assert not result.is_error, result.content
