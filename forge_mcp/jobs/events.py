@@ -26,19 +26,25 @@ TERMINAL_EVENTS = frozenset({"result", "error", "canceled"})
 
 
 class EventWriter:
-    """Worker side. Thread-safe: the heartbeat thread writes beside the job's own thread."""
+    """Worker side. Thread-safe: the heartbeat thread writes beside the job's own thread. The
+    terminal event (result, error, canceled) is the last line: anything emitted after it (a
+    heartbeat that lost the race with the job's end) is dropped."""
 
     def __init__(self, path: Path) -> None:
         self._file = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
+        self._ended = False
 
     def emit(self, type: EventType, **payload: Any) -> None:
         line = json.dumps({"type": type, "at": time.time(), **payload}, separators=(",", ":"))
         with self._lock:
+            if self._ended:
+                return
             self._file.write(line + "\n")
             self._file.flush()
             if type in TERMINAL_EVENTS:
                 os.fsync(self._file.fileno())
+                self._ended = True
 
     def close(self) -> None:
         with self._lock:
