@@ -174,13 +174,14 @@ class Operator:
         from langgraph.errors import GraphRecursionError
 
         failure: str | None = None
+        question: Question | None = None
         try:
+            # Read to the end even after the question: the graph saves its checkpoint as the stream closes.
             async for mode, chunk in self._graph.astream(request, config, stream_mode=["custom", "updates"]):
                 if mode == "custom":
                     yield chunk
                 elif "__interrupt__" in chunk:
-                    yield Question(_question_of(chunk["__interrupt__"][0]))
-                    return
+                    question = Question(_question_of(chunk["__interrupt__"][0]))
         except asyncio.CancelledError:
             await self._end_turn(thread, config, "cancelled", "cancelled before the operator answered")
             raise
@@ -190,7 +191,9 @@ class Operator:
         except Exception as exc:  # the model's endpoint: unreachable, refusing, malformed
             log.warning("operator turn failed on thread %s", thread, exc_info=True)
             failure = _describe_model_error(self.model, exc)
-        if failure is not None:
+        if question is not None and failure is None:
+            yield question
+        elif failure is not None:
             yield await self._end_turn(thread, config, "failed", failure)
         else:
             yield await self._end_turn(thread, config, "answered", None)
