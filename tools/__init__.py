@@ -12,14 +12,14 @@ def all_toolsets() -> list[Toolset]:
         datasets,
         evaluation,
         export,
+        flywheel,
         jobs,
         models,
         serving,
         sweeps,
-        traces,
         training,
         workflows,
     )
 
     return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, sweeps.toolset, models.toolset, evaluation.toolset,
-            export.toolset, serving.toolset, workflows.toolset, traces.toolset]  # fmt: skip
+            export.toolset, serving.toolset, workflows.toolset, flywheel.toolset]  # fmt: skip

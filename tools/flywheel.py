@@ -13,7 +13,7 @@ from forge_mcp.services import Services
 from forge_mcp.traces.limits import MAX_CORRECTION_CHARS, MAX_LIST, SOURCE
 from forge_mcp.traces.models import TraceDetail, TraceFeedbackResult, TraceIn, TraceList, TraceRecorded
 
-toolset = Toolset("traces", "Conversation traces of agents, with ratings and corrections: the flywheel's raw data.")
+toolset = Toolset("flywheel", "Conversation traces of agents, with ratings and corrections: the flywheel's raw data.")
 
 TraceId = Annotated[str, Field(pattern=r"^tr_[0-9a-f]{8,40}$")]
 Outcome = Literal["answered", "failed", "cancelled"]
