@@ -116,6 +116,7 @@ class ServingManager:
                  JobState.SUCCEEDED: "stopped"}.get(job.state, "serving" if endpoint else "starting")  # fmt: skip
         return Service(job_id=job.id, model=job.arguments.get("model_id", "?"), engine=job.arguments.get("engine", "?"),
                        state=state, url=endpoint.url if endpoint and state == "serving" else None,
+                       api_key=endpoint.api_key if endpoint and state == "serving" else None,
                        healthy=await healthy(endpoint, client) if endpoint and state == "serving" else None,
                        error=job.error if job.state is JobState.FAILED else None,
                        started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip

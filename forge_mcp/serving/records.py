@@ -29,6 +29,9 @@ class Service(BaseModel):
     state: Literal["starting", "serving", "stopped", "failed", "queued"]
     url: str | None = None
     healthy: bool | None = Field(None, description="Whether /health answered just now (serving services only)")
+    # The caller sees only their own services (an admin: all), and a client of the service needs
+    # its key: `forge-mcp chat --model forge:<name>@vN` finds the endpoint and key here.
+    api_key: str | None = Field(None, description="Bearer key the endpoint accepts (serving services only)")
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
