@@ -50,6 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tools", help="list the tools this server offers")
 
+    chat = sub.add_parser("chat", help="talk to the operator in this terminal (an MCP client of forge-mcp)",
+                          description="A conversation with the chat operator, an MCP client of forge-mcp: of a "
+                          "`forge-mcp stdio` it starts on the workspace, or of a running server (--url, --key). "
+                          "Commands: /tools, /model [NAME], /quit.")  # fmt: skip
+    chat.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8765 (default: start forge-mcp stdio)")
+    chat.add_argument("--key", help="the server's API key for --url (default: the FORGE_API_KEY environment variable)")
+    chat.add_argument("--model", dest="operator_model", metavar="MODEL", help="the operator's model: provider/model as litellm names it, "
+                      "e.g. openai/<name> with --api-base, or forge:<name>@vN for a version the server serves")  # fmt: skip
+    chat.add_argument("--api-base", dest="operator_api_base", metavar="URL", help="the model endpoint's base URL, e.g. http://127.0.0.1:8000/v1")
+    chat.add_argument("--api-key-env", dest="operator_api_key_env", metavar="NAME",
+                      help="the environment variable that holds the model endpoint's key (the key itself is never a flag)")  # fmt: skip
+    chat.add_argument("--thread", metavar="ID", help="resume this conversation (its id is printed at the start of each chat)")
+    chat.add_argument("--toolsets", dest="operator_toolsets", metavar="A,B", help="comma-separated toolsets the operator may use")
+
     client = sub.add_parser("client-config", help="print a ready-to-paste MCP client config with absolute paths")
     client.add_argument("client", choices=sorted(CLIENT_CONFIGS), help="which client the config is for")
     client.add_argument("--url", default="http://127.0.0.1:8765/mcp/", help="server URL for the HTTP variants")
@@ -99,8 +113,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "auth": getattr(args, "auth", None),
+        "operator_model": getattr(args, "operator_model", None),
+        "operator_api_base": getattr(args, "operator_api_base", None),
+        "operator_api_key_env": getattr(args, "operator_api_key_env", None),
+        "operator_toolsets": getattr(args, "operator_toolsets", None),
     }
     settings = load_settings(**overrides)
+    if args.command == "chat":
+        return _chat(settings, args)
     logging.basicConfig(
         level=settings.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -121,6 +141,24 @@ def _dispatch(args: argparse.Namespace) -> int:
                   f"`forge-mcp serve` with FORGE_IMPORT_ROOTS={_import_roots_value(args.import_root)}", file=sys.stderr)
         return 0
     return asyncio.run(_keys(settings, args))
+
+
+def _chat(settings: Any, args: argparse.Namespace) -> int:
+    import re
+
+    from forge_mcp.chat.session import CHAT_LOG, ChatOptions, run_chat
+    from forge_mcp.errors import InvalidArguments
+
+    key = args.key or os.environ.get("FORGE_API_KEY") or None
+    if args.key and not args.url:
+        raise InvalidArguments("--key goes with --url: the stdio server this chat starts needs no key")
+    if args.thread is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", args.thread):
+        raise InvalidArguments("--thread: give a thread id as a chat printed it, e.g. chat-1a2b3c4d")
+    # The terminal is the conversation's: logs (litellm, the MCP client, the operator) go to a file.
+    log_path = settings.home.expanduser().resolve() / CHAT_LOG
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=settings.log_level, filename=log_path, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run_chat(settings, ChatOptions(url=args.url, key=key if args.url else None, thread=args.thread)))
 
 
 def _tiny_model(path: Path, seed: int, steps: int) -> int:

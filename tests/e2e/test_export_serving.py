@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,6 +251,15 @@ def test_transformers_service_serves_the_adapter_unmerged_and_a_crash_marks_it_f
     streamed = client.chat.completions.create(model="bot@v1", messages=[{"role": "user", "content": "Greet bob3."}],
                                               max_tokens=10, temperature=0, stream=True)  # fmt: skip
     assert "".join(p.choices[0].delta.content or "" for p in streamed) == answer.choices[0].message.content
+    # The chat operator on the served version: forge:bot@v1 is its service, whose key serve_list gives.
+    listed = asyncio.run(call(live.url, "serve_list", {})).structured_content["services"]
+    assert [s["api_key"] for s in listed] == [service["api_key"]]
+    chat = subprocess.run(
+        [sys.executable, "-m", "forge_mcp", "--home", str(home.parent / "chat-ws"), "chat", "--url", live.url,
+         "--model", "forge:bot@v1"], input="Greet bob3.\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert chat.returncode == 0, chat.stderr
+    assert f"model openai/bot@v1 at {service['url']}" in chat.stdout and "✗" not in chat.stdout, chat.stdout
     pid = json.loads(Workspace(home).run(service["job_id"]).service.read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
 
