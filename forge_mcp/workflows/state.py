@@ -6,16 +6,16 @@ and which had not started."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from forge_mcp.security.secret_fields import hidden, secrets_in
+
 StepState = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]
 TERMINAL_STEP_STATES = frozenset({"succeeded", "failed", "skipped", "canceled"})
 # Argument names whose values are never shown (workflow_status) or logged.
-SECRET_NAME = re.compile(r"(api_key|apikey|token|secret|password)$", re.IGNORECASE)
 REDACTED = "***"
 
 
@@ -58,25 +58,4 @@ def save_snapshot(path: Path, snapshot: str) -> None:
 def redacted(value: Any) -> Any:
     """`value` with every field named like a secret shown as ***, and that secret's text wherever
     else it appears (serve_start's example request carries its API key)."""
-    secrets = sorted(set(_secrets(value)), key=len, reverse=True)
-    return _redact(value, secrets)
-
-
-def _secrets(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        found = [v for k, v in value.items() if SECRET_NAME.search(str(k)) and isinstance(v, str) and len(v) >= 8]
-        return found + [s for v in value.values() for s in _secrets(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _secrets(v)]
-    return []
-
-
-def _redact(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: REDACTED if SECRET_NAME.search(str(k)) and v is not None else _redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v, secrets) for v in value]
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
-    return value
+    return hidden(value, secrets_in(value), REDACTED)
