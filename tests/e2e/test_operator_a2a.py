@@ -21,6 +21,7 @@ from mcp import Client
 
 from forge_mcp.server_process import ServerProcess
 from tests.conftest import forge_cli
+from tests.polling import until
 from tests.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, tool_results
 
 pytestmark = pytest.mark.e2e
@@ -71,6 +72,10 @@ SCRIPT = {
     "Promote support-bot@v1 to production": Turns([PROMOTE, "As you wish: support-bot@v1 stays where it is."]),
     "promote it after all": Turns([PROMOTE, "support-bot@v1 is in production now."]),
     "Train the tiny model": Turns([ToolCalls([Call("train_start", {"spec": SPEC})]), refusal]),
+    "Sleep on it": Turns([
+        ToolCalls([Call("test_job_start", {"kind": "test_sleep", "arguments": {"seconds": 600, "steps": 600}})]),
+        job_wait,
+    ]),  # fmt: skip
     "My name is Ada.": "Nice to meet you, Ada.",
     "What is my name?": remembered,
 }
@@ -234,6 +239,37 @@ async def test_a_read_only_key_cannot_train_through_the_operator(tmp_path: Path,
     assert "needs the 'train' scope" in updates[-1].message.parts[0].text
     assert jobs["jobs"] == []  # nothing ran
     assert [t["source"] for t in mine["traces"]] == ["a2a"]  # the reader's own turn, kept as the reader's
+
+
+async def test_cancelling_a_task_ends_the_turn_as_a_cancelled_trace(tmp_path: Path, tiny_model: Path,
+                                                                     llm: ScriptedLLM) -> None:  # fmt: skip
+    from a2a.types import CancelTaskRequest
+
+    env = {**operator_env(llm), "FORGE_TEST_JOB_KINDS": "1", "FORGE_OPERATOR_TOOLSETS": "core,jobs,testing"}
+    with ServerProcess(workspace(tmp_path / "ws", tiny_model), env=env) as server:
+        client = await create_client(server.url, client_config=ClientConfig(streaming=True))
+        message = new_message([new_text_part("Sleep on it.")], role=Role.ROLE_USER)
+        seen: list[Any] = []
+        try:
+            async for event in client.send_message(SendMessageRequest(message=message)):
+                seen.append(event)
+                if any(u.message.parts and u.message.parts[0].text.startswith("job_wait: ") for u in statuses(seen)):
+                    break  # the operator is waiting on the job
+            task_id, _ = task_of(seen)
+            canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
+        finally:
+            await client.close()
+        found: list[dict[str, Any]] = []
+
+        async def traced() -> bool:
+            found[:] = (await tool(server.url, "trace_list", {"outcome": "cancelled"}))["traces"]
+            return bool(found)
+
+        await until(traced, what="the cancelled turn's trace")
+        jobs = await tool(server.url, "job_list", {})
+    assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+    assert found[0]["tool_call_count"] == 2 and found[0]["source"] == "a2a"
+    assert [job["state"] for job in jobs["jobs"]] == ["RUNNING"]  # a job the operator started runs on
 
 
 async def test_a_context_continues_after_a_restart(tmp_path: Path, tiny_model: Path, llm: ScriptedLLM) -> None:
