@@ -26,6 +26,7 @@ from forge_mcp.agents.a2a_tasks import A2ATaskLedger
 from forge_mcp.agents.operator_model import ServedEndpoint, api_key_from, resolve_model
 from forge_mcp.agents.operator_tools import CapabilityToolBox, OperatorTool, ToolOutcome, call_text
 from forge_mcp.errors import Conflict, ForgeError, NotFound
+from forge_mcp.prompts.defaults import OPERATOR_SYSTEM
 from forge_mcp.security.principal import Principal
 
 if TYPE_CHECKING:
@@ -156,7 +157,8 @@ class OperatorDelegate:
         key = (model.name, model.api_base, model.api_key)
         if key not in self._llms:
             self._llms = {key: await bound_chat_model(model, await toolbox.tools())}  # one model at a time
-        return await Operator.create(model, toolbox, self._checkpointer, llm=self._llms[key],
+        system = await self._services.prompts.render(OPERATOR_SYSTEM)  # its latest version, as saved with prompt_save
+        return await Operator.create(model, toolbox, self._checkpointer, llm=self._llms[key], system_prompt=system.text,
                                      trace_sink=self._trace_sink(principal), tags=("operator", "a2a"))  # fmt: skip
 
     def _served(self, principal: Principal) -> Any:

@@ -35,6 +35,10 @@ from forge_mcp.models.repository import ModelRepository
 from forge_mcp.orchestration.catalog import orchestration_kinds
 from forge_mcp.orchestration.executor import ServerExecutor
 from forge_mcp.orchestration.links import ChildLinks
+from forge_mcp.prompts.defaults import packaged_defaults
+from forge_mcp.prompts.repository import PromptRepository
+from forge_mcp.prompts.service import PromptService
+from forge_mcp.prompts.templates import TemplateEngine
 from forge_mcp.security.api_keys import ApiKeys, ApiKeyVerifier
 from forge_mcp.services import Services
 from forge_mcp.serving.manager import ServingManager
@@ -122,6 +126,7 @@ class ForgeApp:
             serving=ServingService(self.serving, self.models, self.jobs),
             workflows=WorkflowService(self.workspace, self.registry, self.jobs, publisher.result_models()),
             traces=TraceService(TraceRepository(self.store)),
+            prompts=PromptService(PromptRepository(self.store), TemplateEngine(), packaged_defaults()),
             settings=settings,
             workspace=self.workspace,
             store=self.store,
@@ -138,6 +143,7 @@ class ForgeApp:
     async def start(self, *, engine: bool = True) -> None:
         self.workspace.create()
         await self.store.open()
+        await self.services.prompts.seed_defaults()  # operator-system and the other packaged prompts
         self.datasets.clean_staging()
         if engine:
             await self.jobs.start()
@@ -173,25 +179,31 @@ class ForgeApp:
             subscriptions=self._resource_updates(),
             log_relay=relay,
             tools_later=tools_later,
+            prompts=self.services.prompts,
         )
 
     def _resource_updates(self) -> SubscriptionBus:
         """MCP `subscriptions/listen` streams hear about every job change as resource updates
-        of forge://jobs/{id} (and /metrics when metrics arrive, /logs with progress)."""
+        of forge://jobs/{id} (and /metrics when metrics arrive, /logs with progress), and that the
+        prompt list changed when a prompt gets a new version."""
         from mcp.server.subscriptions import InMemorySubscriptionBus
-        from mcp.shared.subscriptions import ResourceUpdated
+        from mcp.shared.subscriptions import PromptsListChanged, ResourceUpdated, ServerEvent
 
         bus = InMemorySubscriptionBus()
+
+        def publish(event: ServerEvent) -> None:
+            task = asyncio.get_running_loop().create_task(bus.publish(event))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
         def on_update(update: JobUpdate) -> None:
             base = f"forge://jobs/{update.job.id}"
             uris = [base, f"{base}/metrics"] if update.what == "metrics" else [base, f"{base}/logs"]
             for uri in uris:
-                task = asyncio.get_running_loop().create_task(bus.publish(ResourceUpdated(uri=uri)))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                publish(ResourceUpdated(uri=uri))
 
         self.job_bus.add_listener(on_update)
+        self.services.prompts.add_listener(lambda name: publish(PromptsListChanged()))
         return bus
 
     def http_app(self) -> Starlette:

@@ -18,6 +18,7 @@ from forge_mcp.jobs.service import JobService
 from forge_mcp.models.evaluation_service import EvaluationService
 from forge_mcp.models.export_service import ExportService
 from forge_mcp.models.registry import ModelRegistry
+from forge_mcp.prompts.service import PromptService
 from forge_mcp.security.api_keys import ApiKeys
 from forge_mcp.serving.service import ServingService
 from forge_mcp.settings import Settings
@@ -44,6 +45,7 @@ class Services:
     serving: ServingService
     workflows: WorkflowService
     traces: TraceService  # conversation traces: record, list, read, feedback
+    prompts: PromptService  # versioned prompt templates: save, list, diff, render (also MCP prompts)
     # below the services
     settings: Settings
     workspace: Workspace

@@ -15,6 +15,7 @@ def all_toolsets() -> list[Toolset]:
         flywheel,
         jobs,
         models,
+        prompts,
         serving,
         sweeps,
         training,
@@ -22,4 +23,4 @@ def all_toolsets() -> list[Toolset]:
     )
 
     return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, sweeps.toolset, models.toolset, evaluation.toolset,
-            export.toolset, serving.toolset, workflows.toolset, flywheel.toolset]  # fmt: skip
+            export.toolset, serving.toolset, workflows.toolset, flywheel.toolset, prompts.toolset]  # fmt: skip

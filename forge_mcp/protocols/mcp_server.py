@@ -1,4 +1,5 @@
-"""The MCP surface: every capability becomes a tool, every ResourceSpec a resource.
+"""The MCP surface: every capability becomes a tool, every ResourceSpec a resource, every saved
+prompt's latest version an MCP prompt (forge_mcp.protocols.mcp_prompts).
 
 This adapter stays thin. Arguments are validated by the capability registry before the
 SDK sees them, so MCP clients get the same messages as A2A and CLI callers. Progress
@@ -41,6 +42,7 @@ from mcp.types import (
     TextContent,
     ToolAnnotations,
 )
+from mcp.types import Prompt as MCPPrompt
 from mcp.types import Tool as MCPTool
 from mcp.types.version import is_version_at_least
 from pydantic import BaseModel, Field
@@ -48,7 +50,9 @@ from pydantic import BaseModel, Field
 from forge_mcp import __version__
 from forge_mcp.capabilities import Capability, CapabilityRunner, Confirm, ImageAttachment, ResourceSpec, split_images
 from forge_mcp.errors import ForgeError, InputRequired
+from forge_mcp.prompts.service import PromptService
 from forge_mcp.protocols.mcp_logging import McpLogRelay
+from forge_mcp.protocols.mcp_prompts import McpPrompts
 from forge_mcp.protocols.mcp_stdio import stdio_lines
 from forge_mcp.protocols.wire_schema import input_schema, output_schema
 from forge_mcp.security.principal import Principal
@@ -78,9 +82,12 @@ def current_principal(auth_enabled: bool) -> Principal:
 
 
 class ForgeMCPServer(MCPServer):
-    def __init__(self, runner: CapabilityRunner, log_relay: McpLogRelay, **kwargs: Any) -> None:
+    def __init__(
+        self, runner: CapabilityRunner, log_relay: McpLogRelay, *, prompts: McpPrompts | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._runner = runner
+        self._prompts = prompts  # the saved prompts, read at each request
         # The arguments forge's registry validated for the tool call in flight (call_tool): the
         # tool function hands them to the runner as they are, not to be validated a third time.
         self._validated: contextvars.ContextVar[tuple[str, dict[str, Any]] | None] = contextvars.ContextVar(
@@ -115,16 +122,21 @@ class ForgeMCPServer(MCPServer):
             lowlevel = self._lowlevel_server
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
 
+    async def list_prompts(self) -> list[MCPPrompt]:
+        """Prompts registered in code (none today), then the saved prompts' latest versions."""
+        registered = await super().list_prompts()
+        return registered + (await self._prompts.list() if self._prompts is not None else [])
+
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
     ) -> GetPromptResult | InputRequiredResult:
-        """An unknown prompt is the caller's mistake: -32602 (invalid params), not an
-        internal error with a traceback in the log."""
-        known = sorted(prompt.name for prompt in await self.list_prompts())
-        if name not in known:
-            offered = f"the prompts are: {', '.join(known)}" if known else "this server offers no prompts"
-            raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name!r}; {offered}")
-        return await super().get_prompt(name, arguments, context)
+        """An unknown prompt, or a missing argument, is the caller's mistake: -32602 (invalid
+        params) with the reason, not an internal error with a traceback in the log."""
+        if self._prompt_manager.get_prompt(name) is not None:
+            return await super().get_prompt(name, arguments, context)
+        if self._prompts is not None:
+            return await self._prompts.get(name, arguments)
+        raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name[:80]!r}; this server offers no prompts")
 
     async def list_tools(self) -> list[MCPTool]:
         """Tools with compact schemas (forge_mcp.protocols.wire_schema): every client pays for this list in
@@ -170,13 +182,16 @@ def build_mcp_server(
     subscriptions: SubscriptionBus,
     log_relay: McpLogRelay | None = None,
     tools_later: bool = False,
+    prompts: PromptService | None = None,
 ) -> ForgeMCPServer:
-    """With `tools_later`, the caller adds the tools (add_capability_tools) before serving any request."""
+    """With `tools_later`, the caller adds the tools (add_capability_tools) before serving any request.
+    With `prompts`, the saved prompts are MCP prompts."""
     registry = runner.registry
     log_relay = log_relay or McpLogRelay(auth_enabled=auth_enabled)
     server = ForgeMCPServer(
         runner,
         log_relay,
+        prompts=McpPrompts(prompts, functools.partial(current_principal, auth_enabled)) if prompts else None,
         name="forge-mcp",
         title="forge-mcp",
         version=__version__,
