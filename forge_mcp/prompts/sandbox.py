@@ -186,8 +186,8 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
                 raise RenderLimit(f"a product over {MAX_INT_BITS:,} bits is over the limit")
         elif operator == "*" and (_is_int(left) or _is_int(right)):
             count, sized = (left, right) if _is_int(left) else (right, left)
-            if length(sized) * count > MAX_VALUE_CHARS:
-                raise RenderLimit(f"repeating {length(sized):,} characters or items {count:,} times is over the limit "
+            if length(sized) * count > MAX_VALUE_CHARS or weight(sized) * count > MAX_WORK:
+                raise RenderLimit(f"repeating {weight(sized):,} characters or items {count:,} times is over the limit "
                                   f"of {MAX_VALUE_CHARS:,}")  # fmt: skip
         elif operator == "**" and _is_int(left) and _is_int(right) and right > 0:
             if max(left.bit_length(), 1) * right > MAX_INT_BITS:
