@@ -33,9 +33,10 @@ async def prompt_save(
     message: Annotated[str, Field(max_length=MAX_MESSAGE_CHARS, description="What this version changes")],
 ) -> PromptSaved:
     """Saves a prompt template as the next version of name (v1 when new), with a message; returns
-    name@vN and the variables it uses. The latest version's template again returns that version. A
-    template that does not parse is refused naming its line. The latest version is also an MCP prompt.
-    operator-system is the chat operator's system prompt (admin). Instant."""
+    name@vN and the variables it uses (optional: those with |default or `is defined`). The latest
+    version's template again returns that version. A template that does not parse is refused naming
+    its line. The latest version is also an MCP prompt. operator-system is the chat operator's
+    system prompt (admin). Instant."""
     return await services.prompts.save(principal, name, template, message)
 
 

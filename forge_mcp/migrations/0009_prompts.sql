@@ -5,7 +5,7 @@ CREATE TABLE prompts (
     version    INTEGER NOT NULL CHECK (version >= 1),
     template   TEXT NOT NULL,                  -- Jinja2 source, rendered in a sandbox
     message    TEXT NOT NULL,                  -- what this version changed; the MCP prompt's description
-    variables  TEXT NOT NULL DEFAULT '[]',     -- JSON: the names it expects, in order of first use
+    variables  TEXT NOT NULL DEFAULT '[]',     -- JSON: {"names": in order of first use, "optional": those it can do without}
     created_at REAL NOT NULL,
     principal  TEXT NOT NULL,                  -- who saved it ("forge-mcp" for a packaged default)
     UNIQUE (name, version)

@@ -22,6 +22,7 @@ class StoredPrompt:
     template: str
     message: str
     variables: list[str]
+    optional: list[str]
     created_at: float
     principal: str
 
@@ -31,15 +32,27 @@ class StoredPrompt:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> StoredPrompt:
+        variables, optional = stored_variables(row["variables"])
         return cls(name=row["name"], version=row["version"], template=row["template"], message=row["message"],
-                   variables=json.loads(row["variables"]), created_at=row["created_at"], principal=row["principal"])  # fmt: skip
+                   variables=variables, optional=optional, created_at=row["created_at"], principal=row["principal"])  # fmt: skip
+
+
+def stored_variables(text: str) -> tuple[list[str], list[str]]:
+    """The variables column: {"names": [...], "optional": [...]} (a plain list of names: none optional)."""
+    value = json.loads(text)
+    return (value, []) if isinstance(value, list) else (value["names"], value["optional"])
+
+
+def storable_variables(names: list[str], optional: list[str]) -> str:
+    return json.dumps({"names": names, "optional": optional})
 
 
 class PromptSaved(BaseModel):
     name: str
     version: int
     ref: str = Field(description="name@vN")
-    variables: list[str] = Field(description="What prompt_render and prompts/get need, in order of first use")
+    variables: list[str] = Field(description="What prompt_render and prompts/get take, in order of first use")
+    optional: list[str] = Field(description="Those it can do without: x|default(…), x is defined")
     message: str
     created: bool = Field(description="False: the template was the latest version's, which is returned")
 
@@ -49,6 +62,7 @@ class PromptVersion(BaseModel):
     ref: str
     message: str
     variables: list[str]
+    optional: list[str]
     chars: int
     created_at: float
     saved_by: str
@@ -62,6 +76,7 @@ class PromptSummary(BaseModel):
     ref: str
     message: str
     variables: list[str]
+    optional: list[str]
     versions: int
     updated_at: float
     saved_by: str

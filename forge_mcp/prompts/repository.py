@@ -3,10 +3,16 @@ a transaction, so that two savers never take the same number. Lists read no temp
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from forge_mcp.prompts.models import PromptSummary, PromptVersion, StoredPrompt, ref
+from forge_mcp.prompts.models import (
+    PromptSummary,
+    PromptVersion,
+    StoredPrompt,
+    ref,
+    storable_variables,
+    stored_variables,
+)
 from forge_mcp.store import Store, Transaction
 
 _LATEST = "SELECT * FROM prompts WHERE name = ? ORDER BY version DESC LIMIT 1"
@@ -23,6 +29,7 @@ class NewVersion:
     template: str
     message: str
     variables: list[str]
+    optional: list[str]
     created_at: float
     principal: str
 
@@ -68,7 +75,7 @@ class PromptRepository:
             (name,),
         )
         return [PromptVersion(version=row["version"], ref=ref(name, row["version"]), message=row["message"],
-                              variables=json.loads(row["variables"]), chars=row["chars"], created_at=row["created_at"],
+                              **_variables(row["variables"]), chars=row["chars"], created_at=row["created_at"],
                               saved_by=row["principal"]) for row in rows]  # fmt: skip
 
     async def summaries(self, limit: int, name: str | None = None) -> list[PromptSummary]:
@@ -76,12 +83,17 @@ class PromptRepository:
         where, params = (" WHERE p.name = ?", (name,)) if name is not None else ("", ())
         rows = await self._store.fetchall(f"{_SUMMARIES}{where} ORDER BY p.name LIMIT ?", (*params, limit))
         return [PromptSummary(name=row["name"], latest=row["version"], ref=ref(row["name"], row["version"]),
-                              message=row["message"], variables=json.loads(row["variables"]), versions=row["versions"],
+                              message=row["message"], **_variables(row["variables"]), versions=row["versions"],
                               updated_at=row["created_at"], saved_by=row["principal"]) for row in rows]  # fmt: skip
 
     async def count(self) -> int:
         row = await self._store.fetchone("SELECT COUNT(DISTINCT name) AS n FROM prompts")
         return int(row["n"]) if row else 0
+
+
+def _variables(text: str) -> dict[str, list[str]]:
+    variables, optional = stored_variables(text)
+    return {"variables": variables, "optional": optional}
 
 
 def _seeds(latest: StoredPrompt | None, default: NewVersion) -> bool:
@@ -97,7 +109,9 @@ async def _insert(tx: Transaction, new: NewVersion, version: int) -> StoredPromp
     await tx.execute(
         "INSERT INTO prompts (name, version, template, message, variables, created_at, principal) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (new.name, version, new.template, new.message, json.dumps(new.variables), new.created_at, new.principal),
-    )
+        (new.name, version, new.template, new.message, storable_variables(new.variables, new.optional), new.created_at,
+         new.principal),
+    )  # fmt: skip
     return StoredPrompt(name=new.name, version=version, template=new.template, message=new.message,
-                        variables=new.variables, created_at=new.created_at, principal=new.principal)  # fmt: skip
+                        variables=new.variables, optional=new.optional, created_at=new.created_at,
+                        principal=new.principal)  # fmt: skip

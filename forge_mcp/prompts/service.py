@@ -52,7 +52,7 @@ class PromptService:
         nobody saved a version of their own); does nothing the second time."""
         for default in self._defaults.values():
             if await self._repo.seed(NewVersion(default.name, default.template, default.message, list(default.variables),
-                                                time.time(), SEEDED_BY)):  # fmt: skip
+                                                [], time.time(), SEEDED_BY)):  # fmt: skip
                 self._announce(default.name)
 
     async def save(self, principal: Principal, name: str, template: str, message: str) -> PromptSaved:
@@ -64,19 +64,18 @@ class PromptService:
             principal.require(default.save_scope, f"a new version of {name} ({default.role}, for every caller)")
         template = _checked_text("template", template, MAX_TEMPLATE_CHARS, "the Jinja2 template")
         message = _checked_text("message", message, MAX_MESSAGE_CHARS, "what this version changes, in one line").strip()
-        variables = await asyncio.to_thread(self._engine.variables, template)
-        if default is not None and not default.takes_variables and variables:
+        found = await asyncio.to_thread(self._engine.variables, template)
+        if default is not None and not default.takes_variables and found.names:
             raise InvalidArguments(f"template: {name} is {default.role} and is rendered with no variables, but this "
-                                   f"template uses {_names(variables)}; write the text itself")  # fmt: skip
-        if not variables:  # it renders the same every time: any error it has shows now
+                                   f"template uses {_names(found.names)}; write the text itself")  # fmt: skip
+        if not found.names:  # it renders the same every time: any error it has shows now
             await asyncio.to_thread(self._engine.render, template, {}, what="template")
-        stored, created = await self._repo.save(
-            NewVersion(name, template, message, variables, time.time(), principal.name)
-        )
+        new = NewVersion(name, template, message, found.names, found.optional, time.time(), principal.name)
+        stored, created = await self._repo.save(new)
         if created:
             self._announce(name)
         return PromptSaved(name=name, version=stored.version, ref=stored.ref, variables=stored.variables,
-                           message=stored.message, created=created)  # fmt: skip
+                           optional=stored.optional, message=stored.message, created=created)  # fmt: skip
 
     async def list(self, name: str | None = None, *, limit: int = 100) -> PromptList:
         """Every prompt by its latest version, by name; with `name`, that prompt and its versions."""
@@ -162,14 +161,15 @@ def _checked_text(field: str, value: str, limit: int, what: str) -> str:
 
 def _check_variables(stored: StoredPrompt, given: dict[str, Any]) -> None:
     expected = stored.variables
-    missing = [name for name in expected if name not in given]
+    missing = [name for name in expected if name not in given and name not in stored.optional]
     extra = sorted(name for name in given if name not in expected)
     if missing or extra:
         problems = ([f"missing {_names(missing)}"] if missing else []) + (
             [f"not used by it: {_names(extra)}"] if extra else []
         )
         wanted = f"expects {_names(expected)}" if expected else "expects no variables"
-        raise InvalidArguments(f"variables: {'; '.join(problems)}; {stored.ref} {wanted}")
+        optional = f" (optional: {_names(stored.optional)})" if stored.optional else ""
+        raise InvalidArguments(f"variables: {'; '.join(problems)}; {stored.ref} {wanted}{optional}")
     size = len(json.dumps(given, ensure_ascii=False, default=str))
     if size > MAX_VARIABLES_CHARS:
         raise InvalidArguments(f"variables: {size:,} characters of JSON is over the limit of {MAX_VARIABLES_CHARS:,}")

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from forge_mcp.errors import InvalidArguments
 from forge_mcp.prompts.limits import MAX_OUTPUT_CHARS, MAX_VARIABLES, RENDER_SECONDS
 
 if TYPE_CHECKING:
-    from jinja2 import Template
+    from jinja2 import Template, nodes
 
     from forge_mcp.prompts.sandbox import PromptSandbox
 
@@ -32,6 +33,13 @@ MAX_ERROR_CHARS = 300
 COMPILED_KEPT = 32  # compiled templates kept: compiling costs more than rendering
 # What a template may get wrong while it renders, besides Jinja's own errors; anything else is a bug of ours.
 RENDER_ERRORS = (TypeError, ValueError, ArithmeticError, LookupError, RecursionError, AttributeError)
+
+
+@dataclass(frozen=True)
+class TemplateVariables:
+    names: list[str]  # every variable it uses, in the order they first appear
+    # Those it can do without: each use is `x|default(…)`, `x is defined`, or inside {% if x is defined %}.
+    optional: list[str]
 
 
 class RenderTimeout(BaseException):
@@ -47,9 +55,10 @@ class TemplateEngine:
         self._compiled: OrderedDict[str, Template] = OrderedDict()  # template text -> compiled, newest last
         self._lock = threading.Lock()  # renders run in worker threads
 
-    def variables(self, template: str) -> list[str]:
-        """The names a template expects, in the order they first appear. A template that does not
-        parse, or that includes, imports or extends another, is refused naming the line."""
+    def variables(self, template: str) -> TemplateVariables:
+        """The names a template expects, in the order they first appear, and which of them it can
+        do without. A template that does not parse, or that includes, imports or extends another,
+        is refused naming the line."""
         from jinja2 import TemplateSyntaxError, meta, nodes
 
         try:
@@ -63,10 +72,13 @@ class TemplateEngine:
                 raise InvalidArguments(f"template: line {found.lineno}: {{% {tag} %}} is not supported; a prompt is one "
                                        "template: put the text in it, or a macro defined in it")  # fmt: skip
         undeclared = meta.find_undeclared_variables(tree) - set(self._sandbox.globals)
-        ordered = list(dict.fromkeys(n.name for n in tree.find_all(nodes.Name) if n.name in undeclared))
+        uses = [n for n in tree.find_all(nodes.Name) if n.name in undeclared]
+        ordered = list(dict.fromkeys(n.name for n in uses))
         if len(ordered) > MAX_VARIABLES:
             raise InvalidArguments(f"template: {len(ordered)} variables is over the limit of {MAX_VARIABLES}")
-        return ordered
+        guarded = _guarded_uses(tree)
+        needed = {n.name for n in uses if id(n) not in guarded}
+        return TemplateVariables(ordered, [name for name in ordered if name not in needed])
 
     def render(self, template: str, values: dict[str, Any], *, what: str) -> str:
         """The text; every error the template can cause is an InvalidArguments naming `what`
@@ -127,6 +139,30 @@ class TemplateEngine:
             while len(self._compiled) > COMPILED_KEPT:
                 self._compiled.popitem(last=False)
         return compiled
+
+
+def _guarded_uses(tree: nodes.Template) -> set[int]:
+    """The ids of the Name nodes used where an undefined value is fine: `x|default(…)`,
+    `x is defined`, and anywhere in the body of {% if x is defined %} (or `… and x is defined`)."""
+    from jinja2 import nodes
+
+    guarded = {id(f.node) for f in tree.find_all(nodes.Filter) if f.name in ("default", "d")}
+    guarded |= {id(t.node) for t in tree.find_all(nodes.Test) if t.name in ("defined", "undefined")}
+    for branch in tree.find_all(nodes.If):
+        names = _defined_in(branch.test)
+        guarded |= {id(n) for part in branch.body for n in part.find_all(nodes.Name) if n.name in names}
+    return guarded
+
+
+def _defined_in(test: nodes.Expr) -> set[str]:
+    """The names a condition proves defined: `x is defined`, and each side of an `and`."""
+    from jinja2 import nodes
+
+    if isinstance(test, nodes.Test) and test.name == "defined" and isinstance(test.node, nodes.Name):
+        return {test.node.name}
+    if isinstance(test, nodes.And):
+        return _defined_in(test.left) | _defined_in(test.right)
+    return set()
 
 
 def _deadline_tracer(deadline: float) -> Callable[[FrameType, str, Any], Any]:

@@ -38,7 +38,7 @@ class McpPrompts:
     async def list(self) -> list[MCPPrompt]:
         summaries = await self._guarded("prompts/list", self._summaries())
         return [MCPPrompt(name=s.name, description=s.message,
-                          arguments=[PromptArgument(name=v, required=True) for v in s.variables]) for s in summaries]  # fmt: skip
+                          arguments=[PromptArgument(name=v, required=v not in s.optional) for v in s.variables]) for s in summaries]  # fmt: skip
 
     async def get(self, name: str, arguments: dict[str, Any] | None) -> GetPromptResult:
         known = sorted(s.name for s in await self._guarded("prompts/get", self._summaries()))

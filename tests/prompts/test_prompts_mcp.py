@@ -19,7 +19,7 @@ from forge_mcp.app import ForgeApp
 from forge_mcp.prompts.defaults import OPERATOR_SYSTEM
 from forge_mcp.server_process import ServerProcess
 
-TEMPLATE = "Reply to {{ customer }} about {{ topic }}.{% if urgent %} Urgently.{% endif %}"
+TEMPLATE = "Reply to {{ customer }} about {{ topic }}.{% if urgent %} Urgently.{% endif %} {{ sign|default('Bye') }}"
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -44,16 +44,21 @@ async def get_refused(client: Client, name: str, arguments: dict[str, str] | Non
 async def save_list_and_get(client: Client, name: str) -> None:
     """The whole story, as any MCP client sees it."""
     saved = await call(client, "prompt_save", {"name": name, "template": TEMPLATE, "message": "First reply"})
-    assert saved["ref"] == f"{name}@v1" and saved["variables"] == ["customer", "topic", "urgent"]
+    assert saved["ref"] == f"{name}@v1" and saved["variables"] == ["customer", "topic", "urgent", "sign"]
     listed = {prompt.name: prompt for prompt in (await client.list_prompts()).prompts}
     assert OPERATOR_SYSTEM in listed and listed[OPERATOR_SYSTEM].arguments == []
     mine = listed[name]
     assert mine.description == "First reply"
-    assert [(a.name, a.required) for a in mine.arguments] == [("customer", True), ("topic", True), ("urgent", True)]
+    assert [(a.name, a.required) for a in mine.arguments] == [
+        ("customer", True),
+        ("topic", True),
+        ("urgent", True),
+        ("sign", False),  # it has a default
+    ]
 
     got = await client.get_prompt(name, {"customer": "Ann", "topic": "billing", "urgent": ""})
     assert got.description == "First reply" and len(got.messages) == 1
-    assert (got.messages[0].role, got.messages[0].content.text) == ("user", "Reply to Ann about billing.")
+    assert (got.messages[0].role, got.messages[0].content.text) == ("user", "Reply to Ann about billing. Bye")
 
     await call(
         client, "prompt_save", {"name": name, "template": "Dear {{ customer }}: {{ topic }}", "message": "Shorter"}
@@ -88,9 +93,9 @@ async def test_prompts_in_process(app: ForgeApp) -> None:
             client, "prompt_save", {"name": "broken", "template": "{% if x %}", "message": "m"}
         )
     assert diff["from_ref"] == "support-reply@v1" and diff["to_ref"] == "support-reply@v2"
-    assert diff["variables_removed"] == ["urgent"] and "+Dear {{ customer }}: {{ topic }}" in diff["diff"]
+    assert diff["variables_removed"] == ["urgent", "sign"] and "+Dear {{ customer }}: {{ topic }}" in diff["diff"]
     assert [v["ref"] for v in listed["versions"]] == ["support-reply@v2", "support-reply@v1"]
-    assert rendered["text"] == "Reply to Bo about x. Urgently."
+    assert rendered["text"] == "Reply to Bo about x. Urgently. Bye"
     assert (
         bad_name
         == "invalid arguments for prompt_save: 'name': String should match pattern '^[a-z0-9][a-z0-9_-]{0,63}$'"

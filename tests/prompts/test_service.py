@@ -132,6 +132,20 @@ async def test_render_needs_each_variable_and_no_other_and_names_them(app: Forge
         await prompts.render("support-reply@v1", {}, version=2)
 
 
+async def test_a_variable_with_a_default_may_be_left_out(app: ForgeApp) -> None:
+    prompts = app.services.prompts
+    saved = await prompts.save(ALICE, "greeting", "{{ greeting|default('Hello') }} {{ customer }}", "v1")
+    assert (saved.variables, saved.optional) == (["greeting", "customer"], ["greeting"])
+    assert (await prompts.render("greeting", {"customer": "Ann"})).text == "Hello Ann"
+    assert (await prompts.render("greeting", {"customer": "Ann", "greeting": "Hi"})).text == "Hi Ann"
+    with pytest.raises(InvalidArguments) as caught:
+        await prompts.render("greeting", {"greting": "Hi"})
+    assert caught.value.message == ("variables: missing 'customer'; not used by it: 'greting'; greeting@v1 expects "
+                                    "'greeting', 'customer' (optional: 'greeting')")  # fmt: skip
+    [summary] = (await prompts.list("greeting")).prompts
+    assert summary.optional == ["greeting"] and (await prompts.list("greeting")).versions[0].optional == ["greeting"]
+
+
 async def test_a_render_error_names_the_version_and_line(app: ForgeApp) -> None:
     prompts = app.services.prompts
     await prompts.save(ALICE, "lookup", "Order:\n{{ order.id }}", "v1")

@@ -12,7 +12,7 @@ import pytest
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.prompts.defaults import packaged_defaults
 from forge_mcp.prompts.limits import MAX_OUTPUT_CHARS
-from forge_mcp.prompts.templates import TemplateEngine
+from forge_mcp.prompts.templates import TemplateEngine, TemplateVariables
 
 ENGINE = TemplateEngine()
 
@@ -28,13 +28,27 @@ def refusal(template: str, values: dict[str, Any] | None = None, engine: Templat
 def test_variables_are_the_names_a_template_expects_in_the_order_they_first_appear() -> None:
     template = ("{% set greeting = 'Hi' %}{{ greeting }} {{ customer.name }},\n{% for item in items %}{{ loop.index }}. "
                 "{{ item|upper }} {{ customer.tier }}{% endfor %}{{ range(2)|list }} {{ tone|default('kind') }}")  # fmt: skip
-    assert ENGINE.variables(template) == ["customer", "items", "tone"]  # not set names, loop variables or globals
-    assert ENGINE.variables("No variables at all.") == []
+    found = ENGINE.variables(template)
+    assert found.names == ["customer", "items", "tone"]  # not set names, loop variables or globals
+    assert found.optional == ["tone"]  # every use has a default
+    assert ENGINE.variables("No variables at all.") == TemplateVariables([], [])
+
+
+def test_a_variable_is_optional_only_where_every_use_copes_with_its_absence() -> None:
+    template = (
+        "{% if context is defined and ticket is defined %}Context: {{ context }} ({{ ticket.id }}){% endif %}\n"
+        "{{ tone|d('kind') }} {% if lang is not defined %}English{% endif %}\n"
+        "{% if note is defined %}{{ note }}{% else %}{{ note }}{% endif %}{{ name|default(user) }}"
+    )  # fmt: skip
+    found = ENGINE.variables(template)
+    assert found.names == ["context", "ticket", "tone", "lang", "note", "name", "user"]
+    assert found.optional == ["context", "ticket", "tone", "lang", "name"]  # note's else branch and user need them
+    assert ENGINE.render(template, {"note": "n", "user": "Ann"}, what="t@v1") == "\nkind English\nnAnn"
 
 
 def test_the_packaged_defaults_parse_and_declare_the_variables_they_use() -> None:
     for default in packaged_defaults():
-        assert ENGINE.variables(default.template) == list(default.variables), default.name
+        assert ENGINE.variables(default.template) == TemplateVariables(list(default.variables), []), default.name
         assert ENGINE.render(default.template, {}, what=default.name) == default.template  # plain text, kept as is
 
 
