@@ -65,6 +65,8 @@ async def save_list_and_get(client: Client, name: str) -> None:
     )
     newer = await client.get_prompt(name, {"customer": "Ann", "topic": "billing"})  # no restart, no cache
     assert newer.messages[0].content.text == "Dear Ann: billing" and newer.description == "Shorter"
+    pinned = await client.get_prompt(f"{name}@v1", {"customer": "Ann", "topic": "billing", "urgent": "y"})
+    assert pinned.messages[0].content.text == "Reply to Ann about billing. Urgently. Bye"  # name@vN: that version
     relisted = {prompt.name: prompt for prompt in (await client.list_prompts()).prompts}
     assert [a.name for a in relisted[name].arguments] == ["customer", "topic"]
 
