@@ -89,6 +89,10 @@ class PromptService:
             raise _no_such_prompt(name)
         return PromptList(prompts=summaries, total=1, versions=(await self._repo.versions(name))[:limit])
 
+    async def exists(self, name: str) -> bool:
+        """Whether a prompt of that name has been saved (a name that is no slug has not)."""
+        return bool(_NAME.match(name)) and await self._repo.get(name) is not None
+
     async def diff(self, name: str, from_version: int | None = None, to_version: int | None = None) -> PromptDiff:
         """A unified diff from one version's template to another's: by default the latest against
         the one before it."""

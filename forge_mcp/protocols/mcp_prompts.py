@@ -28,6 +28,7 @@ from forge_mcp.security.principal import Principal
 
 log = logging.getLogger("forge_mcp.mcp_prompts")
 T = TypeVar("T")
+KNOWN_SHOWN = 50  # prompt names an unknown-prompt error lists
 
 
 class McpPrompts:
@@ -41,13 +42,19 @@ class McpPrompts:
                           arguments=[PromptArgument(name=v, required=v not in s.optional) for v in s.variables]) for s in summaries]  # fmt: skip
 
     async def get(self, name: str, arguments: dict[str, Any] | None) -> GetPromptResult:
-        known = sorted(s.name for s in await self._guarded("prompts/get", self._summaries()))
-        if name.split("@v", 1)[0] not in known:
-            offered = f"the prompts are: {', '.join(known)}" if known else "this server has no prompts yet"
+        if not await self._guarded("prompts/get", self._known(name.split("@v", 1)[0])):
+            known = [s.name for s in await self._guarded("prompts/get", self._summaries())]
+            offered = (
+                f"the prompts are: {', '.join(known[:KNOWN_SHOWN])}" if known else "this server has no prompts yet"
+            )
             raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name[:80]!r}; {offered}")
         rendered = await self._guarded(f"prompts/get {name}", self._prompts.render(name, dict(arguments or {})))
         return GetPromptResult(description=rendered.message,
                                messages=[PromptMessage(role="user", content=TextContent(type="text", text=rendered.text))])  # fmt: skip
+
+    async def _known(self, name: str) -> bool:
+        self._principal().require("read", "reading prompts")
+        return await self._prompts.exists(name)
 
     async def _summaries(self) -> list[PromptSummary]:
         self._principal().require("read", "reading prompts")

@@ -121,3 +121,16 @@ async def test_prompts_over_streamable_http_in_both_eras(server: ServerProcess, 
     async with Client(f"{server.url}/mcp/", mode=mode) as client:
         await save_list_and_get(client, f"reply-{mode}")
     assert "Traceback" not in server.log_tail(200_000)
+
+
+async def test_a_caller_without_the_read_scope_gets_no_prompt(app: ForgeApp) -> None:
+    """Over HTTP with auth on the gate answers 403 first; the adapter holds the line as well."""
+    from forge_mcp.protocols.mcp_prompts import McpPrompts
+    from forge_mcp.security.principal import Principal
+
+    adapter = McpPrompts(app.services.prompts, lambda: Principal("nobody", frozenset()))
+    for attempt in (adapter.list(), adapter.get(OPERATOR_SYSTEM, {})):
+        with pytest.raises(MCPError) as caught:
+            await attempt
+        assert caught.value.error.code == -32602
+        assert caught.value.error.message.startswith("reading prompts needs the 'read' scope")
