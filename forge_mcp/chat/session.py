@@ -145,7 +145,21 @@ class ChatSession:
         from forge_mcp.agents.operator import Operator
 
         self.operator = await Operator.create(model, self.toolbox, self.checkpointer, trace_sink=self._record_trace,
-                                              tags=TAGS)  # fmt: skip
+                                              tags=TAGS, system_prompt=await self._system_prompt())  # fmt: skip
+
+    async def _system_prompt(self) -> str:
+        """The server's `operator-system` prompt (MCP prompts/get), as the server's own operator
+        uses it; the packaged text when the server does not offer it (an older server)."""
+        from forge_mcp.agents.operator import SYSTEM_PROMPT
+        from forge_mcp.prompts.defaults import OPERATOR_SYSTEM
+
+        try:
+            prompt = await self.client.get_prompt(OPERATOR_SYSTEM)
+        except Exception:  # noqa: BLE001 - any refusal: the packaged text is the right fallback
+            log.info("the server offers no %s prompt; using the packaged one", OPERATOR_SYSTEM, exc_info=True)
+            return SYSTEM_PROMPT
+        texts = [m.content.text for m in prompt.messages if getattr(m.content, "type", None) == "text"]
+        return "\n".join(texts) or SYSTEM_PROMPT
 
     async def use_model(self, name: str) -> None:
         """/model NAME: a model named on its own goes to the endpoint of --api-base; forge:<name>@vN

@@ -212,8 +212,14 @@ def test_chat_through_a_pipe(tmp_path: Path, llm: ScriptedLLM) -> None:
 def test_thread_resumes_with_its_open_question(tmp_path: Path, llm: ScriptedLLM) -> None:
     """Input ends at the y/N question: it stays open; --thread asks it again, and the model gets
     the whole conversation so far, after /model switched models too."""
+    # The workspace's own operator-system prompt is what the model reads as its system message.
+    saved = forge_cli(tmp_path / "ws", "call", "prompt_save", "--args", json.dumps(
+        {"name": "operator-system", "template": "You are a terse operator.", "message": "shorter"}))  # fmt: skip
+    assert saved.returncode == 0, saved.stderr[-3000:]
     first = run_piped(tmp_path / "ws", llm, ["What is this server?", "Cancel the job"])
     assert first.returncode == 0, first.stderr[-3000:]
+    asked = [body for body in llm.completions() if last_user_text(body) == "What is this server?"]
+    assert asked[-1]["messages"][0] == {"role": "system", "content": "You are a terse operator."}
     thread = THREAD.search(first.stdout).group(1)  # type: ignore[union-attr]
     assert f"the question stays open; resume with --thread {thread}" in first.stdout
 
