@@ -14,3 +14,4 @@ MAX_METADATA_VALUE_CHARS = 1_024
 MAX_CORRECTION_CHARS = 65_536
 PREVIEW_CHARS = 120  # of the first user message, in trace_list
 MAX_LIST = 200  # traces in one trace_list page
+JUDGE_REASON_CHARS = 200  # a judge's reason, as trace_judge keeps it

@@ -172,6 +172,10 @@ class TraceSummary(BaseModel):
     labels: list[str]
     corrected: bool = Field(description="True when feedback gave the answer the assistant should have given")
     feedback_at: float | None
+    judge_rating: int | None = Field(None, description="1-5 from trace_judge; never a person's")
+    judge_reason: str | None = None
+    judge_model: str | None = None
+    judged_at: float | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TraceSummary:

@@ -4,6 +4,7 @@ the summary columns only, never the messages."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -14,10 +15,12 @@ from forge_mcp.traces.models import TraceDetail, TraceSummary
 
 SUMMARY_COLUMNS = ("id, created_at, source, principal, thread, model, outcome, latency_ms, prompt_tokens, "
                    "completion_tokens, message_count, tool_call_count, preview, tags, rating, labels, "
-                   "correction IS NOT NULL AS corrected, feedback_at")  # fmt: skip
+                   "correction IS NOT NULL AS corrected, feedback_at, judge_rating, judge_reason, judge_model, judged_at")  # fmt: skip
 DETAIL_COLUMNS = f"{SUMMARY_COLUMNS}, messages, metadata, pii, correction"
+DETAIL_PAGE = 200  # whole traces read at a time
 _JSON = ("messages", "tags", "metadata", "pii", "labels")
-_TEXT = ("source", "principal", "thread", "model", "preview", "correction", "idempotency_key")
+_TEXT = ("source", "principal", "thread", "model", "preview", "correction", "idempotency_key", "judge_reason",
+         "judge_model")  # fmt: skip
 
 
 class TracePosition(NamedTuple):
@@ -41,6 +44,11 @@ class TraceFilter:
     min_rating: int | None = None
     max_rating: int | None = None
     has_feedback: bool | None = None
+    min_judge_rating: int | None = None
+    human_rated: bool | None = None  # a person's rating: given (True) or not (False)
+    judged: bool | None = None  # a judge's grade: given (True) or not (False)
+    judged_before: float | None = None  # no judge's grade, or one older than this
+    judged_since: float | None = None  # a judge's grade at this time or later
 
     def where(self) -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
@@ -48,13 +56,16 @@ class TraceFilter:
         equal = (("principal", self.owner), ("source", self.source), ("model", self.model), ("outcome", self.outcome),
                  ("thread", self.thread))  # fmt: skip
         bounds = (("created_at >= ?", self.since), ("created_at < ?", self.until), ("rating >= ?", self.min_rating),
-                  ("rating <= ?", self.max_rating))  # fmt: skip
+                  ("rating <= ?", self.max_rating), ("judge_rating >= ?", self.min_judge_rating),
+                  ("(judged_at IS NULL OR judged_at < ?)", self.judged_before), ("judged_at >= ?", self.judged_since))  # fmt: skip
         for clause, value in [(f"{column} = ?", value) for column, value in equal] + list(bounds):
             if value is not None:
                 clauses.append(clause)
                 params.append(value)
-        if self.has_feedback is not None:
-            clauses.append(f"feedback_at IS {'NOT ' if self.has_feedback else ''}NULL")
+        given_or_not = (("feedback_at", self.has_feedback), ("rating", self.human_rated), ("judged_at", self.judged))
+        for column, given in given_or_not:
+            if given is not None:
+                clauses.append(f"{column} IS {'NOT ' if given else ''}NULL")
         for tag in self.tags:
             clauses.append("id IN (SELECT trace_id FROM trace_tags WHERE tag = ?)")
             params.append(tag)
@@ -104,6 +115,26 @@ class TraceRepository:
         sql = f"SELECT {SUMMARY_COLUMNS} FROM traces {_where(clauses)} ORDER BY created_at DESC, id DESC LIMIT ?"
         return [TraceSummary.from_row(row) for row in await self._store.fetchall(sql, (*params, limit))]
 
+    async def details(self, where: TraceFilter, limit: int, max_chars: int | None = None) -> list[TraceDetail]:
+        """Whole traces, messages included, newest first: at most `limit`, read a page at a time,
+        and with `max_chars` none past the one whose messages bring their JSON over that many characters."""
+        clauses, params = where.where()
+        rows: list[Any] = []
+        chars = 0
+        while len(rows) < limit and (max_chars is None or chars < max_chars):
+            after = ["(created_at, id) < (?, ?)"] if rows else []
+            sql = f"SELECT {DETAIL_COLUMNS} FROM traces {_where(clauses + after)} ORDER BY created_at DESC, id DESC LIMIT ?"
+            bound = (rows[-1]["created_at"], rows[-1]["id"]) if rows else ()
+            page = await self._store.fetchall(sql, (*params, *bound, min(DETAIL_PAGE, limit - len(rows))))
+            for row in page:
+                if max_chars is not None and chars >= max_chars:
+                    break
+                chars += len(row["messages"])
+                rows.append(row)
+            if len(page) < DETAIL_PAGE:
+                break
+        return await asyncio.to_thread(lambda: [TraceDetail.from_row(row) for row in rows])  # JSON decoded off the loop
+
     async def count(self, where: TraceFilter) -> int:
         clauses, params = where.where()
         row = await self._store.fetchone(f"SELECT COUNT(*) AS n FROM traces {_where(clauses)}", params)
@@ -121,6 +152,15 @@ class TraceRepository:
             )
         assert row is not None  # traces are never deleted
         return {**dict(row), "labels": json.loads(row["labels"])}
+
+
+    async def judgement(self, trace_id: str, at: float, *, rating: int, reason: str, model: str) -> bool:
+        """Writes a judge's grade onto a trace nobody rated; False (nothing written) once a person has."""
+        changed = await self._store.execute(
+            "UPDATE traces SET judge_rating = ?, judge_reason = ?, judge_model = ?, judged_at = ? WHERE id = ? AND rating IS NULL",
+            (rating, _stored("judge_reason", reason), _stored("judge_model", model), at, trace_id),
+        )
+        return changed == 1
 
 
 def _where(clauses: list[str]) -> str:

@@ -13,14 +13,24 @@ import re
 import secrets
 import time
 from collections import Counter
+from typing import Any
 
 from forge_mcp.errors import InvalidArguments, NotFound
 from forge_mcp.security.principal import Principal
-from forge_mcp.traces.limits import MAX_CORRECTION_CHARS, MAX_LIST, MAX_NAME_CHARS, PREVIEW_CHARS, SOURCE
+from forge_mcp.traces.limits import (
+    JUDGE_REASON_CHARS,
+    MAX_CORRECTION_CHARS,
+    MAX_LIST,
+    MAX_NAME_CHARS,
+    MAX_REF_CHARS,
+    PREVIEW_CHARS,
+    SOURCE,
+)
 from forge_mcp.traces.messages import Outcome
 from forge_mcp.traces.models import TraceDetail, TraceFeedbackResult, TraceIn, TraceList, TraceRecorded, check_slugs
 from forge_mcp.traces.redaction import redact_messages, redact_metadata, redact_text
 from forge_mcp.traces.repository import TraceFilter, TracePosition, TraceRepository
+from forge_mcp.traces.selection import TraceSelection
 
 TRACE_ID_PREFIX = "tr_"
 _SOURCE = re.compile(SOURCE)
@@ -75,6 +85,7 @@ class TraceService:
         min_rating: int | None = None,
         max_rating: int | None = None,
         has_feedback: bool | None = None,
+        min_judge_rating: int | None = None,
         limit: int = 20,
         cursor: str | None = None,
     ) -> TraceList:
@@ -82,7 +93,8 @@ class TraceService:
         given (each of `tags` too); `cursor` is an earlier page's next_cursor."""
         if since is not None and until is not None and since >= until:
             raise InvalidArguments(f"since: {since} is not before until ({until}); both are Unix times in seconds")
-        for field, rating in (("min_rating", min_rating), ("max_rating", max_rating)):
+        ratings = (("min_rating", min_rating), ("max_rating", max_rating), ("min_judge_rating", min_judge_rating))
+        for field, rating in ratings:
             if rating is not None and not 1 <= rating <= 5:
                 raise InvalidArguments(f"{field}: {rating} is not between 1 (bad) and 5 (good)")
         if min_rating is not None and max_rating is not None and min_rating > max_rating:
@@ -91,11 +103,43 @@ class TraceService:
             raise InvalidArguments(f"limit: {limit} is not between 1 and {MAX_LIST}")
         where = TraceFilter(owner=_owner(principal), since=since, until=until, source=source, model=model, outcome=outcome,
                             thread=thread, tags=tuple(check_slugs("tags", tags or [])), min_rating=min_rating,
-                            max_rating=max_rating, has_feedback=has_feedback)  # fmt: skip
+                            max_rating=max_rating, has_feedback=has_feedback, min_judge_rating=min_judge_rating)  # fmt: skip
         after = await self._cursor(principal, cursor) if cursor is not None else None
         page = await self._repo.list(where, limit + 1, after)
         return TraceList(traces=page[:limit], total=await self._repo.count(where),
                          next_cursor=page[limit - 1].id if len(page) > limit else None)  # fmt: skip
+
+    async def select(self, principal: Principal, selection: TraceSelection, *, limit: int, max_chars: int | None = None,
+                     **conditions: Any) -> list[TraceDetail]:  # fmt: skip
+        """Whole traces `principal` may see that match `selection` (and the repository's
+        `conditions`, e.g. human_rated=False), newest first: at most `limit`, and with `max_chars`
+        no more once their messages (as JSON) hold that many characters."""
+        return await self._repo.details(selection.where(_owner(principal), **conditions), limit, max_chars)
+
+    async def count(self, principal: Principal, selection: TraceSelection, **conditions: Any) -> int:
+        return await self._repo.count(selection.where(_owner(principal), **conditions))
+
+    async def judge_candidates(self, principal: Principal, selection: TraceSelection, *, limit: int,
+                               regrade_before: float | None = None) -> list[TraceDetail]:  # fmt: skip
+        """Answered traces nobody rated that a judge has not graded yet (with `regrade_before`:
+        or graded before that time), newest first, at most `limit`."""
+        return await self._repo.details(_ungraded(principal, selection, regrade_before), limit)
+
+    async def count_judge_candidates(self, principal: Principal, selection: TraceSelection, *,
+                                     regrade_before: float | None = None) -> int:  # fmt: skip
+        return await self._repo.count(_ungraded(principal, selection, regrade_before))
+
+    async def record_judgement(self, principal: Principal, trace_id: str, *, rating: int, reason: str,
+                               model: str) -> bool:  # fmt: skip
+        """A judge's grade (1-5) on a trace nobody rated, kept apart from a person's rating, which it
+        never touches: False, and nothing written, when a person has rated the trace meanwhile."""
+        position = await self._repo.locate(trace_id)
+        if position is None or not _sees(principal, position.principal):
+            raise _no_such_trace(trace_id)
+        if not 1 <= rating <= 5:
+            raise InvalidArguments(f"rating: {rating} is not between 1 (bad) and 5 (good)")
+        return await self._repo.judgement(trace_id, time.time(), rating=rating, reason=reason[:JUDGE_REASON_CHARS],
+                                          model=model[:MAX_REF_CHARS])  # fmt: skip
 
     async def get(self, principal: Principal, trace_id: str) -> TraceDetail:
         """The whole trace, messages included."""
@@ -142,6 +186,13 @@ def _sees(principal: Principal, owner: str) -> bool:
 
 def _owner(principal: Principal) -> str | None:
     return None if principal.sees_everything else principal.name
+
+
+def _ungraded(principal: Principal, selection: TraceSelection, regrade_before: float | None) -> TraceFilter:
+    """Answered, nobody's rating, and no judge's grade (or one older than `regrade_before`)."""
+    judged: dict[str, Any] = {"judged_before": regrade_before} if regrade_before is not None else {"judged": False}
+    answered = selection.model_copy(update={"outcome": "answered"})
+    return answered.where(_owner(principal), human_rated=False, **judged)
 
 
 def _no_such_trace(trace_id: str) -> NotFound:
