@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +22,9 @@ from forge_mcp.extras import require_extra
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import Job, JobHandle
 from forge_mcp.models.evaluation import Comparison, Decoding, chart_png
-from forge_mcp.models.judge import JudgeConfig
+from forge_mcp.models.judge_settings import checked_judge
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.security.principal import Principal
-from forge_mcp.security.urls import check_outbound_url
-from forge_mcp.settings import is_loopback
 from forge_mcp.workspace import Workspace
 
 EVALUATE_KIND = "evaluate"
@@ -159,9 +155,9 @@ class EvaluationService:
         info = await self._datasets.get(scoring.dataset)
         arguments = {"dataset_path": info.path, "dataset_id": info.id, **_rows_to_score(info, scoring.split),
                      "limit": scoring.limit, "decoding": Decoding(max_new_tokens=scoring.max_new_tokens).model_dump()}  # fmt: skip
-        judge = await _judge(scoring.judge_url, scoring.judge_model, scoring.judge_api_key_env)
+        judge = await checked_judge(scoring.judge_url, scoring.judge_model, scoring.judge_api_key_env)
         if judge is not None:
-            arguments["judge"] = judge
+            arguments["judge"] = judge.model_dump()
         return arguments
 
 
@@ -182,25 +178,6 @@ def _rows_to_score(info: DatasetInfo, split: str | None) -> dict[str, Any]:
     if chosen not in splits:
         raise InvalidArguments(f"split: {info.id} has no split {chosen!r}; its splits are {', '.join(splits)}")
     return {"split": chosen}
-
-
-async def _judge(url: str | None, model: str | None, key_env: str | None) -> dict[str, Any] | None:
-    """The judge's settings for the job (never the key: only the name of the variable holding it)."""
-    if url is None:
-        if model is not None or key_env is not None:
-            raise InvalidArguments("judge_url: give the judge's OpenAI-compatible endpoint along with judge_model")
-        return None
-    if model is None:
-        raise InvalidArguments("judge_model: name the model the judge endpoint serves (GET <judge_url>/models lists them)")
-    checked = await asyncio.to_thread(check_outbound_url, url, "judge_url")
-    if key_env is not None:
-        if not os.environ.get(key_env):
-            raise InvalidArguments(f"judge_api_key_env: the environment variable {key_env} is not set on the server")
-        parts = urllib.parse.urlsplit(checked)
-        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
-            raise InvalidArguments("judge_api_key_env: the key would cross the network unencrypted; use an https judge_url "
-                                   "(plain http is fine on loopback)")  # fmt: skip
-    return JudgeConfig(url=checked, model=model, api_key_env=key_env).model_dump()
 
 
 def _chart(path: Path, comparison: Comparison) -> bytes:
