@@ -1,7 +1,9 @@
 """A tiny chat model built offline, for tests and the demo: `forge-mcp dev tiny-model PATH`.
 
 It trains a byte-level BPE tokenizer with a ChatML template (with `{% generation %}`
-markers, so SFT can learn from assistant tokens only), builds a small Llama, and
+markers, so SFT can learn from assistant tokens only; an assistant's tool calls are rendered
+as `call <name> <arguments>` lines, so chats from traces of tool-using agents train on their
+calls rather than on an empty turn), builds a small Llama, and
 pre-trains it briefly on synthetic chats about a fixed world of facts, so that it really
 answers simple questions and fine-tuning shows a measurable change. Deterministic per
 seed; about ten seconds on two CPU cores.
@@ -18,7 +20,10 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
-    "<|im_start|>assistant\n{% generation %}{{ message['content'] }}<|im_end|>{% endgeneration %}\n"
+    "<|im_start|>assistant\n{% generation %}{% if message['content'] %}{{ message['content'] }}{% endif %}"
+    "{% for call in message['tool_calls'] or [] %}{% if message['content'] or not loop.first %}{{ '\\n' }}{% endif %}"
+    "call {{ call['function']['name'] }} {{ call['function']['arguments'] }}{% endfor %}"
+    "<|im_end|>{% endgeneration %}\n"
     "{% else %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
