@@ -17,6 +17,8 @@ from forge_mcp.datasets.importer import DatasetImporter
 from forge_mcp.datasets.publish import PublishPreparedDataset
 from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.datasets.service import DatasetService
+from forge_mcp.flywheel.publish import PublishTraceDatasets
+from forge_mcp.flywheel.service import FlywheelService
 from forge_mcp.hardware.capacity import engine_limits
 from forge_mcp.jobs.catalog import JobCatalog
 from forge_mcp.jobs.engine import JobEngine
@@ -87,6 +89,7 @@ class ForgeApp:
         model_repository = ModelRepository(self.store)
         publisher = Publisher(kinds, {
             "dataset_prepare": PublishPreparedDataset(self.datasets, self.workspace.runs),
+            "traces_to_dataset": PublishTraceDatasets(self.datasets, self.workspace),
             "evaluate": StoreEvaluationMetrics(model_repository),
             "compare": StoreComparisonMetrics(model_repository),
             "export": PublishExport(self.workspace, model_repository),
@@ -113,6 +116,7 @@ class ForgeApp:
         started_at = time.time()
         training = TrainingService(self.workspace, dataset_repository, self.jobs, job_repository)
         evaluation = EvaluationService(self.workspace, self.models, dataset_repository, self.jobs)
+        traces = TraceService(TraceRepository(self.store))
         self.services = Services(
             system=SystemService(self.workspace, self.registry, self.jobs, job_repository, dataset_repository,
                                  auth_enabled=settings.auth_enabled, started_at=started_at),  # fmt: skip
@@ -125,7 +129,8 @@ class ForgeApp:
             export=ExportService(self.workspace, self.models, self.jobs),
             serving=ServingService(self.serving, self.models, self.jobs),
             workflows=WorkflowService(self.workspace, self.registry, self.jobs, publisher.result_models()),
-            traces=TraceService(TraceRepository(self.store)),
+            traces=traces,
+            flywheel=FlywheelService(self.workspace, traces, self.jobs),
             prompts=PromptService(PromptRepository(self.store), TemplateEngine(), packaged_defaults()),
             settings=settings,
             workspace=self.workspace,

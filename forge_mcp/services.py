@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from forge_mcp.capabilities import CapabilityRegistry
 from forge_mcp.datasets.service import DatasetService
+from forge_mcp.flywheel.service import FlywheelService
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.service import JobService
 from forge_mcp.models.evaluation_service import EvaluationService
@@ -45,6 +46,7 @@ class Services:
     serving: ServingService
     workflows: WorkflowService
     traces: TraceService  # conversation traces: record, list, read, feedback
+    flywheel: FlywheelService  # traces into datasets, and a judge's grades for unrated traces
     prompts: PromptService  # versioned prompt templates: save, list, diff, render (also MCP prompts)
     # below the services
     settings: Settings

@@ -1,5 +1,5 @@
-"""Traces: record what an agent was asked, called and answered, list them, and rate or correct
-them; the raw data the flywheel turns into training sets."""
+"""Traces: record what an agent was asked, called and answered, list them, rate or correct
+them (or have an LLM judge grade them), and turn them into training datasets."""
 
 from __future__ import annotations
 
@@ -8,15 +8,22 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from forge_mcp.capabilities import Toolset
+from forge_mcp.flywheel.judging import MAX_JUDGED
+from forge_mcp.flywheel.service import MAX_TRACES
+from forge_mcp.jobs.models import JobHandle
 from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 from forge_mcp.traces.limits import MAX_CORRECTION_CHARS, MAX_LIST, SOURCE
 from forge_mcp.traces.models import TraceDetail, TraceFeedbackResult, TraceIn, TraceList, TraceRecorded
+from forge_mcp.traces.selection import TraceSelection
 
-toolset = Toolset("flywheel", "Conversation traces of agents, with ratings and corrections: the flywheel's raw data.")
+toolset = Toolset("flywheel", "Conversation traces of agents, with ratings and corrections, and the datasets made of them.")
 
 TraceId = Annotated[str, Field(pattern=r"^tr_[0-9a-f]{8,40}$")]
 Outcome = Literal["answered", "failed", "cancelled"]
+JudgeUrl = Annotated[str, Field(max_length=512, description="OpenAI-compatible, e.g. http://127.0.0.1:8000/v1")]
+JudgeKeyEnv = Annotated[str | None, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+                                          description="Server environment variable holding the judge's API key")]  # fmt: skip
 Slugs = Annotated[list[str] | None, Field(description="Lowercase slugs, e.g. billing")]
 Messages = Annotated[
     list[dict[str, Any]],
@@ -65,15 +72,17 @@ async def trace_list(
     min_rating: Annotated[int | None, Field(ge=1, le=5)] = None,
     max_rating: Annotated[int | None, Field(ge=1, le=5)] = None,
     has_feedback: bool | None = None,
+    min_judge_rating: Annotated[int | None, Field(ge=1, le=5)] = None,
     limit: Annotated[int, Field(ge=1, le=MAX_LIST)] = 20,
     cursor: Annotated[str | None, Field(description="next_cursor of the page before")] = None,
 ) -> TraceList:
     """Your traces (an admin key: everyone's), newest first, filtered: summaries with outcome,
-    latency, tokens, tool calls, the first user message, tags, rating and labels. The whole
-    trace is the resource forge://traces/{id}. Instant, read-only."""
+    latency, tokens, tool calls, the first user message, tags, rating, labels and the judge's
+    grade. The whole trace is the resource forge://traces/{id}. Instant, read-only."""
     return await services.traces.list(principal, since=since, until=until, source=source, model=model, outcome=outcome,
                                       thread=thread, tags=tags, min_rating=min_rating, max_rating=max_rating,
-                                      has_feedback=has_feedback, limit=limit, cursor=cursor)  # fmt: skip
+                                      has_feedback=has_feedback, min_judge_rating=min_judge_rating, limit=limit,
+                                      cursor=cursor)  # fmt: skip
 
 
 @toolset.capability(scope="train", title="Rate or correct a trace", idempotent=True)
@@ -91,6 +100,69 @@ async def trace_feedback(
     prefers it over the original) or replaces its labels: at least one, the rest stays. Ids come
     from trace_list. Instant."""
     return await services.traces.feedback(principal, trace_id, rating=rating, correction=correction, labels=labels)
+
+
+@toolset.capability(scope="train", title="Turn traces into a dataset", long_running=True, job_kind="traces_to_dataset")
+async def traces_to_dataset(
+    services: Services,
+    principal: Principal,
+    name: Annotated[str, Field(min_length=1, max_length=64, description="The dataset to make, e.g. support-sft")],
+    kind: Annotated[Literal["auto", "sft", "dpo"], Field(description="auto: SFT, and DPO pairs as <name>-pairs")] = "auto",
+    since: float | None = None,
+    until: float | None = None,
+    source: str | None = None,
+    model: str | None = None,
+    outcome: Outcome | None = None,
+    thread: str | None = None,
+    tags: list[str] | None = None,
+    min_rating: Annotated[int, Field(ge=1, le=5)] = 4,
+    judge_min_score: Annotated[int | None, Field(ge=1, le=5, description="Unrated traces graded this or better count")] = None,
+    eval_fraction: Annotated[float, Field(ge=0, le=0.5)] = 0.1,
+    seed: int = 0,
+    dedup: Literal["none", "exact", "near"] = "near",
+    pii: Literal["report", "redact", "drop"] = "redact",
+    max_traces: Annotated[int, Field(ge=1, le=MAX_TRACES)] = 1000,
+    idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+) -> JobHandle:
+    """Your traces (filters as trace_list's) as a new dataset version: SFT rows (system prompt and
+    tool calls kept) from corrected traces and from ones rated min_rating+; DPO pairs from a
+    correction vs the original, or a better- vs worse-rated answer to one prompt. Cleaned,
+    PII-handled, deduplicated and split as dataset_prepare does, with lineage to every trace and a
+    report of why traces were dropped. A CPU job, seconds; follow with job_wait."""
+    return await services.flywheel.traces_to_dataset(
+        principal, TraceSelection.checked(since=since, until=until, source=source, model=model, outcome=outcome,
+                                          thread=thread, tags=tags),
+        name=name, kind=kind, min_rating=min_rating, judge_min_score=judge_min_score, eval_fraction=eval_fraction,
+        seed=seed, dedup=dedup, pii=pii, max_traces=max_traces, idempotency_key=idempotency_key,
+    )  # fmt: skip
+
+
+@toolset.capability(scope="train", title="Grade traces with an LLM judge", long_running=True, job_kind="trace_judge")
+async def trace_judge(
+    services: Services,
+    principal: Principal,
+    judge_url: JudgeUrl,
+    judge_model: Annotated[str, Field(min_length=1, max_length=200)],
+    judge_api_key_env: JudgeKeyEnv = None,
+    since: float | None = None,
+    until: float | None = None,
+    source: str | None = None,
+    model: str | None = None,
+    thread: str | None = None,
+    tags: list[str] | None = None,
+    limit: Annotated[int, Field(ge=1, le=MAX_JUDGED)] = 100,
+    regrade: Annotated[bool, Field(description="Also traces the judge graded before")] = False,
+    idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+) -> JobHandle:
+    """Has an LLM judge (judge settings as model_evaluate's) grade 1-5 your answered traces that no
+    person rated, newest first, up to limit: is the answer correct and helpful for the request? The
+    grade is stored as judge_rating, never over a person's rating; traces_to_dataset uses it with
+    judge_min_score. A job of one judge call per trace (seconds each); follow with job_wait."""
+    return await services.flywheel.judge(
+        principal, TraceSelection.checked(since=since, until=until, source=source, model=model, thread=thread, tags=tags),
+        judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env, limit=limit, regrade=regrade,
+        idempotency_key=idempotency_key,
+    )  # fmt: skip
 
 
 @toolset.resource("forge://traces/{trace_id}", name="trace")

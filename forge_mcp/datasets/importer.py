@@ -213,8 +213,19 @@ class DatasetImporter:
         steps: list[dict[str, Any]], report: dict[str, Any],
     ) -> PublishedDataset:  # fmt: skip
         """Publish a prepared folder (a job's output) as the next version of `name`."""
-        check_name(name)
         parent = await self.repo.get(parent_id)
+        return await self.publish_output(
+            name, folder, fingerprint, kind, rows, [*parent.steps, *steps], report,
+            {"prepared_from": parent.id, "parent_fingerprint": parent.fingerprint}, parent_id=parent.id, job="dataset_prepare",
+        )  # fmt: skip
+
+    async def publish_output(
+        self, name: str, folder: Path, fingerprint: str, kind: str, rows: int, steps: list[dict[str, Any]],
+        report: dict[str, Any], source: dict[str, Any], *, parent_id: str | None = None, job: str,
+    ) -> PublishedDataset:  # fmt: skip
+        """Publish a job's output folder of canonical rows with their split (what prepare writes)
+        as the next version of `name`, with `source` as its lineage; `job` names the tool that made it."""
+        check_name(name)
         async with self._publish:
             # Checked before the folder: a publication cut off after its index row (the server
             # died before the job was marked SUCCEEDED) is found here when the job is settled again.
@@ -222,15 +233,14 @@ class DatasetImporter:
             if existing is not None:
                 return PublishedDataset(dataset=existing, deduplicated=True)
             if not (folder / DATA_FILE).exists():
-                raise InvalidArguments(f"the prepared output of {parent_id} is missing; run dataset_prepare again")
+                raise InvalidArguments(f"the output of {job} for {name} is missing; run {job} again")
             version = await self.repo.next_version(name)
             values = {
                 "id": f"{name}@v{version}", "name": name, "version": version, "fingerprint": fingerprint,
                 "kind": kind, "kind_confidence": 1.0, "rows": rows,
                 "schema": [{"name": key, "rows": rows, "types": {"array" if key == "messages" else "string": rows}}
                            for key in _canonical_fields(kind)] + [{"name": "split", "rows": rows, "types": {"string": rows}}],
-                "source": {"prepared_from": parent.id, "parent_fingerprint": parent.fingerprint},
-                "parent_id": parent.id, "steps": [*parent.steps, *steps], "report": report, "created_at": time.time(),
+                "source": source, "parent_id": parent_id, "steps": steps, "report": report, "created_at": time.time(),
             }  # fmt: skip
             return PublishedDataset(dataset=await self._place(folder, values), deduplicated=False)
 

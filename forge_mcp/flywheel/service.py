@@ -1,0 +1,182 @@
+"""The flywheel for a caller: turn their traces (an admin's: everyone's, the TraceService's
+ownership rule) into training datasets, and have an LLM judge grade the ones nobody rated.
+Every check happens here, before anything is queued: a selection that gives no row, or no
+trace to grade, is refused saying why and what to do."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Literal
+
+from forge_mcp.datasets.kinds import DatasetKind
+from forge_mcp.datasets.prepare import PiiMode, PrepareOptions
+from forge_mcp.errors import ForgeError, InvalidArguments
+from forge_mcp.flywheel.judging import JUDGE_KIND, MAX_JUDGED, JudgeArguments
+from forge_mcp.flywheel.models import Selection, TraceSource, TracesToDatasetArguments
+from forge_mcp.flywheel.rows import BELOW_THRESHOLD, FAILED_OUTCOME, NO_RATING, Row, RowRules, TraceRows, trace_rows
+from forge_mcp.flywheel.sources import sources_root, write_sources
+from forge_mcp.jobs.engine import JobEngine
+from forge_mcp.jobs.models import JobHandle
+from forge_mcp.jobs.states import JobState
+from forge_mcp.models.judge_settings import checked_judge
+from forge_mcp.references import check_name
+from forge_mcp.security.principal import Principal
+from forge_mcp.traces.selection import TraceSelection
+from forge_mcp.traces.service import TraceService
+from forge_mcp.workspace import Workspace
+
+TRACES_KIND = "traces_to_dataset"
+MAX_TRACES = 10_000  # traces one traces_to_dataset reads at most
+MAX_SELECTED_CHARS = 256 * 2**20  # and their messages' JSON, all together: the server holds them while it builds rows
+PAIRS_SUFFIX = "-pairs"
+MAX_NAME_CHARS = 64  # a dataset's name (forge_mcp.references.check_name)
+DatasetChoice = Literal["auto", "sft", "dpo"]
+DedupMode = Literal["none", "exact", "near"]
+RATING_FIX = "rate them with trace_feedback (or grade them with trace_judge and set judge_min_score), or lower min_rating"
+PAIR_NEEDS = ("a pair needs a correction (trace_feedback) of an answered trace, or two answers to the same prompt "
+              "rated differently")  # fmt: skip
+
+
+class FlywheelService:
+    def __init__(self, workspace: Workspace, traces: TraceService, engine: JobEngine) -> None:
+        self._workspace = workspace
+        self._traces = traces
+        self._engine = engine
+
+    async def traces_to_dataset(
+        self,
+        principal: Principal,
+        selection: TraceSelection,
+        *,
+        name: str,
+        kind: DatasetChoice = "auto",
+        min_rating: int = 4,
+        judge_min_score: int | None = None,
+        eval_fraction: float = 0.1,
+        seed: int = 0,
+        dedup: DedupMode = "near",
+        pii: PiiMode = "redact",
+        max_traces: int = 1_000,
+        idempotency_key: str | None = None,
+    ) -> JobHandle:
+        """Builds the rows of the caller's selected traces here (refusing a selection that gives
+        none), then starts the job that prepares and publishes them: SFT rows as `name`, DPO pairs
+        as `name` (kind dpo) or `<name>-pairs` (kind auto: a dataset holds one kind of row)."""
+        check_name(name)
+        pairs_name = name + PAIRS_SUFFIX if kind == "auto" else name
+        if len(pairs_name) > MAX_NAME_CHARS:
+            raise InvalidArguments(f"name: with kind auto the pairs go to {pairs_name[:20]}…{PAIRS_SUFFIX}, over "
+                                   f"{MAX_NAME_CHARS} characters; use a name of at most {MAX_NAME_CHARS - len(PAIRS_SUFFIX)}")  # fmt: skip
+        for field, value in (("min_rating", min_rating), ("judge_min_score", judge_min_score)):
+            if value is not None and not 1 <= value <= 5:
+                raise InvalidArguments(f"{field}: {value} is not between 1 (bad) and 5 (good)")
+        if not 0 <= eval_fraction < 1:
+            raise InvalidArguments(f"eval_fraction: {eval_fraction} must be at least 0 and below 1, e.g. 0.1")
+        if not 1 <= max_traces <= MAX_TRACES:
+            raise InvalidArguments(f"max_traces: {max_traces} is not between 1 and {MAX_TRACES:,}")
+        traces = await self._traces.select(principal, selection, limit=max_traces, max_chars=MAX_SELECTED_CHARS)
+        rules = RowRules(min_rating=min_rating, judge_min_score=judge_min_score)
+        built = await asyncio.to_thread(trace_rows, traces, rules)
+        sft, pairs = (built.sft if kind != "dpo" else []), (built.pairs if kind != "sft" else [])
+        if not sft and not pairs:
+            raise InvalidArguments(_nothing_usable(kind, selection, len(traces), built, rules))
+        notes = _notes(kind, name, pairs_name, built, sft, pairs)
+        total = await self._traces.count(principal, selection)
+        if total > len(traces):
+            notes.append(f"only the newest {len(traces):,} of the {total:,} matching traces were read (max_traces, and at "
+                         f"most {MAX_SELECTED_CHARS // 2**20} MB of messages at once)")  # fmt: skip
+        options = PrepareOptions(clean=True, dedup=dedup, pii=pii, test_fraction=eval_fraction, seed=seed)
+        rows = {DatasetKind.MESSAGES: sft, DatasetKind.PREFERENCE: pairs}
+        # The same key names the same folder (and finds the same job); without one, each request has its own.
+        request = {"principal": principal.name, "names": [name, pairs_name], "options": options.model_dump(mode="json"),
+                   "submission": idempotency_key or uuid.uuid4().hex}  # fmt: skip
+        root = sources_root(self._workspace.root / "datasets")
+        folder, written = await asyncio.to_thread(write_sources, root, rows, request)
+        sources = [TraceSource(kind=kind_of, path=self._workspace.relative(folder / kind_of.value), rows=len(kind_rows),
+                               output_name=name if kind_of is DatasetKind.MESSAGES else pairs_name)
+                   for kind_of, kind_rows in rows.items() if kind_rows]  # fmt: skip
+        arguments = TracesToDatasetArguments(
+            folder=self._workspace.relative(folder), sources=sources, options=options,
+            selection=Selection(filters=selection.given(), traces_selected=len(traces), max_traces=max_traces,
+                                min_rating=min_rating, judge_min_score=judge_min_score, sft_dropped=_sft_dropped(built),
+                                pairs=dict(built.pair_sources), notes=notes),
+        )  # fmt: skip
+        try:
+            handle = await self._engine.submit(TRACES_KIND, arguments.model_dump(mode="json"), principal.name,
+                                               idempotency_key=idempotency_key)  # fmt: skip
+        except ForgeError:  # refused (a full queue, the key sent with another request): the rows it wrote are not needed
+            if written:
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+            raise
+        if written and handle.deduplicated and handle.state is JobState.SUCCEEDED:  # the key's job published them already
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        return handle
+
+    async def judge(
+        self,
+        principal: Principal,
+        selection: TraceSelection,
+        *,
+        judge_url: str,
+        judge_model: str,
+        judge_api_key_env: str | None = None,
+        limit: int = 100,
+        regrade: bool = False,
+        idempotency_key: str | None = None,
+    ) -> JobHandle:
+        """Starts the job in which the judge grades up to `limit` of the caller's answered traces
+        that nobody rated (and, unless `regrade`, the judge has not graded), newest first."""
+        config = await checked_judge(judge_url, judge_model, judge_api_key_env)
+        if config is None:
+            raise InvalidArguments("judge_url: give the judge's OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+        if not 1 <= limit <= MAX_JUDGED:
+            raise InvalidArguments(f"limit: {limit} is not between 1 and {MAX_JUDGED}")
+        if selection.outcome not in (None, "answered"):
+            raise InvalidArguments("outcome: the judge grades final answers, so answered traces only; leave outcome out")
+        waiting = await self._traces.count_judge_candidates(principal, selection, regrade_before=time.time() if regrade else None)
+        if waiting == 0:
+            graded = "" if regrade else ", and not graded by the judge yet (regrade: true grades those again)"
+            raise InvalidArguments(f"no trace to grade: none of the traces you can see{selection.matching()} is answered "
+                                   f"and unrated{graded}; trace_list with the same filters shows them")  # fmt: skip
+        arguments = JudgeArguments(selection=selection, judge=config, limit=limit, regrade=regrade,
+                                   scopes=sorted(principal.scopes))  # fmt: skip
+        return await self._engine.submit(JUDGE_KIND, arguments.model_dump(mode="json"), principal.name,
+                                         idempotency_key=idempotency_key)  # fmt: skip
+
+
+def _sft_dropped(built: TraceRows) -> dict[str, int]:
+    return {reason: built.dropped[reason] for reason in (NO_RATING, BELOW_THRESHOLD, FAILED_OUTCOME)}
+
+
+def _nothing_usable(kind: DatasetChoice, selection: TraceSelection, selected: int, built: TraceRows, rules: RowRules) -> str:
+    if selected == 0 and not selection.given():
+        return ("you have no traces yet (an admin key sees everyone's): trace_record stores them, and the chat operator "
+                "records each of its turns")  # fmt: skip
+    if selected == 0:
+        return (f"no trace matches {selection.described()} among the traces you can see; trace_list with the same "
+                "filters shows what there is")  # fmt: skip
+    if kind == "dpo":
+        return f"no DPO pair among the {selected} traces{selection.matching()}: {PAIR_NEEDS}; trace_list shows them"
+    words = {NO_RATING: "have no rating", BELOW_THRESHOLD: f"are rated below min_rating {rules.min_rating}",
+             FAILED_OUTCOME: "did not end answered (failed or cancelled) and have no correction"}  # fmt: skip
+    why = ", ".join(f"{count} {words[reason]}" for reason, count in built.dropped.most_common())
+    pairs = f", and no DPO pair either ({PAIR_NEEDS})" if kind == "auto" else ""
+    return (f"none of the {selected} traces{selection.matching()} gives an SFT row: {why}{pairs}; {RATING_FIX}; "
+            "trace_list shows them")  # fmt: skip
+
+
+def _notes(kind: DatasetChoice, name: str, pairs_name: str, built: TraceRows, sft: Sequence[Row],
+           pairs: Sequence[Row]) -> list[str]:  # fmt: skip
+    if kind != "auto":
+        return []
+    if sft and pairs:
+        return [f"SFT rows go to {name} (messages) and DPO pairs to {pairs_name} (preference): a dataset holds one "
+                "kind of row"]  # fmt: skip
+    if sft:
+        return [f"no DPO pair ({PAIR_NEEDS}): only {name} (SFT) is made"]
+    why = ", ".join(f"{count} {reason}" for reason, count in built.dropped.most_common())
+    return [f"no SFT row ({why}; {RATING_FIX}): only {pairs_name} (DPO pairs) is made"]
