@@ -117,6 +117,7 @@ class ForgeApp:
         training = TrainingService(self.workspace, dataset_repository, self.jobs, job_repository)
         evaluation = EvaluationService(self.workspace, self.models, dataset_repository, self.jobs)
         traces = TraceService(TraceRepository(self.store))
+        workflows = WorkflowService(self.workspace, self.registry, self.jobs, publisher.result_models())
         self.services = Services(
             system=SystemService(self.workspace, self.registry, self.jobs, job_repository, dataset_repository,
                                  auth_enabled=settings.auth_enabled, started_at=started_at),  # fmt: skip
@@ -128,9 +129,10 @@ class ForgeApp:
             models=self.models,
             export=ExportService(self.workspace, self.models, self.jobs),
             serving=ServingService(self.serving, self.models, self.jobs),
-            workflows=WorkflowService(self.workspace, self.registry, self.jobs, publisher.result_models()),
+            workflows=workflows,
             traces=traces,
-            flywheel=FlywheelService(self.workspace, traces, self.jobs),
+            flywheel=FlywheelService(self.workspace, traces, self.jobs, self.models, dataset_repository, evaluation,
+                                     workflows),  # fmt: skip
             prompts=PromptService(PromptRepository(self.store), TemplateEngine(), packaged_defaults()),
             settings=settings,
             workspace=self.workspace,

@@ -1,5 +1,6 @@
 """Traces: record what an agent was asked, called and answered, list them, rate or correct
-them (or have an LLM judge grade them), and turn them into training datasets."""
+them (or have an LLM judge grade them), turn them into training datasets, and run a whole
+flywheel cycle (traces → train → compare with production → gated promote → serve)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from forge_mcp.capabilities import Toolset
+from forge_mcp.flywheel.cycle import CycleSettings
 from forge_mcp.flywheel.judging import MAX_JUDGED
 from forge_mcp.flywheel.service import MAX_TRACES
 from forge_mcp.jobs.models import JobHandle
@@ -162,6 +164,31 @@ async def trace_judge(
         principal, TraceSelection.checked(since=since, until=until, source=source, model=model, thread=thread, tags=tags),
         judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env, limit=limit, regrade=regrade,
         idempotency_key=idempotency_key,
+    )  # fmt: skip
+
+
+@toolset.capability(scope="train", title="Run a flywheel cycle", long_running=True, job_kind="workflow")
+async def flywheel_run(
+    services: Services,
+    principal: Principal,
+    model: Annotated[str, Field(max_length=80, description="Has a production version")],
+    eval_dataset: Annotated[str, Field(max_length=80, description="Held-out chat data, not from traces")],
+    since: Annotated[float | None, Field(description="Default: the last cycle's end")] = None,
+    min_rows: Annotated[int, Field(ge=1)] = 20,
+    recipe: str = "sft-lora",
+    max_steps: Annotated[int, Field(ge=1)] = 200,
+    learning_rate: Annotated[float, Field(gt=0, le=0.1)] = 2e-4,
+    metric: str = "eval_loss",
+    idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+) -> JobHandle:
+    """One flywheel cycle, a workflow (configs/workflows/flywheel.yaml): your traces since → SFT
+    dataset → train from production's base → compare with production on eval_dataset → promote
+    if it beats production on metric → serve. Under min_rows rows or a refused gate: stops with a
+    report, production untouched. Then operator_model forge:<promoted> uses it. Job; job_wait."""
+    return await services.flywheel.run_cycle(
+        principal, model, eval_dataset, CycleSettings(min_rows=min_rows, recipe=recipe, max_steps=max_steps,
+                                                      learning_rate=learning_rate, metric=metric),
+        since=since, idempotency_key=idempotency_key,
     )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """The flywheel for a caller: turn their traces (an admin's: everyone's, the TraceService's
-ownership rule) into training datasets, and have an LLM judge grade the ones nobody rated.
-Every check happens here, before anything is queued: a selection that gives no row, or no
-trace to grade, is refused saying why and what to do."""
+ownership rule) into training datasets, have an LLM judge grade the ones nobody rated, and run
+a whole cycle (configs/workflows/flywheel.yaml) as a workflow of theirs. Every check happens
+here, before anything is queued: a selection that gives no row, no trace to grade, or a model
+with no production version, is refused saying why and what to do."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from typing import Literal
 
 from forge_mcp.datasets.kinds import DatasetKind
 from forge_mcp.datasets.prepare import PiiMode, PrepareOptions
+from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.errors import ForgeError, InvalidArguments
+from forge_mcp.flywheel.cycle import (
+    FLYWHEEL_WORKFLOW,
+    CycleSettings,
+    check_held_out,
+    last_cycle_end,
+    production_and_base,
+)
 from forge_mcp.flywheel.judging import JUDGE_KIND, MAX_JUDGED, JudgeArguments
 from forge_mcp.flywheel.models import Selection, TraceSource, TracesToDatasetArguments
 from forge_mcp.flywheel.rows import BELOW_THRESHOLD, FAILED_OUTCOME, NO_RATING, Row, RowRules, TraceRows, trace_rows
@@ -22,11 +31,14 @@ from forge_mcp.flywheel.sources import sources_root, write_sources
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import JobHandle
 from forge_mcp.jobs.states import JobState
+from forge_mcp.models.evaluation_service import EvaluationService, ScoringRequest
 from forge_mcp.models.judge_settings import checked_judge
+from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.references import check_name
 from forge_mcp.security.principal import Principal
 from forge_mcp.traces.selection import TraceSelection
 from forge_mcp.traces.service import TraceService
+from forge_mcp.workflows.service import WorkflowService
 from forge_mcp.workspace import Workspace
 
 TRACES_KIND = "traces_to_dataset"
@@ -42,10 +54,15 @@ PAIR_NEEDS = ("a pair needs a correction (trace_feedback) of an answered trace, 
 
 
 class FlywheelService:
-    def __init__(self, workspace: Workspace, traces: TraceService, engine: JobEngine) -> None:
+    def __init__(self, workspace: Workspace, traces: TraceService, engine: JobEngine, models: ModelRegistry,
+                 datasets: DatasetRepository, evaluation: EvaluationService, workflows: WorkflowService) -> None:  # fmt: skip
         self._workspace = workspace
         self._traces = traces
         self._engine = engine
+        self._models = models
+        self._datasets = datasets
+        self._evaluation = evaluation
+        self._workflows = workflows
 
     async def traces_to_dataset(
         self,
@@ -146,6 +163,29 @@ class FlywheelService:
                                    scopes=sorted(principal.scopes))  # fmt: skip
         return await self._engine.submit(JUDGE_KIND, arguments.model_dump(mode="json"), principal.name,
                                          idempotency_key=idempotency_key)  # fmt: skip
+
+    async def run_cycle(
+        self,
+        principal: Principal,
+        model: str,
+        eval_dataset: str,
+        settings: CycleSettings,
+        *,
+        since: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobHandle:
+        """Starts one cycle for `model` as the caller's workflow run: their traces from `since`
+        (default: where their last cycle for it that trained stopped reading) until now."""
+        production, base = await production_and_base(self._models, model)
+        info = await self._datasets.get(eval_dataset)
+        check_held_out(info)
+        await self._evaluation.check_scoring(ScoringRequest(dataset=info.id, limit=settings.limit,
+                                                            max_new_tokens=settings.max_new_tokens))  # fmt: skip
+        if since is None:
+            since = await last_cycle_end(self._engine, principal, production.name)
+        inputs = {**settings.model_dump(), "model": production.name, "production": production.id, "base_model": base,
+                  "eval_dataset": info.id, "until": time.time()} | ({"since": since} if since is not None else {})  # fmt: skip
+        return await self._workflows.run(principal, FLYWHEEL_WORKFLOW, None, inputs, idempotency_key=idempotency_key)
 
 
 def _sft_dropped(built: TraceRows) -> dict[str, int]:

@@ -107,8 +107,8 @@ class WorkflowLoop:
             self.report(f"resumed after a restart: {', '.join(self.running)}")
         try:
             while True:
-                if stop is None:
-                    for name in self.ready():
+                while stop is None and (ready := self.ready()):  # a skipped step can make its dependents ready at once
+                    for name in ready:
                         await self.decide(name)
                 if not self.running:
                     break
