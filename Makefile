@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # torch first and pinned: the CPU build is on the machine; an open range pulls CUDA wheels.
 TORCH  := torch==2.13.0
-EXTRAS := dev,train,mlx,llamacpp,agent,sweep
+EXTRAS := dev,train,mlx,llamacpp,agent,sweep,rag
 # llama-cpp-python compiles llama.cpp from source (~5 min on 2 cores). A portable AVX2
 # build: the native one uses AMX tiles where the CPU lists them, and some sandboxes and
 # VMs kill those instructions (SIGILL) on q8_0/q4 matrices. No multimodal tools.
@@ -18,7 +18,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_ROWS ?= 1000000
 
-.PHONY: demo test lint serve install clean bench-data bench-train bench-serve bench-load bench-sweep bench-workflow
+.PHONY: demo test lint serve install clean bench-data bench-train bench-serve bench-load bench-sweep bench-workflow bench-rag
 
 install: $(VENV)/.installed
 
@@ -72,6 +72,11 @@ bench-sweep: install
 # chain of 50 trivial steps against the same tool calls made directly (the engine's overhead per step).
 bench-workflow: install
 	$(PY) -m benchmarks.workflow --rows 19000 --turns 12 --branch-steps 1 --steps 50 --rounds 4 --folder .bench
+
+# The RAG benchmark: recall@1, recall@5 and MRR of rag_query on the labelled fixture (tests/rag/fixtures),
+# embedding only, BM25 only and hybrid, with the tiny model as the embedding model (MODEL=folder for another).
+bench-rag: install
+	$(PY) -m benchmarks.rag_recall --chunk-chars 400 --overlap-chars 80 $(if $(MODEL),--model $(MODEL))
 
 serve: install
 	$(VENV)/bin/forge-mcp serve

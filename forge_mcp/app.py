@@ -41,6 +41,9 @@ from forge_mcp.prompts.defaults import packaged_defaults
 from forge_mcp.prompts.repository import PromptRepository
 from forge_mcp.prompts.service import PromptService
 from forge_mcp.prompts.templates import TemplateEngine
+from forge_mcp.rag.encoder import EncoderCache
+from forge_mcp.rag.publish import PublishRagIndex
+from forge_mcp.rag.service import RagService
 from forge_mcp.security.api_keys import ApiKeys, ApiKeyVerifier
 from forge_mcp.services import Services
 from forge_mcp.serving.manager import ServingManager
@@ -93,6 +96,7 @@ class ForgeApp:
             "evaluate": StoreEvaluationMetrics(model_repository),
             "compare": StoreComparisonMetrics(model_repository),
             "export": PublishExport(self.workspace, model_repository),
+            "rag_index": PublishRagIndex(self.workspace),
         })  # fmt: skip
         limits = engine_limits(settings)
         local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots)
@@ -134,6 +138,7 @@ class ForgeApp:
             flywheel=FlywheelService(self.workspace, traces, self.jobs, self.models, dataset_repository, evaluation,
                                      workflows),  # fmt: skip
             prompts=PromptService(PromptRepository(self.store), TemplateEngine(), packaged_defaults()),
+            rag=RagService(self.workspace, dataset_repository, self.models, self.jobs, EncoderCache()),
             settings=settings,
             workspace=self.workspace,
             store=self.store,

@@ -20,6 +20,7 @@ from forge_mcp.models.evaluation_service import EvaluationService
 from forge_mcp.models.export_service import ExportService
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.prompts.service import PromptService
+from forge_mcp.rag.service import RagService
 from forge_mcp.security.api_keys import ApiKeys
 from forge_mcp.serving.service import ServingService
 from forge_mcp.settings import Settings
@@ -48,6 +49,7 @@ class Services:
     traces: TraceService  # conversation traces: record, list, read, feedback
     flywheel: FlywheelService  # traces into datasets, and a judge's grades for unrated traces
     prompts: PromptService  # versioned prompt templates: save, list, diff, render (also MCP prompts)
+    rag: RagService  # retrieval indexes: build (a job), query, list
     # below the services
     settings: Settings
     workspace: Workspace

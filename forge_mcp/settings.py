@@ -25,7 +25,7 @@ from forge_mcp.protocols import http_limits as limits
 
 AuthMode = Literal["auto", "on", "off"]
 # What the operator sees by default: the lifecycle from data to a served model, not the whole list.
-OPERATOR_TOOLSETS = ("core", "jobs", "datasets", "training", "models", "evaluation", "serving")
+OPERATOR_TOOLSETS = ("core", "jobs", "datasets", "training", "models", "evaluation", "serving", "rag")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 

@@ -16,6 +16,7 @@ def all_toolsets() -> list[Toolset]:
         jobs,
         models,
         prompts,
+        rag,
         serving,
         sweeps,
         training,
@@ -23,4 +24,4 @@ def all_toolsets() -> list[Toolset]:
     )
 
     return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, sweeps.toolset, models.toolset, evaluation.toolset,
-            export.toolset, serving.toolset, workflows.toolset, flywheel.toolset, prompts.toolset]  # fmt: skip
+            export.toolset, serving.toolset, workflows.toolset, flywheel.toolset, prompts.toolset, rag.toolset]  # fmt: skip

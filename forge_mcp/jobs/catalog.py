@@ -38,6 +38,7 @@ class CatalogEntry:
 KINDS: tuple[CatalogEntry, ...] = (
     CatalogEntry("system_benchmark", "forge_mcp.hardware.jobs", "SYSTEM_BENCHMARK"),
     CatalogEntry("dataset_prepare", "forge_mcp.datasets.jobs", "DATASET_PREPARE"),
+    CatalogEntry("rag_index", "forge_mcp.rag.jobs", "RAG_INDEX"),
     CatalogEntry("traces_to_dataset", "forge_mcp.flywheel.jobs", "TRACES_TO_DATASET"),
     CatalogEntry("train", "forge_mcp.training.jobs", "TRAIN"),
     CatalogEntry("evaluate", "forge_mcp.models.jobs", "EVALUATE"),
