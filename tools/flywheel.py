@@ -184,7 +184,7 @@ async def flywheel_run(
     """One flywheel cycle, a workflow (configs/workflows/flywheel.yaml): your traces since → SFT
     dataset → train from production's base → compare with production on eval_dataset → promote
     if it beats production on metric → serve. Under min_rows rows or a refused gate: stops with a
-    report, production untouched. Then operator_model forge:<promoted> uses it. Job; job_wait."""
+    report, production untouched. Operator on forge:<model>@production follows. Job; job_wait."""
     return await services.flywheel.run_cycle(
         principal, model, eval_dataset, CycleSettings(min_rows=min_rows, recipe=recipe, max_steps=max_steps,
                                                       learning_rate=learning_rate, metric=metric),

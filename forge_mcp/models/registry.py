@@ -86,6 +86,14 @@ class ModelRegistry:
         """'<name>' (the newest version) or '<name>@v<N>'."""
         return await self.repo.get(reference)
 
+    async def in_production(self, name: str) -> ModelVersion:
+        """The version of `name` in production now."""
+        production = await self.repo.production(name)
+        if production is None:
+            raise NotFound(f"model: {name} has no production version; model_promote moves one there, model_list "
+                           "shows the stages")  # fmt: skip
+        return production
+
     async def list(self, name: str | None = None, stage: Stage | None = None, limit: int = 50) -> ModelList:
         return ModelList(models=await self.repo.list(name, stage, limit))
 

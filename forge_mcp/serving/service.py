@@ -87,8 +87,10 @@ class ServingService:
 
     async def running_endpoint(self, principal: Principal, model: str) -> Endpoint | None:
         """The endpoint of a running service of `principal`'s (an admin's: anyone's) serving `model`
-        (name@vN, name@stage): what the chat operator's forge:<model> talks to."""
-        version = await self._models.get(model)
+        (name@vN, name@stage; name@production: whichever version is in production now, so an operator
+        on forge:<name>@production follows each promotion): what the chat operator's forge:<model> talks to."""
+        name, _, stage = model.partition("@")
+        version = await self._models.in_production(name) if stage == "production" else await self._models.get(model)
         return await self._manager.running_for(version.id, principal)
 
     async def stop(self, principal: Principal, service: str, confirm: Confirm = cannot_confirm) -> Service:

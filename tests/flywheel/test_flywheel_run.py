@@ -154,3 +154,14 @@ async def test_a_cycle_is_refused_without_production_or_with_held_out_traces(eng
         await app.services.flywheel.run_cycle(ALICE, MODEL, "mine", CycleSettings())
     assert await jobs_of(app, "workflow") == []
 
+
+
+async def test_the_operator_setting_forge_name_at_production_follows_the_production_version(app: ForgeApp,
+                                                                                          tiny_model: Path) -> None:  # fmt: skip
+    shutil.copytree(tiny_model, Path(app.settings.home) / "models" / "tiny")
+    await app.services.models.register(ALICE, MODEL, path="models/tiny")
+    with pytest.raises(ForgeError, match="greeter has no production version"):
+        await app.services.serving.running_endpoint(ALICE, f"{MODEL}@production")
+    await app.services.models.promote(ALICE, f"{MODEL}@v1", "production", None)
+    # In production now, and nothing serves it: the operator is told to serve_start it.
+    assert await app.services.serving.running_endpoint(ALICE, f"{MODEL}@production") is None
