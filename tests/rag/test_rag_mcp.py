@@ -1,18 +1,25 @@
 """RAG through the official MCP client, in process with the engine started, as an agent uses it:
 rag_index (a job) on a folder of the fixture, job_wait, then rag_query; the results conform to
 the listed output schemas (the client checks), and a refused path or an unknown index is a tool
-error that says what to do."""
+error that says what to do. Then the chat operator, with its default toolsets, is offered both
+tools and answers from a rag_query it makes (its model is the scripted LLM)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import Any
 
 from mcp import Client
 
 from benchmarks.rag_recall import FIXTURES
+from forge_mcp.agents.operator import Operator, ToolFinished, TurnEnded, open_checkpointer
+from forge_mcp.agents.operator_model import OperatorModel
+from forge_mcp.agents.operator_tools import CapabilityToolBox
 from forge_mcp.app import ForgeApp
+from forge_mcp.security.principal import Principal
 from tests.rag.conftest import MODEL
+from tests.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, offered_tools, tool_results
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -51,3 +58,22 @@ async def test_index_then_query_through_mcp(rag_app: ForgeApp) -> None:
     assert skipped["job"]["result"]["files_unchanged"] == 4 and skipped["job"]["result"]["generation"] is None
     assert refused.is_error and "outside the workspace" in refused.content[0].text
     assert unknown.is_error and "no index 'nope'; the indexes are docs" in unknown.content[0].text
+
+    # The operator's default toolsets include rag: it is offered both tools and answers from a query.
+    offered: list[list[str]] = []
+
+    def answer(body: dict[str, Any]) -> str:
+        offered.append(offered_tools(body))
+        return "From " + json.loads(tool_results(body, "rag_query")[0].content)["hits"][0]["source"]
+
+    script = Turns([ToolCalls([Call("rag_query", {"index": "docs", "query": "Which lighthouse shows a green light?"})]),
+                    answer])  # fmt: skip
+    with ScriptedLLM({"lighthouse": script}) as llm:
+        toolbox = CapabilityToolBox(app.runner, Principal.local(), app.settings.operator_toolsets)
+        async with await open_checkpointer(app.workspace.root.parent / "threads.sqlite") as checkpointer:
+            op = await Operator.create(OperatorModel("openai/scripted", llm.url), toolbox, checkpointer)
+            events = [event async for event in op.send("t", "Which lighthouse is green? Look in the docs index.")]
+    assert [e.name for e in events if isinstance(e, ToolFinished) and not e.outcome.is_error] == ["rag_query"]
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded) and (ended.answer, ended.outcome) == ("From docs/sable-lighthouse.md", "answered")
+    assert {"rag_index", "rag_query"} <= set(offered[0])
