@@ -11,6 +11,7 @@ same contextId continues it, after a restart too. Every finished turn is stored 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from pathlib import Path
@@ -65,6 +66,7 @@ class OperatorDelegate:
         self._ledger = ledger
         self._checkpoints: contextlib.AsyncExitStack | None = None
         self._checkpointer: Any = None
+        self._opening = asyncio.Lock()  # two first messages at once must not open two checkpointers
         self._llms: dict[tuple[str, str | None, str | None], Any] = {}
 
     async def close(self) -> None:
@@ -147,12 +149,13 @@ class OperatorDelegate:
         settings = self._services.settings
         model = await resolve_model(settings.operator_model, settings.operator_api_base,
                                     api_key_from(settings.operator_api_key_env), self._served(principal))  # fmt: skip
-        if self._checkpointer is None:
-            stack = contextlib.AsyncExitStack()
-            self._checkpointer = await stack.enter_async_context(
-                await open_checkpointer(self._services.workspace.root / THREADS_FILE)
-            )
-            self._checkpoints = stack
+        async with self._opening:
+            if self._checkpointer is None:
+                stack = contextlib.AsyncExitStack()
+                self._checkpointer = await stack.enter_async_context(
+                    await open_checkpointer(self._services.workspace.root / THREADS_FILE)
+                )
+                self._checkpoints = stack
         toolbox = CapabilityToolBox(self._runner, principal, settings.operator_toolsets)
         key = (model.name, model.api_base, model.api_key)
         if key not in self._llms:
