@@ -1,5 +1,6 @@
 # forge-mcp — the two commands of the README, and the helpers behind them.
 #   make demo    install into .venv, then run the main job end to end (offline)
+#   make flywheel  the data flywheel end to end: traces → dataset → a better model, served (offline)
 #   make test    install into .venv (and the Inspector CLI into node_modules), run every test
 #   make serve   run the server on http://127.0.0.1:8765
 
@@ -18,7 +19,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_ROWS ?= 1000000
 
-.PHONY: demo test lint serve install clean bench-data bench-train bench-serve bench-load bench-sweep bench-workflow bench-rag
+.PHONY: demo flywheel test lint serve install clean bench-data bench-train bench-serve bench-load bench-sweep bench-workflow bench-rag
 
 install: $(VENV)/.installed
 
@@ -35,6 +36,9 @@ node_modules/.installed: package.json package-lock.json
 
 demo: install
 	$(PY) examples/demo.py
+
+flywheel: install
+	$(PY) examples/flywheel.py
 
 lint: install
 	$(VENV)/bin/ruff check forge_mcp tools agents backends tests benchmarks examples

@@ -234,13 +234,13 @@ class Operator:
         return "confirm" if any(call["name"] in destructive for call in calls) else "tools"
 
     async def _model_node(self, state: dict[str, Any]) -> dict[str, Any]:
-        from langchain_core.messages import AIMessage, SystemMessage
+        from langchain_core.messages import AIMessage
         from langgraph.config import get_stream_writer
 
         write = get_stream_writer()
         started = time.perf_counter()
         reply: Any = None
-        async for chunk in self._llm.astream([SystemMessage(self.system_prompt), *state["messages"]]):
+        async for chunk in self._llm.astream([*self._system_messages(), *state["messages"]]):
             if isinstance(chunk.content, str) and chunk.content:
                 write(TextDelta(chunk.content))
             reply = chunk if reply is None else reply + chunk
@@ -308,19 +308,25 @@ class Operator:
 
     # traces ---------------------------------------------------------------------------------
 
+    def _system_messages(self) -> list[Any]:
+        """The system message; none when the prompt is blank (a template that renders to nothing:
+        for a model trained without system messages, which one would only confuse)."""
+        from langchain_core.messages import SystemMessage
+
+        return [SystemMessage(self.system_prompt)] if self.system_prompt.strip() else []
+
     def _trace(self, thread: str, messages: list[Any], confirmations: list[dict[str, Any]], outcome: Outcome,
                failure: str | None) -> dict[str, Any]:  # fmt: skip
         from langchain_core.messages import (
             AIMessage,
             HumanMessage,
-            SystemMessage,
             ToolMessage,
             convert_to_openai_messages,
         )
 
         start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=0)
         turn = messages[start:]
-        openai = convert_to_openai_messages([SystemMessage(self.system_prompt), *turn])
+        openai = convert_to_openai_messages([*self._system_messages(), *turn])
         if failure is not None or not (turn and isinstance(turn[-1], AIMessage) and not _calls_of(turn[-1])):
             openai.append({"role": "assistant", "content": failure or "(no answer)"})
         latency = sum(m.response_metadata.get("latency_ms", 0) for m in turn if isinstance(m, AIMessage))

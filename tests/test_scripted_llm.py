@@ -17,9 +17,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REPO
+from forge_mcp.backends.scripted_llm import (
+    Call,
+    Failure,
+    ScriptedLLM,
+    ToolCalls,
+    Turns,
+    offered_tools,
+    step,
+    tool_results,
+)
 from tests.polling import poll_until
-from tests.scripted_llm import Call, Failure, ScriptedLLM, ToolCalls, Turns, offered_tools, step, tool_results
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Greet ann7, please."}]
 TOOLS = [{"type": "function", "function": {"name": name, "description": f"The {name} tool",
@@ -71,7 +79,7 @@ def test_as_a_command_it_stands_in_for_a_server_and_ignores_flags_it_does_not_kn
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, str(REPO / "tests" / "scripted_llm.py"), "--host", "127.0.0.1", "--port", str(port),
+    command = [sys.executable, "-m", "forge_mcp.backends.scripted_llm", "--host", "127.0.0.1", "--port", str(port),
                "--model", "models/bot/v1", "--served-model-name", "bot@v1", "--api-key", "sk-1", "--reply", "canned answer",
                "--dtype", "float16", "--max-model-len=512", "--enable-lora"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -175,19 +175,24 @@ async def flywheel_run(
     eval_dataset: Annotated[str, Field(max_length=80, description="Held-out chat data, not from traces")],
     since: Annotated[float | None, Field(description="Default: the last cycle's end")] = None,
     min_rows: Annotated[int, Field(ge=1)] = 20,
+    min_rating: Annotated[int, Field(ge=1, le=5)] = 4,
+    judge_min_score: Annotated[int | None, Field(ge=1, le=5, description="Unrated traces graded this or better count")] = None,
     recipe: str = "sft-lora",
     max_steps: Annotated[int, Field(ge=1)] = 200,
     learning_rate: Annotated[float, Field(gt=0, le=0.1)] = 2e-4,
     metric: str = "eval_loss",
+    min_pairs: Annotated[int, Field(ge=1, description="Fewer DPO pairs: SFT only")] = 10,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
-    """One flywheel cycle, a workflow (configs/workflows/flywheel.yaml): your traces since → SFT
-    dataset → train from production's base → compare with production on eval_dataset → promote
-    if it beats production on metric → serve. Under min_rows rows or a refused gate: stops with a
-    report, production untouched. Operator on forge:<model>@production follows. Job; job_wait."""
+    """One flywheel cycle, a workflow (configs/workflows/flywheel[-dpo].yaml): your traces since →
+    SFT rows (+ DPO pairs) → SFT from production's base (then DPO on it merged, with min_pairs+
+    pairs) → compare with production on eval_dataset → promote if it beats production on metric
+    → serve. Under min_rows rows or a refused gate: stops with a report, production untouched.
+    Operator on forge:<model>@production follows. Job; job_wait."""
     return await services.flywheel.run_cycle(
-        principal, model, eval_dataset, CycleSettings(min_rows=min_rows, recipe=recipe, max_steps=max_steps,
-                                                      learning_rate=learning_rate, metric=metric),
+        principal, model, eval_dataset, CycleSettings(min_rows=min_rows, min_rating=min_rating, judge_min_score=judge_min_score,
+                                                      recipe=recipe, max_steps=max_steps, learning_rate=learning_rate,
+                                                      metric=metric, min_pairs=min_pairs),
         since=since, idempotency_key=idempotency_key,
     )  # fmt: skip
 

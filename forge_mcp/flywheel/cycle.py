@@ -1,7 +1,8 @@
-"""A flywheel cycle: the packaged workflow configs/workflows/flywheel.yaml, with what a person
-would otherwise look up before running it — the model's production version and the base it
-trains from, where the last cycle ended — and the checks that refuse a cycle before anything
-starts (no production version, a held-out set made of traces)."""
+"""A flywheel cycle: the packaged workflow configs/workflows/flywheel.yaml (SFT), or
+flywheel-dpo.yaml (SFT, then DPO from the merged SFT model) when the traces give enough DPO
+pairs, with what a person would otherwise look up before running it — the model's production
+version and the base it trains from, where the last cycle ended — and the checks that refuse a
+cycle before anything starts (no production version, a held-out set made of traces)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from forge_mcp.security.principal import Principal
 from forge_mcp.workflows import WORKFLOW_KIND
 
 FLYWHEEL_WORKFLOW = "flywheel"
+FLYWHEEL_DPO_WORKFLOW = "flywheel-dpo"
+CYCLE_WORKFLOWS = (FLYWHEEL_WORKFLOW, FLYWHEEL_DPO_WORKFLOW)
 TRAIN_STEP = "train"
 PAST_RUNS_READ = 200  # the caller's newest workflow runs searched for the last cycle
 MAX_MIN_ROWS = 1_000_000
@@ -29,12 +32,23 @@ class CycleSettings(BaseModel):
 
     min_rows: int = Field(20, ge=1, le=MAX_MIN_ROWS)
     min_rating: int = Field(4, ge=1, le=5)
+    judge_min_score: int | None = Field(None, ge=1, le=5)
     recipe: str = "sft-lora"
     max_steps: int = Field(200, ge=1, le=10_000_000)
     learning_rate: float = Field(2e-4, gt=0, le=0.1)
     metric: str = "eval_loss"
     limit: int = Field(200, ge=1)
     max_new_tokens: int = Field(64, ge=1)
+    min_pairs: int = Field(10, ge=1, le=MAX_MIN_ROWS)  # fewer DPO pairs: the cycle is SFT only
+    dpo_max_steps: int = Field(100, ge=1, le=10_000_000)
+    dpo_learning_rate: float = Field(5e-5, gt=0, le=0.1)
+    dpo_beta: float = Field(0.1, gt=0, le=10)
+
+    def inputs(self, workflow: str) -> dict[str, Any]:
+        """The workflow's inputs among these (flywheel.yaml takes no DPO settings); one left
+        unset (None) is left out, to the document's default."""
+        given = self.model_dump(exclude={"min_pairs"}, exclude_none=True)
+        return given if workflow == FLYWHEEL_DPO_WORKFLOW else {k: v for k, v in given.items() if not k.startswith("dpo_")}
 
 
 async def production_and_base(models: ModelRegistry, name: str) -> tuple[ModelVersion, str]:
@@ -72,7 +86,7 @@ async def last_cycle_end(engine: JobEngine, principal: Principal, model: str) ->
 
 def _is_cycle_of(arguments: dict[str, Any], model: str) -> bool:
     document, inputs = arguments.get("document") or {}, arguments.get("inputs") or {}
-    return document.get("name") == FLYWHEEL_WORKFLOW and inputs.get("model") == model
+    return document.get("name") in CYCLE_WORKFLOWS and inputs.get("model") == model
 
 
 def _trained(result: dict[str, Any] | None) -> bool:

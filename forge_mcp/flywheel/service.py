@@ -18,6 +18,7 @@ from forge_mcp.datasets.prepare import PiiMode, PrepareOptions
 from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.errors import ForgeError, InvalidArguments
 from forge_mcp.flywheel.cycle import (
+    FLYWHEEL_DPO_WORKFLOW,
     FLYWHEEL_WORKFLOW,
     CycleSettings,
     check_held_out,
@@ -43,6 +44,7 @@ from forge_mcp.workspace import Workspace
 
 TRACES_KIND = "traces_to_dataset"
 MAX_TRACES = 10_000  # traces one traces_to_dataset reads at most
+CYCLE_TRACES = 1_000  # what a cycle's traces_to_dataset step reads (its max_traces default)
 MAX_SELECTED_CHARS = 256 * 2**20  # and their messages' JSON, all together: the server holds them while it builds rows
 PAIRS_SUFFIX = "-pairs"
 MAX_NAME_CHARS = 64  # a dataset's name (forge_mcp.references.check_name)
@@ -77,7 +79,7 @@ class FlywheelService:
         seed: int = 0,
         dedup: DedupMode = "near",
         pii: PiiMode = "redact",
-        max_traces: int = 1_000,
+        max_traces: int = CYCLE_TRACES,
         idempotency_key: str | None = None,
     ) -> JobHandle:
         """Builds the rows of the caller's selected traces here (refusing a selection that gives
@@ -175,7 +177,8 @@ class FlywheelService:
         idempotency_key: str | None = None,
     ) -> JobHandle:
         """Starts one cycle for `model` as the caller's workflow run: their traces from `since`
-        (default: where their last cycle for it that trained stopped reading) until now."""
+        (default: where their last cycle for it that trained stopped reading) until now; SFT and
+        then DPO when they give at least `settings.min_pairs` pairs, else SFT only."""
         production, base = await production_and_base(self._models, model)
         info = await self._datasets.get(eval_dataset)
         check_held_out(info)
@@ -183,9 +186,18 @@ class FlywheelService:
                                                             max_new_tokens=settings.max_new_tokens))  # fmt: skip
         if since is None:
             since = await last_cycle_end(self._engine, principal, production.name)
-        inputs = {**settings.model_dump(), "model": production.name, "production": production.id, "base_model": base,
-                  "eval_dataset": info.id, "until": time.time()} | ({"since": since} if since is not None else {})  # fmt: skip
-        return await self._workflows.run(principal, FLYWHEEL_WORKFLOW, None, inputs, idempotency_key=idempotency_key)
+        until = time.time()
+        pairs = await self._pairs(principal, TraceSelection(since=since, until=until), settings)
+        workflow = FLYWHEEL_DPO_WORKFLOW if pairs >= settings.min_pairs else FLYWHEEL_WORKFLOW
+        inputs = {**settings.inputs(workflow), "model": production.name, "production": production.id, "base_model": base,
+                  "eval_dataset": info.id, "until": until} | ({"since": since} if since is not None else {})  # fmt: skip
+        return await self._workflows.run(principal, workflow, None, inputs, idempotency_key=idempotency_key)
+
+    async def _pairs(self, principal: Principal, selection: TraceSelection, settings: CycleSettings) -> int:
+        """The DPO pairs the cycle's traces give (as its traces_to_dataset step reads them, before dedup)."""
+        traces = await self._traces.select(principal, selection, limit=CYCLE_TRACES, max_chars=MAX_SELECTED_CHARS)
+        rules = RowRules(min_rating=settings.min_rating, judge_min_score=settings.judge_min_score)
+        return len((await asyncio.to_thread(trace_rows, traces, rules)).pairs)
 
 
 def _sft_dropped(built: TraceRows) -> dict[str, int]:

@@ -16,11 +16,11 @@ from forge_mcp.agents.operator import Operator, Question, ToolFinished, ToolStar
 from forge_mcp.agents.operator_model import OperatorModel, check_model_name, resolve_model
 from forge_mcp.agents.operator_tools import MAX_RESULT_CHARS, CapabilityToolBox, result_text
 from forge_mcp.app import ForgeApp
+from forge_mcp.backends.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, tool_results
 from forge_mcp.errors import InvalidArguments, MissingExtra
 from forge_mcp.security.principal import Principal
 from forge_mcp.settings import load_settings
 from forge_mcp.traces.models import TraceIn
-from tests.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, tool_results
 
 
 @pytest.fixture

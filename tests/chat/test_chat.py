@@ -19,10 +19,10 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from forge_mcp.backends.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, last_user_text, tool_results
 from forge_mcp.jobs.catalog import TEST_KINDS_ENV
 from forge_mcp.server_process import ServerProcess
 from tests.conftest import forge_cli
-from tests.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, last_user_text, tool_results
 
 pytest.importorskip("langgraph")
 pexpect = pytest.importorskip("pexpect")

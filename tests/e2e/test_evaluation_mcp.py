@@ -22,9 +22,9 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitResult, ImageContent
 
+from forge_mcp.backends.scripted_llm import ScriptedLLM
 from forge_mcp.server_process import ServerProcess
 from tests.e2e.test_training_mcp import greetings
-from tests.scripted_llm import ScriptedLLM
 
 pytestmark = pytest.mark.e2e
 ROWS = 8  # evaluation rows: enough to tell a tuned model from its base, quick on a CPU

@@ -302,7 +302,7 @@ def test_vllm_runs_as_an_external_command_and_its_exit_fails_the_service(tmp_pat
     scripted OpenAI server stands in for it (it takes vLLM's flags and ignores the rest)."""
     home = tmp_path / "ws"
     shutil.copytree(tiny_model, home / "models" / "tiny")
-    stand_in = f"{sys.executable} {Path(__file__).parents[1] / 'scripted_llm.py'} --reply 'from the external engine'"
+    stand_in = f"{sys.executable} -m forge_mcp.backends.scripted_llm --reply 'from the external engine'"
     with ServerProcess(home, env={"FORGE_VLLM_COMMAND": stand_in}) as live:
         asyncio.run(call(live.url, "model_register", {"name": "plain", "path": "models/tiny"}))
         started = asyncio.run(call(live.url, "serve_start", {"model": "plain@v1", "engine": "vllm", "wait_s": 60}))

@@ -19,10 +19,10 @@ from a2a.helpers import get_data_parts, new_message, new_text_part
 from a2a.types import Role, SendMessageRequest, TaskState
 from mcp import Client
 
+from forge_mcp.backends.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, tool_results
 from forge_mcp.server_process import ServerProcess
 from tests.conftest import forge_cli
 from tests.polling import until
-from tests.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, tool_results
 
 pytestmark = pytest.mark.e2e
 BASE = "models/tiny"

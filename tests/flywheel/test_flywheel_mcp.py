@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 from mcp import Client
 
 from forge_mcp.app import ForgeApp
+from forge_mcp.backends.scripted_llm import ScriptedLLM
 from tests.flywheel.traces import SYSTEM
-from tests.scripted_llm import ScriptedLLM
 
 COLOURS = {"apple": "red", "sky": "blue", "grass": "green", "snow": "white", "coal": "black", "plum": "purple"}
 

@@ -120,6 +120,43 @@ async def test_a_better_candidate_is_promoted_and_served(engine_app: ForgeApp, t
     assert served is not None and (served.model, served.url) == ("greeter@v2", outputs["url"])
 
 
+async def corrected_greeting_traces(app: ForgeApp, count: int) -> None:
+    """Greetings answered wrong and corrected: each an SFT row (the correction) and a DPO pair."""
+    rng = random.Random(count + 1)
+    for _ in range(count):
+        name = "".join(rng.choices(string.ascii_lowercase, k=9)).capitalize()
+        trace = await record(app, ALICE, chat(f"Greet {name}.", "What colour is the sky?")[1:])
+        await app.services.traces.feedback(ALICE, trace, correction=f"Hello, {name}!")
+
+
+async def test_with_enough_pairs_the_cycle_trains_sft_then_dpo_from_the_merged_sft_model(engine_app: ForgeApp,
+                                                                                         tiny_model: Path) -> None:  # fmt: skip
+    app = engine_app
+    await with_production(app, tiny_model)
+    await corrected_greeting_traces(app, 12)
+    job, result, steps = await run_cycle(app, min_rows=8, min_pairs=10, learning_rate=3e-3, dpo_max_steps=3, **FAST)
+    assert job.arguments["document"]["name"] == "flywheel-dpo"
+    assert all(step.state == "succeeded" for step in result.steps), {n: (s.state, s.error) for n, s in steps.items()}
+    outputs = result.outputs
+    assert (outputs["rows"], outputs["pairs"]) == (12, 12)
+    assert outputs["pairs_dataset"] == "greeter-flywheel-pairs@v1" and outputs["sft_version"] == "greeter@v2"
+    # The candidate is the DPO adapter, trained from the SFT adapter merged into its base.
+    assert outputs["candidate"] == "greeter@v3" and outputs["promoted"] == "greeter@v3"
+    dpo = await app.models.get("greeter@v3")
+    assert dpo.kind == "adapter" and dpo.base_model == "models/greeter/v2/exports/merged"
+    assert dpo.dataset_id == "greeter-flywheel-pairs@v1"
+    assert (await app.jobs.get(steps["dpo_train"].job_id, ALICE)).result["method"] == "dpo"
+
+
+async def test_with_fewer_pairs_than_min_pairs_the_cycle_is_sft_only(engine_app: ForgeApp, tiny_model: Path) -> None:
+    app = engine_app
+    await with_production(app, tiny_model)
+    await corrected_greeting_traces(app, 9)
+    job, result, steps = await run_cycle(app, min_rows=20, min_pairs=10, **FAST)  # too few rows to train, too
+    assert job.arguments["document"]["name"] == "flywheel" and "dpo_train" not in steps
+    assert result.outputs["rows"] == 9 and steps["train"].state == "skipped"
+
+
 async def test_too_little_new_data_stops_before_training(engine_app: ForgeApp, tiny_model: Path) -> None:
     app = engine_app
     await with_production(app, tiny_model)

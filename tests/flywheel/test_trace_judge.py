@@ -9,13 +9,13 @@ from __future__ import annotations
 import pytest
 
 from forge_mcp.app import ForgeApp
+from forge_mcp.backends.scripted_llm import Failure, ScriptedLLM
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.flywheel.judging import TraceJudgement
 from forge_mcp.jobs.states import JobState
 from forge_mcp.models.judge import ANSWER_RUBRIC
 from forge_mcp.traces.selection import TraceSelection
 from tests.flywheel.traces import ALICE, BOB, SYSTEM, chat, record, tool_turn
-from tests.scripted_llm import Failure, ScriptedLLM
 
 SCRIPT = {"student discount": '{"score": 4, "reason": "right, and says how"}',
           "Which plan fits me": 'Sure.\n```json\n{"score": 2, "reason": "guessed without the tool result"}\n```'}  # fmt: skip

@@ -9,6 +9,7 @@ import socket
 
 import pytest
 
+from forge_mcp.backends.scripted_llm import Failure, ScriptedLLM
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.models.judge import (
     ANSWER_RUBRIC,
@@ -20,7 +21,6 @@ from forge_mcp.models.judge import (
     parse_judge_reply,
 )  # fmt: skip
 from forge_mcp.models.judge_settings import checked_judge
-from tests.scripted_llm import Failure, ScriptedLLM
 
 
 @pytest.mark.parametrize(("reply", "score", "reason"), [

@@ -17,9 +17,9 @@ from forge_mcp.agents.operator import Operator, ToolFinished, TurnEnded, open_ch
 from forge_mcp.agents.operator_model import OperatorModel
 from forge_mcp.agents.operator_tools import CapabilityToolBox
 from forge_mcp.app import ForgeApp
+from forge_mcp.backends.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, offered_tools, tool_results
 from forge_mcp.security.principal import Principal
 from tests.rag.conftest import MODEL
-from tests.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, offered_tools, tool_results
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:

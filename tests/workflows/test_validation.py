@@ -112,9 +112,9 @@ async def test_a_document_of_the_wrong_shape_is_refused_naming_the_field(app: An
 
 async def test_the_examples_in_configs_workflows_validate(app: Any) -> None:
     listed = await app.services.workflows.list(Principal.local())
-    assert {"lifecycle", "sweep-then-promote", "optional-branch", "flywheel"} <= set(listed.examples)
+    assert {"lifecycle", "sweep-then-promote", "optional-branch", "flywheel", "flywheel-dpo"} <= set(listed.examples)
     cycle = {"model": "support", "production": "support@v1", "base_model": "models/tiny", "eval_dataset": "heldout"}
     for name in listed.examples:
-        inputs = cycle if name == "flywheel" else {"data": "chats.jsonl"}
+        inputs = cycle if name.startswith("flywheel") else {"data": "chats.jsonl"}
         checked = await app.services.workflows.check(Principal.local(), name, None, inputs)
         assert checked.valid, (name, checked.problems)

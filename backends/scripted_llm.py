@@ -1,6 +1,6 @@
 """A scripted OpenAI-compatible LLM server on loopback: the one stand-in the tests use
-(DESIGN §8). A real HTTP server (stdlib, a thread per request) that answers from a script
-and records every request it got.
+(DESIGN §8), and the teacher of `make flywheel`. A real HTTP server (stdlib, a thread per
+request) that answers from a script and records every request it got.
 
     with ScriptedLLM({"Greet ann": '{"score": 5, "reason": "exact"}'}, default="4") as llm:
         llm.url          # http://127.0.0.1:PORT/v1, for any OpenAI client
@@ -48,7 +48,7 @@ table from the network (and waits on retries where there is none).
 Also a command, standing in for an external server such as vLLM (vLLM's --api-key and
 --served-model-name are honoured, other extra arguments ignored):
 
-    python tests/scripted_llm.py --host 127.0.0.1 --port 8011 --model NAME [--reply TEXT]
+    python -m forge_mcp.backends.scripted_llm --host 127.0.0.1 --port 8011 --model NAME [--reply TEXT]
 """
 
 from __future__ import annotations
