@@ -124,6 +124,7 @@ async def traces_to_dataset(
     dedup: Literal["none", "exact", "near"] = "near",
     pii: Literal["report", "redact", "drop"] = "redact",
     max_traces: Annotated[int, Field(ge=1, le=MAX_TRACES)] = 1000,
+    held_out: Annotated[str | None, Field(max_length=80, description="Dataset: traces asking its questions give no row")] = None,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
     """Your traces (filters as trace_list's) as a new dataset version: SFT rows (system prompt and
@@ -135,7 +136,7 @@ async def traces_to_dataset(
         principal, TraceSelection.checked(since=since, until=until, source=source, model=model, outcome=outcome,
                                           thread=thread, tags=tags),
         name=name, kind=kind, min_rating=min_rating, judge_min_score=judge_min_score, eval_fraction=eval_fraction,
-        seed=seed, dedup=dedup, pii=pii, max_traces=max_traces, idempotency_key=idempotency_key,
+        seed=seed, dedup=dedup, pii=pii, max_traces=max_traces, held_out=held_out, idempotency_key=idempotency_key,
     )  # fmt: skip
 
 

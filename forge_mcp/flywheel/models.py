@@ -34,6 +34,7 @@ class Selection(BaseModel):
     judge_min_score: int | None
     sft_dropped: dict[str, int]  # traces that gave no SFT row, by reason
     pairs: dict[str, int]  # DPO pairs by where they came from
+    held_out: str | None = None  # the dataset whose questions were kept out of the rows
     notes: list[str] = Field(default_factory=list)
 
 

@@ -25,6 +25,7 @@ from forge_mcp.flywheel.cycle import (
     last_cycle_end,
     production_and_base,
 )
+from forge_mcp.flywheel.held_out import asks_held_out, held_out_questions
 from forge_mcp.flywheel.judging import JUDGE_KIND, MAX_JUDGED, JudgeArguments
 from forge_mcp.flywheel.models import Selection, TraceSource, TracesToDatasetArguments
 from forge_mcp.flywheel.rows import BELOW_THRESHOLD, FAILED_OUTCOME, NO_RATING, Row, RowRules, TraceRows, trace_rows
@@ -37,6 +38,7 @@ from forge_mcp.models.judge_settings import checked_judge
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.references import check_name
 from forge_mcp.security.principal import Principal
+from forge_mcp.traces.models import TraceDetail
 from forge_mcp.traces.selection import TraceSelection
 from forge_mcp.traces.service import TraceService
 from forge_mcp.workflows.service import WorkflowService
@@ -47,6 +49,7 @@ MAX_TRACES = 10_000  # traces one traces_to_dataset reads at most
 CYCLE_TRACES = 1_000  # what a cycle's traces_to_dataset step reads (its max_traces default)
 MAX_SELECTED_CHARS = 256 * 2**20  # and their messages' JSON, all together: the server holds them while it builds rows
 PAIRS_SUFFIX = "-pairs"
+HELD_OUT = "held_out"  # a reason a trace gave no row: it asked a question of the held-out dataset
 MAX_NAME_CHARS = 64  # a dataset's name (forge_mcp.references.check_name)
 DatasetChoice = Literal["auto", "sft", "dpo"]
 DedupMode = Literal["none", "exact", "near"]
@@ -80,11 +83,13 @@ class FlywheelService:
         dedup: DedupMode = "near",
         pii: PiiMode = "redact",
         max_traces: int = CYCLE_TRACES,
+        held_out: str | None = None,
         idempotency_key: str | None = None,
     ) -> JobHandle:
         """Builds the rows of the caller's selected traces here (refusing a selection that gives
         none), then starts the job that prepares and publishes them: SFT rows as `name`, DPO pairs
-        as `name` (kind dpo) or `<name>-pairs` (kind auto: a dataset holds one kind of row)."""
+        as `name` (kind dpo) or `<name>-pairs` (kind auto: a dataset holds one kind of row).
+        Traces that asked a question of the dataset `held_out` give no row."""
         check_name(name)
         pairs_name = name + PAIRS_SUFFIX if kind == "auto" else name
         if len(pairs_name) > MAX_NAME_CHARS:
@@ -98,12 +103,17 @@ class FlywheelService:
         if not 1 <= max_traces <= MAX_TRACES:
             raise InvalidArguments(f"max_traces: {max_traces} is not between 1 and {MAX_TRACES:,}")
         traces = await self._traces.select(principal, selection, limit=max_traces, max_chars=MAX_SELECTED_CHARS)
+        held_out_id, usable = await self._without_held_out(traces, held_out)
         rules = RowRules(min_rating=min_rating, judge_min_score=judge_min_score)
-        built = await asyncio.to_thread(trace_rows, traces, rules)
+        built = await asyncio.to_thread(trace_rows, usable, rules)
+        built.dropped[HELD_OUT] = len(traces) - len(usable)
         sft, pairs = (built.sft if kind != "dpo" else []), (built.pairs if kind != "sft" else [])
         if not sft and not pairs:
-            raise InvalidArguments(_nothing_usable(kind, selection, len(traces), built, rules))
+            raise InvalidArguments(_nothing_usable(kind, selection, len(traces), built, rules, held_out_id))
         notes = _notes(kind, name, pairs_name, built, sft, pairs)
+        if built.dropped[HELD_OUT]:
+            notes.append(f"{built.dropped[HELD_OUT]} traces asked a question of {held_out_id} (held out): they give no row, "
+                         "so a comparison on it stays fair")  # fmt: skip
         total = await self._traces.count(principal, selection)
         if total > len(traces):
             notes.append(f"only the newest {len(traces):,} of the {total:,} matching traces were read (max_traces, and at "
@@ -122,7 +132,7 @@ class FlywheelService:
             folder=self._workspace.relative(folder), sources=sources, options=options,
             selection=Selection(filters=selection.given(), traces_selected=len(traces), max_traces=max_traces,
                                 min_rating=min_rating, judge_min_score=judge_min_score, sft_dropped=_sft_dropped(built),
-                                pairs=dict(built.pair_sources), notes=notes),
+                                pairs=dict(built.pair_sources), held_out=held_out_id, notes=notes),
         )  # fmt: skip
         try:
             handle = await self._engine.submit(TRACES_KIND, arguments.model_dump(mode="json"), principal.name,
@@ -187,24 +197,34 @@ class FlywheelService:
         if since is None:
             since = await last_cycle_end(self._engine, principal, production.name)
         until = time.time()
-        pairs = await self._pairs(principal, TraceSelection(since=since, until=until), settings)
+        pairs = await self._pairs(principal, TraceSelection(since=since, until=until), settings, info.id)
         workflow = FLYWHEEL_DPO_WORKFLOW if pairs >= settings.min_pairs else FLYWHEEL_WORKFLOW
         inputs = {**settings.inputs(workflow), "model": production.name, "production": production.id, "base_model": base,
                   "eval_dataset": info.id, "until": until} | ({"since": since} if since is not None else {})  # fmt: skip
         return await self._workflows.run(principal, workflow, None, inputs, idempotency_key=idempotency_key)
 
-    async def _pairs(self, principal: Principal, selection: TraceSelection, settings: CycleSettings) -> int:
+    async def _pairs(self, principal: Principal, selection: TraceSelection, settings: CycleSettings, held_out: str) -> int:
         """The DPO pairs the cycle's traces give (as its traces_to_dataset step reads them, before dedup)."""
         traces = await self._traces.select(principal, selection, limit=CYCLE_TRACES, max_chars=MAX_SELECTED_CHARS)
+        _, usable = await self._without_held_out(traces, held_out)
         rules = RowRules(min_rating=settings.min_rating, judge_min_score=settings.judge_min_score)
-        return len((await asyncio.to_thread(trace_rows, traces, rules)).pairs)
+        return len((await asyncio.to_thread(trace_rows, usable, rules)).pairs)
+
+    async def _without_held_out(self, traces: list[TraceDetail], held_out: str | None) -> tuple[str | None, list[TraceDetail]]:
+        """(the held-out version's id, the traces that asked none of its questions)."""
+        if held_out is None:
+            return None, traces
+        info = await self._datasets.get(held_out)  # NotFound names dataset_list
+        questions = await asyncio.to_thread(held_out_questions, self._workspace.root / info.path)
+        return info.id, [trace for trace in traces if not asks_held_out(trace, questions)]
 
 
 def _sft_dropped(built: TraceRows) -> dict[str, int]:
-    return {reason: built.dropped[reason] for reason in (NO_RATING, BELOW_THRESHOLD, FAILED_OUTCOME)}
+    return {reason: built.dropped[reason] for reason in (NO_RATING, BELOW_THRESHOLD, FAILED_OUTCOME, HELD_OUT)}
 
 
-def _nothing_usable(kind: DatasetChoice, selection: TraceSelection, selected: int, built: TraceRows, rules: RowRules) -> str:
+def _nothing_usable(kind: DatasetChoice, selection: TraceSelection, selected: int, built: TraceRows, rules: RowRules,
+                    held_out: str | None) -> str:  # fmt: skip
     if selected == 0 and not selection.given():
         return ("you have no traces yet (an admin key sees everyone's): trace_record stores them, and the chat operator "
                 "records each of its turns")  # fmt: skip
@@ -214,8 +234,9 @@ def _nothing_usable(kind: DatasetChoice, selection: TraceSelection, selected: in
     if kind == "dpo":
         return f"no DPO pair among the {selected} traces{selection.matching()}: {PAIR_NEEDS}; trace_list shows them"
     words = {NO_RATING: "have no rating", BELOW_THRESHOLD: f"are rated below min_rating {rules.min_rating}",
-             FAILED_OUTCOME: "did not end answered (failed or cancelled) and have no correction"}  # fmt: skip
-    why = ", ".join(f"{count} {words[reason]}" for reason, count in built.dropped.most_common())
+             FAILED_OUTCOME: "did not end answered (failed or cancelled) and have no correction",
+             HELD_OUT: f"asked a question of {held_out} (held out)"}  # fmt: skip
+    why = ", ".join(f"{count} {words[reason]}" for reason, count in built.dropped.most_common() if count)
     pairs = f", and no DPO pair either ({PAIR_NEEDS})" if kind == "auto" else ""
     return (f"none of the {selected} traces{selection.matching()} gives an SFT row: {why}{pairs}; {RATING_FIX}; "
             "trace_list shows them")  # fmt: skip
@@ -230,5 +251,5 @@ def _notes(kind: DatasetChoice, name: str, pairs_name: str, built: TraceRows, sf
                 "kind of row"]  # fmt: skip
     if sft:
         return [f"no DPO pair ({PAIR_NEEDS}): only {name} (SFT) is made"]
-    why = ", ".join(f"{count} {reason}" for reason, count in built.dropped.most_common())
+    why = ", ".join(f"{count} {reason}" for reason, count in built.dropped.most_common() if count)
     return [f"no SFT row ({why}; {RATING_FIX}): only {pairs_name} (DPO pairs) is made"]

@@ -134,11 +134,16 @@ async def test_with_enough_pairs_the_cycle_trains_sft_then_dpo_from_the_merged_s
     app = engine_app
     await with_production(app, tiny_model)
     await corrected_greeting_traces(app, 12)
+    # Two more, asking held-out questions: left out of both datasets, the comparison stays fair.
+    first_held_out = json.loads((Path(app.settings.home) / "heldout.jsonl").read_text().splitlines()[0])["messages"]
+    for _ in range(2):
+        trace = await record(app, ALICE, [first_held_out[0], {"role": "assistant", "content": "What colour is the sky?"}])
+        await app.services.traces.feedback(ALICE, trace, correction=first_held_out[1]["content"])
     job, result, steps = await run_cycle(app, min_rows=8, min_pairs=10, learning_rate=3e-3, dpo_max_steps=3, **FAST)
     assert job.arguments["document"]["name"] == "flywheel-dpo"
     assert all(step.state == "succeeded" for step in result.steps), {n: (s.state, s.error) for n, s in steps.items()}
     outputs = result.outputs
-    assert (outputs["rows"], outputs["pairs"]) == (12, 12)
+    assert (outputs["rows"], outputs["pairs"], outputs["traces_selected"]) == (12, 12, 14)
     assert outputs["pairs_dataset"] == "greeter-flywheel-pairs@v1" and outputs["sft_version"] == "greeter@v2"
     # The candidate is the DPO adapter, trained from the SFT adapter merged into its base.
     assert outputs["candidate"] == "greeter@v3" and outputs["promoted"] == "greeter@v3"

@@ -46,8 +46,8 @@ async def test_traces_become_an_sft_and_a_pairs_dataset_with_lineage_and_a_repor
     sft, dpo = result.sft, result.dpo
     assert sft is not None and dpo is not None
     assert (sft.dataset, sft.rows_built, sft.rows) == ("support@v1", 6, 4)
-    assert sft.dropped == {"no_rating": 2, "below_threshold": 1, "failed_outcome": 1, "invalid": 0, "empty": 0, "pii": 0,
-                           "duplicate": 1, "near_duplicate": 1}  # fmt: skip
+    assert sft.dropped == {"no_rating": 2, "below_threshold": 1, "failed_outcome": 1, "held_out": 0, "invalid": 0, "empty": 0,
+                           "pii": 0, "duplicate": 1, "near_duplicate": 1}  # fmt: skip
     assert sft.splits == {"train": 3, "test": 1}
     assert (dpo.dataset, dpo.rows_built, dpo.rows, dpo.pairs) == ("support-pairs@v1", 2, 2, {"correction": 1, "ratings": 1})
     assert dpo.dropped == {"invalid": 0, "empty": 0, "pii": 0, "duplicate": 0, "near_duplicate": 0}
@@ -57,7 +57,7 @@ async def test_traces_become_an_sft_and_a_pairs_dataset_with_lineage_and_a_repor
     sft_traces = [ids[n] for n in ("corrected", "refund_good", "email", "near", "copy", "password")]  # newest first
     assert info.source == {"traces": sft_traces, "filters": {}}
     assert info.steps[0] == {"step": "traces", "rows_in": 10, "rows_out": 6, "detail": {
-        "sft_rows": 6, "dropped": {"no_rating": 2, "below_threshold": 1, "failed_outcome": 1}, "min_rating": 4,
+        "sft_rows": 6, "dropped": {"no_rating": 2, "below_threshold": 1, "failed_outcome": 1, "held_out": 0}, "min_rating": 4,
         "judge_min_score": None}}  # fmt: skip
     assert [s["step"] for s in info.steps[1:]] == ["normalise", "clean", "pii_redact", "dedup_exact", "dedup_near",
                                                    "split_random"]  # fmt: skip
@@ -79,6 +79,28 @@ async def test_traces_become_an_sft_and_a_pairs_dataset_with_lineage_and_a_repor
     assert set(pair_rows) == {f"{ids['corrected']}:correction", f"{ids['refund_good']}>{ids['refund_bad']}"}
     assert pair_rows[f"{ids['corrected']}:correction"]["chosen"] == [{"role": "assistant", "content": CORRECTION}]
     assert leftovers(app) == []  # the rows the job read are removed once published
+
+
+async def test_traces_that_asked_a_held_out_question_give_no_row(engine_app: ForgeApp) -> None:
+    app = engine_app
+    ids = await record_fixture(app)
+    # The held-out set asks the refund question (in other case and spacing): both refund traces
+    # are left out, so neither the good answer's SFT row nor their DPO pair is made.
+    held_out = {"messages": [{"role": "user", "content": "how long is  the REFUND window?"},
+                             {"role": "assistant", "content": "Thirty days."}]}  # fmt: skip
+    (Path(app.settings.home) / "heldout.jsonl").write_text(json.dumps(held_out) + "\n")
+    await app.services.datasets.import_("heldout.jsonl", "heldout")
+    handle = await app.services.flywheel.traces_to_dataset(ALICE, TraceSelection(), name="fair", held_out="heldout",
+                                                           eval_fraction=0)  # fmt: skip
+    job = await app.jobs.wait(handle.job_id, 180)
+    assert job.state is JobState.SUCCEEDED, job.error
+    result = TraceDatasets.model_validate(job.result)
+    assert result.sft is not None and result.dpo is not None
+    assert result.sft.rows_built == 5 and result.sft.dropped["held_out"] == 2
+    assert (result.dpo.rows, result.dpo.pairs) == (1, {"correction": 1, "ratings": 0})
+    assert "2 traces asked a question of heldout@v1 (held out): they give no row" in " ".join(result.notes)
+    lines = {r["line"] for r in rows_of(app, (await app.services.datasets.get("fair")).path)}
+    assert ids["refund_good"] not in lines and ids["corrected"] in lines
 
 
 async def test_dpo_pairs_alone_under_the_name_with_the_filters_in_the_lineage(engine_app: ForgeApp) -> None:
