@@ -16,7 +16,7 @@ from typing import Literal
 from forge_mcp.datasets.kinds import DatasetKind
 from forge_mcp.datasets.prepare import PiiMode, PrepareOptions
 from forge_mcp.datasets.repository import DatasetRepository
-from forge_mcp.errors import ForgeError, InvalidArguments
+from forge_mcp.errors import ForgeError, InvalidArguments, NotFound
 from forge_mcp.flywheel.cycle import (
     FLYWHEEL_DPO_WORKFLOW,
     FLYWHEEL_WORKFLOW,
@@ -214,7 +214,10 @@ class FlywheelService:
         """(the held-out version's id, the traces that asked none of its questions)."""
         if held_out is None:
             return None, traces
-        info = await self._datasets.get(held_out)  # NotFound names dataset_list
+        try:
+            info = await self._datasets.get(held_out)
+        except NotFound as exc:
+            raise NotFound("held_out: " + exc.message.removeprefix("dataset: ")) from None
         questions = await asyncio.to_thread(held_out_questions, self._workspace.root / info.path)
         return info.id, [trace for trace in traces if not asks_held_out(trace, questions)]
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from forge_mcp.app import ForgeApp
-from forge_mcp.errors import InvalidArguments
+from forge_mcp.errors import ForgeError, InvalidArguments
 from forge_mcp.flywheel.models import TraceDatasets
 from forge_mcp.jobs.states import JobState
 from forge_mcp.security.principal import Principal
@@ -148,6 +148,7 @@ ADMIN = Principal("root", frozenset({"admin"}))
         (ALICE, {}, {"name": "Bad Name"}, "name: use 1-64 lowercase letters"),
         (ALICE, {}, {"eval_fraction": 1.0}, "eval_fraction: 1.0 must be at least 0 and below 1"),
         (ALICE, {}, {"max_traces": 0}, "max_traces: 0 is not between 1 and 10,000"),
+        (ALICE, {}, {"held_out": "nothing"}, "held_out: no dataset 'nothing'; dataset_list shows what exists"),
     ],
 )
 async def test_a_selection_that_gives_no_row_is_refused_before_any_job(
@@ -156,7 +157,7 @@ async def test_a_selection_that_gives_no_row_is_refused_before_any_job(
     await record_fixture(app)
     for question in ("Is there a student discount?", "Do you sell gift cards?"):
         await record(app, ALICE, tool_turn(question, "Yes."), thread="t-unrated")
-    with pytest.raises(InvalidArguments) as refused:
+    with pytest.raises(ForgeError) as refused:
         await app.services.flywheel.traces_to_dataset(who, TraceSelection.checked(**filters), **{"name": "out", **options})
     assert message in refused.value.message
     assert await app.jobs.repo.list(limit=10) == [] and leftovers(app) == []
