@@ -219,7 +219,13 @@ async def cycle(client: Any, since: float, held_out: str) -> dict[str, Any]:
     status = await call(client, "workflow_status", {"run_id": started["job_id"], "chart": False})
     training = {step["name"]: (await call(client, "job_status", {"job_id": step["job_id"]}))["result"]
                 for step in status["steps"] if step["tool"] == "train_start" and step["state"] == "succeeded"}  # fmt: skip
-    return {"job": job, "outputs": job["result"]["outputs"], "steps": status["steps"], "training": training}
+    outputs = job["result"]["outputs"]
+    sft_alone = None
+    if outputs.get("sft_version"):  # what DPO added: the SFT version on the same held-out questions
+        compared = await call(client, "model_compare", {"dataset": held_out, "model_a": outputs["candidate"],
+                                                        "model_b": outputs["sft_version"]})  # fmt: skip
+        sft_alone = (await finished(client, compared, "model_compare"))["result"]["b"]["metrics"]["exact_match"]
+    return {"job": job, "outputs": outputs, "steps": status["steps"], "training": training, "sft_alone": sft_alone}
 
 
 async def via_mcp(url: str, home: Path, teacher_url: str) -> dict[str, Any]:
@@ -275,6 +281,8 @@ def report(results: dict[str, Any]) -> str:
         f"held out    {results['held_out_rows']} questions no trace asked ({setup['held_out']['id']}), exact match:",
         f"              production {outputs['production_before']}  {before:.3f}",
         f"              candidate  {outputs['candidate']}  {after:.3f}   ({after - before:+.3f})",
+        *([f"              SFT alone  {outputs['sft_version']}  {ran['sft_alone']:.3f}   (before DPO)"]
+          if ran["sft_alone"] is not None else []),
         f"gate        {decision}",
         f"serving     {', '.join(results['served'])} (the operator's forge:{STUDENT}@production now resolves to "
         f"{promoted or outputs['production_before']})",

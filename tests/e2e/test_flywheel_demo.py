@@ -47,3 +47,4 @@ def test_make_flywheel_improves_the_student_on_held_out_questions_and_serves_it(
     assert outputs["promoted"] == outputs["candidate"] != outputs["production_before"]
     assert outputs["candidate"] in run["served"]
     assert run["probe"]["model"] == f"openai/{outputs['candidate']}" and run["probe"]["answer"].strip()
+    assert run["cycle"]["sft_alone"] is not None  # the SFT version scored too, to show what DPO added

@@ -40,8 +40,14 @@ async def run_benchmark_flow(client: Client) -> None:
     waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 60}, progress_callback=on_progress)
     job = waited.structured_content["job"]
     assert job["state"] == "SUCCEEDED" and waited.structured_content["timed_out"] is False
-    assert any("matrix multiply" in (m or "") for _, _, m in notes), notes
-    assert notes[-1][1] == 3.0
+    # job_wait streams the stage the job is at when it begins, then each later one. Under a
+    # heavy load the job may be further on (or done) by then: the stages it had passed are
+    # in its log, not re-sent. So: the stages seen are in order and end at "done", and the
+    # matrix multiply's was seen whenever the wait began before it ended.
+    assert notes[-1] == (3.0, 3.0, "RUNNING: done") or notes[-1][2] == "SUCCEEDED: done", notes
+    assert [done for done, _, _ in notes] == sorted(done for done, _, _ in notes), notes
+    if notes[0][0] == 0:
+        assert any("matrix multiply" in (m or "") for _, _, m in notes), notes
     logs = await client.call_tool("job_logs", {"job_id": job_id})
     assert "matmul cpu" in logs.structured_content["text"]
     later = await client.call_tool("job_logs", {"job_id": job_id, "since": logs.structured_content["cursor"]})
