@@ -37,16 +37,6 @@ PROMPT_TOOLS = {"prompt_save", "prompt_list", "prompt_diff", "prompt_render"}
 RAG_TOOLS = {"rag_index", "rag_query"}
 ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS | SWEEP_TOOLS | MODEL_TOOLS | EVALUATION_TOOLS | EXPORT_TOOLS | SERVING_TOOLS | WORKFLOW_TOOLS | TRACE_TOOLS | PROMPT_TOOLS | RAG_TOOLS
 
-# The longest test files, started first: with two xdist workers, a ten-minute test handed out
-# last runs alone at the end while the other worker idles. Within a file the order stays, so
-# module-scoped fixtures are still built once.
-LONGEST_FIRST = ("tests/e2e/test_demo.py", "tests/e2e/test_flywheel_demo.py", "tests/e2e/test_workflow_examples.py",
-                 "tests/flywheel/test_flywheel_run.py", "tests/e2e/test_training_methods.py")  # fmt: skip
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # a stable sort: the rest keep their order
-
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
