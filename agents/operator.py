@@ -306,14 +306,14 @@ class Operator:
                                        status="error" if outcome.is_error else "success", artifact=artifact))  # fmt: skip
         return {"messages": answers}
 
-    # traces ---------------------------------------------------------------------------------
-
     def _system_messages(self) -> list[Any]:
         """The system message; none when the prompt is blank (a template that renders to nothing:
         for a model trained without system messages, which one would only confuse)."""
         from langchain_core.messages import SystemMessage
 
         return [SystemMessage(self.system_prompt)] if self.system_prompt.strip() else []
+
+    # traces ---------------------------------------------------------------------------------
 
     def _trace(self, thread: str, messages: list[Any], confirmations: list[dict[str, Any]], outcome: Outcome,
                failure: str | None) -> dict[str, Any]:  # fmt: skip

@@ -126,7 +126,7 @@ async def call(client: Any, tool: str, arguments: dict[str, Any]) -> dict[str, A
     return result.structured_content
 
 
-async def finished(client: Any, started: dict[str, Any], what: str, progress: Any = None) -> dict[str, Any]:
+async def finished(client: Any, started: dict[str, Any], what: str) -> dict[str, Any]:
     """The job a tool started, once it ended: job_wait, called again while it runs (a busy
     machine trains slower), up to JOB_DEADLINE_S in all; one that did not succeed stops the demo."""
     deadline = time.monotonic() + JOB_DEADLINE_S
