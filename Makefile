@@ -66,6 +66,7 @@ bench-serve: install
 BENCH_CLIENTS ?= 50
 BENCH_CALLS ?= 40
 bench-load: install
+	$(PIP) install --quiet -e ".[bench]"
 	$(PY) -m benchmarks.load --clients $(BENCH_CLIENTS) --calls $(BENCH_CALLS) --a2a-calls 10 --rounds 2 --folder .bench
 
 # The sweep benchmark: the median pruner against none (steps, best eval loss), and a sweep's trial against a train_start job.

@@ -6,7 +6,7 @@ another process (benchmarks/load_client.py): N clients at once, each making M ca
 (`job_status` on a finished job; on A2A a data part that runs it). Rounds alternate which
 side goes first. Reported per scenario: throughput (calls/s) and its ratio to the bare
 server, p50/p99 latency and the p99 ratio, server CPU per call (the server's process tree,
-psutil, before/after) and its ratio, and errors. Also forge's cold start to /health
+psutil, before/after, the clients' set-up included) and its ratio, and errors. Also forge's cold start to /health
 (median of --starts fresh processes on an existing workspace) and its RSS idle and after load.
 
     make bench-load

@@ -8,7 +8,11 @@ An MCP client's set-up (initialize, then `tools/list`) is timed apart from its c
 SDK's `call_tool` lists the tools before the first call to a tool it has not seen, so
 without this the first call of every client carried a `tools/list` round trip: at 40 calls
 per client those 50 calls are 2.5 % of the samples, and the p99 measured the size of the
-tool list (29 tools against the bare server's one) rather than a call.
+tool list (29 tools against the bare server's one) rather than a call. For the same reason
+the calls start together once every client has set up (StartLine): while the others were
+still setting up, each client's first call waited behind their `tools/list` answers (forge
+p99 250-280 ms, with the first calls left out 153-155 ms; the bare server's 135 ms either
+way). Throughput is calls over the time from that start to the last answer.
 
     python -m benchmarks.load_client --url http://127.0.0.1:PORT --protocol mcp --era 2025 --clients 50 --calls 40
 """
@@ -26,17 +30,36 @@ from typing import Any
 ERAS = {"2025": "legacy", "2026": "auto"}  # mode="legacy" forces 2025-11-25; auto discovers 2026-07-28
 
 
+class StartLine:
+    """Every client sets up first (or fails to); the calls start together once all have."""
+
+    def __init__(self, clients: int) -> None:
+        self._waiting = clients
+        self._go = asyncio.Event()
+        self.at = 0.0
+
+    async def ready(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self.at = time.perf_counter()
+            self._go.set()
+        await self._go.wait()
+
+
 async def mcp_client(
-    url: str, era: str, calls: int, job_id: str, latencies: list[float], errors: Counter[str], setups: list[float]
-) -> None:
+    url: str, era: str, calls: int, job_id: str, line: StartLine,
+    latencies: list[float], errors: Counter[str], setups: list[float],
+) -> None:  # fmt: skip
     from mcp import Client
 
-    made = 0
+    made, lined_up = 0, False
     try:
         set_up = time.perf_counter()
         async with Client(f"{url}/mcp/", mode=ERAS[era]) as client:  # type: ignore[arg-type]
             await client.list_tools()  # what call_tool would do first; timed as set-up, not as a call
             setups.append(time.perf_counter() - set_up)
+            lined_up = True
+            await line.ready()
             for _ in range(calls):
                 made += 1
                 started = time.perf_counter()
@@ -51,18 +74,23 @@ async def mcp_client(
                 latencies.append(time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 - session set-up failed: every call of this client failed
         errors[f"session: {_describe(exc)}"] += calls - made  # set-up failed: the calls not made failed too
+    finally:
+        if not lined_up:
+            await line.ready()  # a client whose set-up failed must not hold the others back
 
 
-async def a2a_client(url: str, calls: int, job_id: str, latencies: list[float], errors: Counter[str]) -> None:
+async def a2a_client(url: str, calls: int, job_id: str, line: StartLine, latencies: list[float], errors: Counter[str]) -> None:
     import httpx
     from a2a.client import ClientConfig, create_client
     from a2a.helpers import new_data_part, new_message
     from a2a.types import Role, SendMessageRequest, TaskState
 
     http = httpx.AsyncClient(timeout=60)
-    made = 0
+    made, lined_up = 0, False
     try:
         client = await create_client(url, client_config=ClientConfig(streaming=False, httpx_client=http))
+        lined_up = True
+        await line.ready()
         try:
             for _ in range(calls):
                 made += 1
@@ -85,6 +113,8 @@ async def a2a_client(url: str, calls: int, job_id: str, latencies: list[float], 
     except Exception as exc:  # noqa: BLE001
         errors[f"client: {_describe(exc)}"] += calls - made
     finally:
+        if not lined_up:
+            await line.ready()
         await http.aclose()
 
 
@@ -96,14 +126,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
     setups: list[float] = []
     errors: Counter[str] = Counter()
+    line = StartLine(args.clients)
     if args.protocol == "mcp":
-        clients = [mcp_client(args.url, args.era, args.calls, args.job_id, latencies, errors, setups)
+        clients = [mcp_client(args.url, args.era, args.calls, args.job_id, line, latencies, errors, setups)
                    for _ in range(args.clients)]  # fmt: skip
     else:
-        clients = [a2a_client(args.url, args.calls, args.job_id, latencies, errors) for _ in range(args.clients)]
-    started = time.perf_counter()
+        clients = [a2a_client(args.url, args.calls, args.job_id, line, latencies, errors) for _ in range(args.clients)]
     await asyncio.wait_for(asyncio.gather(*clients), timeout=args.timeout_s)
-    wall = time.perf_counter() - started
+    wall = time.perf_counter() - line.at
     return {"latencies": latencies, "errors": dict(errors), "wall_s": wall, "setups": setups}
 
 

@@ -54,3 +54,23 @@ def test_building_the_http_app_leaves_a2a_sqlalchemy_and_httpx_for_later() -> No
     assert "forge_mcp.protocols.a2a_side" in names
     roots = {n.split(".")[0] for n in names}
     assert not roots & {"a2a", "sqlalchemy", "httpx"}
+
+
+def test_the_a2a_side_runs_without_sqlalchemy_even_where_it_is_installed() -> None:
+    """The A2A tasks live in forge's own store (agents/a2a_store.py); a2a-sdk's database
+    modules, which its packages import whenever SQLAlchemy is there, are left out."""
+    script = (
+        "import importlib.util, sys, tempfile\nfrom starlette.testclient import TestClient\n"
+        "from forge_mcp.app import ForgeApp\nfrom forge_mcp.settings import load_settings\n"
+        "assert importlib.util.find_spec('sqlalchemy'), 'installed here (optuna needs it)'\n"
+        "app = ForgeApp(load_settings(home=tempfile.mkdtemp())).http_app()\n"
+        "with TestClient(app, base_url='http://localhost:8000') as client:\n"
+        "    assert client.get('/.well-known/agent-card.json').status_code == 200\n"
+        "    answer = client.post('/a2a', headers={'A2A-Version': '1.0'}, json={'jsonrpc': '2.0', 'id': 1, "
+        "'method': 'ListTasks', 'params': {}})\n"
+        "    assert answer.status_code == 200 and 'result' in answer.json(), answer.text\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] == 'sqlalchemy'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,6 +1,6 @@
 """The A2A half of the HTTP app: JSON-RPC at /a2a (and /a2a/), REST under /a2a/rest and the
-agent card, over a2a-sdk's DatabaseTaskStore. Its routes exist from the start, but what
-answers them is built once the server is up (a2a-sdk and SQLAlchemy are about a third of
+agent card, over forge's own task store (agents/a2a_store.py). Its routes exist from the
+start, but what answers them is built once the server is up (a2a-sdk is about a third of
 start-up, which /health does not need): requests that arrive before wait for it. The build
 also reconciles the A2A ledger and starts its pruner, as the start-up did before."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import warnings
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +22,23 @@ if TYPE_CHECKING:
     from forge_mcp.agents.a2a_operator import OperatorDelegate
     from forge_mcp.agents.a2a_tasks import A2ATaskLedger
     from forge_mcp.app import ForgeApp
+    from forge_mcp.store import Store
 
 log = logging.getLogger("forge_mcp.protocols.a2a_side")
 # a2a.utils.constants.AGENT_CARD_WELL_KNOWN_PATH, spelled out so the route exists without importing a2a-sdk.
 AGENT_CARD_PATH = "/.well-known/agent-card.json"
 RPC_PATH = "/a2a"
 REST_PREFIX = "/a2a/rest"
-A2A_TASKS_TABLE = "a2a_tasks"
-A2A_PUSH_TABLE = "a2a_push_configs"
+# a2a-sdk's packages import these modules whenever SQLAlchemy is installed (another extra,
+# optuna, brings it), though forge uses none of them; SQLAlchemy was a fifth of the
+# server's memory. Marked absent, the SDK takes its own path for a missing optional
+# dependency (placeholders that raise only if used).
+UNUSED_A2A_MODULES = (
+    "a2a.server.tasks.database_task_store",
+    "a2a.server.tasks.database_push_notification_config_store",
+    "a2a.server.cluster.database_event_stream",
+    "a2a.server.cluster.database_task_store",
+)
 
 
 class A2ASide:
@@ -39,7 +48,6 @@ class A2ASide:
         self._rpc = DeferredApp("A2A")
         self._rest = DeferredApp("A2A")
         self._build: asyncio.Task[None] | None = None
-        self._engine: Any = None
         self._ledger: A2ATaskLedger | None = None
         self._push: _Push | None = None
         self._operator: OperatorDelegate | None = None
@@ -82,9 +90,7 @@ class A2ASide:
             await self._operator.close()
         if self._push is not None:
             await self._push.http.aclose()
-        if self._engine is not None:
-            await self._engine.dispose()
-        self._engine = self._ledger = self._push = self._operator = None
+        self._ledger = self._push = self._operator = None
 
     async def _start(self) -> None:
         try:
@@ -103,26 +109,19 @@ class A2ASide:
     async def _build_apps(self) -> tuple[Router, Router, Router]:
         from a2a.server.request_handlers import DefaultRequestHandler
         from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
-        from sqlalchemy.ext.asyncio import create_async_engine
 
         from forge_mcp.agents.a2a_executor import CapabilityAgentExecutor
         from forge_mcp.agents.a2a_operator import OperatorDelegate
-        from forge_mcp.agents.a2a_owners import OwnedTaskStore
+        from forge_mcp.agents.a2a_store import PUSH_TABLE, TASKS_TABLE, SqliteTaskStore
         from forge_mcp.agents.a2a_tasks import A2ATaskLedger
         from forge_mcp.protocols.a2a_card import build_agent_card
         from forge_mcp.protocols.http_routes import agent_card_routes
 
         app, settings = self._app, self._app.settings
-        self._engine = create_async_engine(
-            f"sqlite+aiosqlite:///{app.workspace.database_path}", connect_args={"timeout": 10}
-        )
-        with warnings.catch_warnings():
-            # a2a-sdk builds the model for a custom table name under the default model's class name.
-            warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
-            task_store = OwnedTaskStore(self._engine, table_name=A2A_TASKS_TABLE, auth_enabled=settings.auth_enabled)
+        task_store = SqliteTaskStore(app.store, auth_enabled=settings.auth_enabled)
         card = build_agent_card(app.registry, settings)
         ledger = A2ATaskLedger(app.store, app.jobs)
-        self._push = push = _push_notifications(settings, self._engine)
+        self._push = push = _push_notifications(settings, app.store)
         if settings.operator_model:
             self._operator = OperatorDelegate(app.runner, app.services, ledger)
         executor = CapabilityAgentExecutor(app.runner, app.jobs, ledger, self._operator, auth_enabled=settings.auth_enabled)
@@ -132,12 +131,9 @@ class A2ASide:
             agent_card=card,
             **(push.handler_arguments() if push else {}),
         )
-        await task_store.initialize()
-        if push:
-            await push.store.initialize()
         await ledger.reconcile(task_store)
         self._ledger = ledger
-        ledger.start_pruning(A2A_TASKS_TABLE, A2A_PUSH_TABLE if push else None,
+        ledger.start_pruning(TASKS_TABLE, PUSH_TABLE if push else None,
                              every_s=settings.a2a_prune_interval_s, max_tasks=settings.a2a_max_tasks,
                              max_age_s=settings.a2a_task_retention_hours * 3600)  # fmt: skip
         rpc = [route for route in create_jsonrpc_routes(handler, rpc_url=RPC_PATH) if isinstance(route, Route)]
@@ -147,14 +143,14 @@ class A2ASide:
 
 
 def _import_sdk() -> None:
+    for name in UNUSED_A2A_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: "not installed"
     import a2a.server.request_handlers  # noqa: F401
     import a2a.server.routes  # noqa: F401
-    import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401
-    import sqlalchemy.ext.asyncio  # noqa: F401
 
     import forge_mcp.agents.a2a_executor  # noqa: F401
     import forge_mcp.agents.a2a_operator  # noqa: F401
-    import forge_mcp.agents.a2a_owners  # noqa: F401
+    import forge_mcp.agents.a2a_store  # noqa: F401
     import forge_mcp.agents.a2a_tasks  # noqa: F401
     import forge_mcp.protocols.a2a_card  # noqa: F401
 
@@ -172,16 +168,14 @@ class _Push:
         return {"push_config_store": self.store, "push_sender": sender, "push_url_validator": self.validator}
 
 
-def _push_notifications(settings: Any, engine: Any) -> _Push | None:
+def _push_notifications(settings: Any, database: Store) -> _Push | None:
     """A2A push notifications, when the operator allowed some hosts to receive them."""
     if not settings.push_allowed_hosts:
         return None
     import httpx
 
-    from forge_mcp.agents.a2a_owners import OwnedPushConfigStore
+    from forge_mcp.agents.a2a_store import SqlitePushConfigStore
     from forge_mcp.protocols.a2a_push import allowlisted_push_urls
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*declarative base already contains a class.*")
-        store = OwnedPushConfigStore(engine, table_name=A2A_PUSH_TABLE, auth_enabled=settings.auth_enabled)
+    store = SqlitePushConfigStore(database, auth_enabled=settings.auth_enabled)
     return _Push(store=store, http=httpx.AsyncClient(timeout=10.0), validator=allowlisted_push_urls(settings.push_allowed_hosts))
