@@ -221,36 +221,21 @@ class ForgeApp:
     def http_app(self) -> Starlette:
         """One Starlette app: /mcp/ (Streamable HTTP), /a2a (JSON-RPC), /a2a/rest, the agent
         card, /health and /metrics. Its lifespan opens and closes this ForgeApp. What /health does
-        not need is finished once the server is up: the MCP tools' schemas, then the A2A side
-        (a2a_side); /mcp and /a2a requests that arrive before wait for it."""
-        from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
-        from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-        from mcp.server.transport_security import TransportSecuritySettings
+        not need is built once the server is up: the MCP side (the SDK and the tools' schemas,
+        mcp_side), then the A2A side (a2a_side); /mcp and /a2a requests that arrive before wait for it."""
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
-        from starlette.routing import Mount, Route
+        from starlette.routing import Route
 
         from forge_mcp.protocols.a2a_side import A2ASide
-        from forge_mcp.protocols.background_thread import run_in_background_thread
-        from forge_mcp.protocols.deferred_asgi import DeferredApp
         from forge_mcp.protocols.http_guards import HttpGate, TokenBuckets
-        from forge_mcp.protocols.http_routes import OnePath, health_endpoint, host_origin_policy, metrics_endpoint
+        from forge_mcp.protocols.http_routes import health_endpoint, host_origin_policy, metrics_endpoint
+        from forge_mcp.protocols.mcp_side import McpSide
         from forge_mcp.protocols.request_scopes import scope_resolver
 
         settings = self.settings
-        mcp = self.mcp_server(over_http=True, tools_later=True)
         policy = host_origin_policy(settings)
-        # Builds the session manager (body limit, transport security); its Starlette wrapper is not used.
-        mcp.streamable_http_app(
-            streamable_http_path="/",
-            # HttpGate checks Host and Origin exactly on every route, /mcp/ included,
-            # before anything else runs; the SDK's own check (a prefix match) would only
-            # disagree with it, so it is off. Its Content-Type check for POST stays on.
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-            host=settings.host,
-            max_request_body_size=settings.max_body_bytes,
-        )
-        mcp_gate = DeferredApp("MCP")
+        mcp = McpSide(self)
         a2a = A2ASide(self)
 
         async def finish_start() -> None:
@@ -259,16 +244,7 @@ class ForgeApp:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(LISTEN_WAIT_S):
                     await self.listening.wait()
-            try:
-                # In a thread: building the tools' models is CPU work, and the event loop keeps answering.
-                await run_in_background_thread(
-                    "forge-mcp-tools", functools.partial(mcp.add_capability_tools, auth_enabled=settings.auth_enabled)
-                )
-            except Exception:
-                log.exception("adding the MCP tools failed; MCP requests get 503")
-                mcp_gate.fail()
-            else:
-                mcp_gate.set(OnePath(StreamableHTTPASGIApp(mcp.session_manager)))
+            await mcp.start()
             a2a.start()  # after the tools, so that MCP is ready first
             await a2a.built()
             _freeze_start_up_objects()
@@ -278,13 +254,12 @@ class ForgeApp:
             async with self.running():
                 finishing = asyncio.get_running_loop().create_task(finish_start())
                 try:
-                    async with mcp.session_manager.run():
-                        yield
+                    yield
                 finally:
                     finishing.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await finishing
-                    mcp_gate.fail()  # a request still waiting gets its 503 rather than hanging the shutdown
+                    await mcp.stop()
                     await a2a.stop()
             await a2a.close()
 
@@ -294,7 +269,7 @@ class ForgeApp:
             metrics=self.metrics,
             policy=policy,
             max_body_bytes=settings.max_body_bytes,
-            authenticate=BearerAuthBackend(ApiKeyVerifier(self.api_keys)) if settings.auth_enabled else None,
+            authenticate=functools.partial(mcp.bearer_backend, ApiKeyVerifier(self.api_keys)) if settings.auth_enabled else None,
             prefixes=PROTECTED_PREFIXES,
             buckets=TokenBuckets(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None,
             resolve_scope=scope_resolver(self.registry),
@@ -303,7 +278,7 @@ class ForgeApp:
             Route("/health", health_endpoint(self.store), methods=["GET"]),
             Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"]),
             *a2a.card_routes(),
-            Mount("/mcp", app=mcp_gate),
+            *mcp.routes(),
             *a2a.protocol_routes(),
         ]
         return Starlette(routes=routes, middleware=[gate], lifespan=lifespan)

@@ -45,15 +45,16 @@ def test_help_answers() -> None:
         assert command in result.stdout
 
 
-def test_building_the_http_app_leaves_a2a_sqlalchemy_and_httpx_for_later() -> None:
-    """The A2A side is built once the server is up (forge_mcp.protocols.a2a_side): /health does not wait for it."""
+def test_building_the_http_app_leaves_mcp_a2a_sqlalchemy_and_httpx_for_later() -> None:
+    """The MCP and A2A sides are built once the server is up (forge_mcp.protocols.mcp_side,
+    a2a_side): /health does not wait for them."""
     names = imported_modules(
         "import tempfile\nfrom forge_mcp.app import ForgeApp\nfrom forge_mcp.settings import load_settings\n"
         "ForgeApp(load_settings(home=tempfile.mkdtemp())).http_app()"
     )
-    assert "forge_mcp.protocols.a2a_side" in names
+    assert "forge_mcp.protocols.a2a_side" in names and "forge_mcp.protocols.mcp_side" in names
     roots = {n.split(".")[0] for n in names}
-    assert not roots & {"a2a", "sqlalchemy", "httpx"}
+    assert not roots & {"mcp", "a2a", "sqlalchemy", "httpx"}
 
 
 def test_the_a2a_side_runs_without_sqlalchemy_even_where_it_is_installed() -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mcp.server.auth.middleware.auth_context import auth_context_var
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, UnauthenticatedUser
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
@@ -40,6 +38,10 @@ def route_family(path: str) -> str:
     return "other"
 
 
+class _NotYetAuthenticated:
+    """What an authenticated user is before the first authentication: nobody is one."""
+
+
 class HttpGate:
     """Every check an HTTP request passes, in one ASGI layer and in this order:
 
@@ -50,9 +52,12 @@ class HttpGate:
        exactly;
     3. the body limit: 413 when the declared or the received body is over `max_body_bytes`.
        The body is read here, once, and replayed to the app;
-    4. with `authenticate` (auth on), the API key: scope["user"] and scope["auth"] as
-       Starlette's AuthenticationMiddleware sets them (the A2A side reads them), and the
-       MCP SDK's auth context for the request (its get_access_token);
+    4. with `authenticate` (auth on), for paths under `prefixes`, the API key: scope["user"]
+       and scope["auth"] as Starlette's AuthenticationMiddleware sets them (the A2A side reads
+       them), and the MCP SDK's auth context for the request (its get_access_token).
+       `authenticate` gives the backend at the first such request, once the MCP SDK is
+       imported (a third of start-up, which /health does not wait for; with auth off, on
+       loopback, nothing here needs it);
     5. for paths under `prefixes`: 401 without a valid key (when auth is on), 429 past the
        principal's rate, 403 when the key lacks the scope the request needs;
     6. bodies nested deeper than `depth_limit` never reach a parser: each protocol gets its
@@ -70,7 +75,7 @@ class HttpGate:
         metrics: Metrics,
         policy: HostOriginPolicy,
         max_body_bytes: int,
-        authenticate: AuthenticationBackend | None,
+        authenticate: Callable[[], Awaitable[AuthenticationBackend]] | None,
         prefixes: tuple[str, ...],
         buckets: TokenBuckets | None,
         resolve_scope: ScopeResolver,
@@ -80,8 +85,11 @@ class HttpGate:
         self.metrics = metrics
         self.policy = policy
         self.max_body_bytes = max_body_bytes
-        self.authenticate = authenticate
+        self.make_backend = authenticate
         self.auth_enabled = authenticate is not None
+        self._backend: AuthenticationBackend | None = None
+        self._user_class: type = _NotYetAuthenticated  # the SDK's AuthenticatedUser once a backend exists
+        self._auth_context: Any = None
         self.prefixes = prefixes
         self.buckets = buckets
         self.resolve_scope = resolve_scope
@@ -122,13 +130,14 @@ class HttpGate:
         if body is None:
             await Response("Request body too large", status_code=413)(scope, receive, send)
             return
-        if self.authenticate is not None:
+        protected = scope["path"].startswith(self.prefixes)
+        if self.auth_enabled and protected:
             refusal = await self._authenticate(scope)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         user = scope.get("user")
-        if scope["path"].startswith(self.prefixes):
+        if protected:
             refusal = self._access(scope, user, body)
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -139,29 +148,39 @@ class HttpGate:
             if exceeds_depth(body, self.depth_limit):
                 await _too_deep(scope["path"], body, too_deep_message(self.depth_limit))(scope, receive, send)
                 return
-        if isinstance(user, AuthenticatedUser):
-            token = auth_context_var.set(user)
+        if isinstance(user, self._user_class):
+            token = self._auth_context.set(user)
             try:
                 await self.app(scope, replay, send)
             finally:
-                auth_context_var.reset(token)
+                self._auth_context.reset(token)
             return
         await self.app(scope, replay, send)
 
     async def _authenticate(self, scope: Scope) -> Response | None:
         """Set scope["auth"] and scope["user"] from the Authorization header, as Starlette's
         AuthenticationMiddleware does (a backend's AuthenticationError is a 400)."""
-        assert self.authenticate is not None
         try:
-            result = await self.authenticate.authenticate(HTTPConnection(scope))
+            backend = await self._auth_backend()
+            result = await backend.authenticate(HTTPConnection(scope))
         except AuthenticationError as exc:
             return PlainTextResponse(str(exc), status_code=400)
         scope["auth"], scope["user"] = result if result is not None else (AuthCredentials(), UnauthenticatedUser())
         return None
 
+    async def _auth_backend(self) -> AuthenticationBackend:
+        if self._backend is None:
+            assert self.make_backend is not None
+            backend = await self.make_backend()  # the SDK is imported once this returns
+            from mcp.server.auth.middleware.auth_context import auth_context_var
+            from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+
+            self._user_class, self._auth_context, self._backend = AuthenticatedUser, auth_context_var, backend
+        return self._backend
+
     def _access(self, scope: Scope, user: Any, body: bytes) -> Response | None:
         """A protected path's refusal (401, 429, 403), or None when the request may go on."""
-        authenticated = isinstance(user, AuthenticatedUser)
+        authenticated = isinstance(user, self._user_class)
         if self.auth_enabled and not authenticated:
             return _auth_error(401, "invalid_token", "a valid API key is required: Authorization: Bearer <key>")
         # Rate limits are per principal, that is per API key. Without auth (loopback only) every
