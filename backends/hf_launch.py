@@ -72,6 +72,17 @@ def main(run: RunDir) -> None:
         train(job, TrainPlan.model_validate(spec["plan"]), Path(spec["base_path"]), Path(spec["dataset_file"]), general)
     finally:
         events.close()
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Each rank leaves the process group before it exits: a gloo group still open at
+    interpreter exit sometimes aborted a rank after training had finished ("terminate called
+    without an active exception", exit -6), failing a job whose work was done."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -93,7 +93,9 @@ async def test_lifecycle_runs_from_a_csv_to_a_served_model_with_both_exports_at_
     assert exports[0]["started_at"] < exports[1]["finished_at"] and exports[1]["started_at"] < exports[0]["finished_at"]
     # Every job-starting step's job is a child of the run; per-step progress reached the client.
     assert {"prepare", "train", "compare", "export_gguf", "export_merged", "serve"} <= set(child_ids(home, job["id"]))
-    assert any("step train started" in n for n in notes) and any("step serve started" in n for n in notes), notes
+    # job_wait reports the run's progress as it finds it: a step that starts and another that
+    # starts before the next read are one note, so no particular step's note is certain.
+    assert len({n for n in notes if "steps ended; step " in n}) >= 3, notes
     images = [c for c in status.content if c.type == "image"]
     assert len(images) == 1 and base64.b64decode(images[0].data).startswith(b"\x89PNG")
 
