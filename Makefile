@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # torch first and pinned: the CPU build is on the machine; an open range pulls CUDA wheels.
 TORCH  := torch==2.13.0
-EXTRAS := dev,train,mlx,llamacpp,agent,sweep,rag
+EXTRAS := dev,train,mlx,llamacpp,agent,sweep,rag,remote
 # llama-cpp-python compiles llama.cpp from source (~5 min on 2 cores). A portable AVX2
 # build: the native one uses AMX tiles where the CPU lists them, and some sandboxes and
 # VMs kill those instructions (SIGILL) on q8_0/q4 matrices. No multimodal tools.

@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from forge_mcp.capabilities import CapabilityRegistry, CapabilityRunner
+from forge_mcp.compute.repository import ComputeRepository
+from forge_mcp.compute.service import ComputeService
 from forge_mcp.datasets.importer import DatasetImporter
 from forge_mcp.datasets.publish import PublishPreparedDataset
 from forge_mcp.datasets.repository import DatasetRepository
@@ -139,6 +141,7 @@ class ForgeApp:
                                      workflows),  # fmt: skip
             prompts=PromptService(PromptRepository(self.store), TemplateEngine(), packaged_defaults()),
             rag=RagService(self.workspace, dataset_repository, self.models, self.jobs, EncoderCache()),
+            compute=ComputeService(self.workspace, ComputeRepository(self.store)),
             settings=settings,
             workspace=self.workspace,
             store=self.store,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from forge_mcp.capabilities import CapabilityRegistry
+from forge_mcp.compute.service import ComputeService
 from forge_mcp.datasets.service import DatasetService
 from forge_mcp.flywheel.service import FlywheelService
 from forge_mcp.jobs.engine import JobEngine
@@ -50,6 +51,7 @@ class Services:
     flywheel: FlywheelService  # traces into datasets, and a judge's grades for unrated traces
     prompts: PromptService  # versioned prompt templates: save, list, diff, render (also MCP prompts)
     rag: RagService  # retrieval indexes: build (a job), query, list
+    compute: ComputeService  # machines beyond this one: SSH hosts with pinned host keys
     # below the services
     settings: Settings
     workspace: Workspace

@@ -35,7 +35,8 @@ SERVING_TOOLS = {"serve_start", "serve_list", "serve_stop", "model_generate"}
 TRACE_TOOLS = {"trace_record", "trace_list", "trace_feedback", "traces_to_dataset", "trace_judge", "flywheel_run"}
 PROMPT_TOOLS = {"prompt_save", "prompt_list", "prompt_diff", "prompt_render"}
 RAG_TOOLS = {"rag_index", "rag_query"}
-ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS | SWEEP_TOOLS | MODEL_TOOLS | EVALUATION_TOOLS | EXPORT_TOOLS | SERVING_TOOLS | WORKFLOW_TOOLS | TRACE_TOOLS | PROMPT_TOOLS | RAG_TOOLS
+COMPUTE_TOOLS = {"compute_add", "compute_list", "compute_probe", "compute_remove"}
+ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS | SWEEP_TOOLS | MODEL_TOOLS | EVALUATION_TOOLS | EXPORT_TOOLS | SERVING_TOOLS | WORKFLOW_TOOLS | TRACE_TOOLS | PROMPT_TOOLS | RAG_TOOLS | COMPUTE_TOOLS
 
 
 @pytest.fixture(scope="session")

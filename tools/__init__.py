@@ -8,6 +8,7 @@ from forge_mcp.capabilities import Toolset
 
 def all_toolsets() -> list[Toolset]:
     from forge_mcp.tools import (
+        compute,
         core,
         datasets,
         evaluation,
@@ -24,4 +25,5 @@ def all_toolsets() -> list[Toolset]:
     )
 
     return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, sweeps.toolset, models.toolset, evaluation.toolset,
-            export.toolset, serving.toolset, workflows.toolset, flywheel.toolset, prompts.toolset, rag.toolset]  # fmt: skip
+            export.toolset, serving.toolset, workflows.toolset, flywheel.toolset, prompts.toolset, rag.toolset,
+            compute.toolset]  # fmt: skip

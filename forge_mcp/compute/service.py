@@ -1,0 +1,152 @@
+"""Compute targets: machines beyond this one that jobs can run on (DESIGN §4c).
+
+compute_add pins an SSH host's key only when the caller vouches for it — the key itself (a
+known_hosts line) or its fingerprint — and proves the login works by probing the host;
+nothing is stored otherwise. A key the host presents that nobody vouched for is named in
+the refusal, so the caller can check it on the host and confirm it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from forge_mcp.compute.models import ProbeResult, SshConfig, StoredTarget, TargetList, TargetRemoved, TargetView
+from forge_mcp.compute.probe import PROBE_PROGRAM, parse_probe
+from forge_mcp.compute.repository import ComputeRepository
+from forge_mcp.compute.ssh import (
+    HOST_KEY_FILES,
+    SshUnavailable,
+    connected,
+    load_private_key,
+    parse_host_key,
+    presented_host_key,
+    run_command,
+)
+from forge_mcp.errors import Conflict, InvalidArguments, NotFound
+from forge_mcp.security.principal import Principal
+from forge_mcp.workspace import Workspace
+
+LOCAL = "local"  # this machine: not a target one can add
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ComputeService:
+    def __init__(self, workspace: Workspace, repository: ComputeRepository, clock: Callable[[], float] = time.time) -> None:
+        self._workspace = workspace
+        self._repo = repository
+        self._clock = clock
+
+    async def add_ssh(
+        self,
+        principal: Principal,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        user: str,
+        key_path: str,
+        host_key: str | None,
+        host_key_fingerprint: str | None,
+        remote_dir: str,
+        python: str,
+    ) -> TargetView:
+        principal.require("admin", "add a compute target")
+        if name == LOCAL:
+            raise InvalidArguments(f"argument 'name': {LOCAL!r} is this machine, where jobs run without a target; choose another name")
+        if await self._repo.get(name) is not None:
+            raise Conflict(f"compute target {name!r} exists; compute_remove it first to add it again")
+        _check_remote_dir(remote_dir)
+        key_file = self._key_file(key_path)
+        await asyncio.to_thread(load_private_key, key_file)
+        pinned = await asyncio.to_thread(_vouched_host_key, host, port, host_key, host_key_fingerprint)
+        config = SshConfig(host=host, port=port, user=user, key_path=self._workspace.shown(key_file),
+                           host_key=f"{pinned.get_name()} {pinned.get_base64()}", host_key_fingerprint=pinned.fingerprint,
+                           remote_dir=remote_dir, python=python)  # fmt: skip
+        probe = await asyncio.to_thread(_probe_ssh, name, config, key_file)
+        if not await self._repo.add(name, "ssh", config, principal=principal.name, created_at=self._clock(),
+                                    probe=probe.model_dump()):  # fmt: skip
+            raise Conflict(f"compute target {name!r} was added meanwhile; compute_remove it first to add it again")
+        return TargetView.of(await self._get(name))
+
+    async def list(self) -> TargetList:
+        return TargetList(targets=[TargetView.of(target) for target in await self._repo.list()])
+
+    async def probe(self, name: str) -> TargetView:
+        target = await self._get(name)
+        assert target.ssh is not None  # the only kind so far
+        probe = await asyncio.to_thread(_probe_ssh, name, target.ssh, self._key_file(target.ssh.key_path))
+        await self._repo.record_probe(name, probe.model_dump(), self._clock())
+        return TargetView.of(await self._get(name))
+
+    async def remove(self, principal: Principal, name: str) -> TargetRemoved:
+        principal.require("admin", "remove a compute target")
+        await self._get(name)
+        busy = await self._repo.remove_unless_busy(name)
+        if busy:
+            raise Conflict(f"compute target {name!r} has {len(busy)} job(s) queued or running there "
+                           f"({', '.join(busy[:5])}); job_cancel them or wait for them to end, then remove it")  # fmt: skip
+        return TargetRemoved(name=name, removed=True)
+
+    async def _get(self, name: str) -> StoredTarget:
+        target = await self._repo.get(name)
+        if target is None:
+            known = ", ".join(t.name for t in await self._repo.list()) or "none yet"
+            raise NotFound(f"compute target {name!r} does not exist (known: {known}); compute_add adds one")
+        return target
+
+    def _key_file(self, key_path: str) -> Path:
+        key_file = self._workspace.resolve(key_path, field="key_path")
+        if not key_file.is_file():
+            raise InvalidArguments(f"argument 'key_path': {self._workspace.shown(key_file)} is not a file; give the "
+                                   "private key's path (inside the workspace or an import root)")  # fmt: skip
+        return key_file
+
+
+def _vouched_host_key(host: str, port: int, host_key: str | None, fingerprint: str | None):  # noqa: ANN202 - paramiko.PKey
+    """The host key to pin: the one the host presents, if the caller vouched for it."""
+    if host_key is not None:
+        given = parse_host_key(host_key)
+        presented = presented_host_key(host, port, given.get_name())
+        if presented.fingerprint != given.fingerprint:
+            raise InvalidArguments(
+                f"argument 'host_key': {host}:{port} presented {presented.get_name()} {presented.fingerprint}, "
+                f"not the key given ({given.fingerprint}); check the host's key there ({HOST_KEY_FILES}) before "
+                "trusting it"
+            )
+        return presented
+    presented = presented_host_key(host, port, None)
+    if fingerprint is None:
+        raise InvalidArguments(
+            f"{host}:{port} presents the host key {presented.get_name()} {presented.fingerprint}, which nobody has "
+            f"confirmed yet: read the fingerprint on the host itself ({HOST_KEY_FILES}) and, if they match, call "
+            f"compute_add again with host_key_fingerprint='{presented.fingerprint}' (or give host_key, a line of "
+            "its known_hosts or ssh-keyscan)"
+        )
+    if fingerprint.removeprefix("SHA256:") != presented.fingerprint.removeprefix("SHA256:"):
+        raise InvalidArguments(
+            f"argument 'host_key_fingerprint': {host}:{port} presented {presented.get_name()} {presented.fingerprint}, "
+            f"not {fingerprint}; check the host's key there ({HOST_KEY_FILES}) before trusting it"
+        )
+    return presented
+
+
+def _probe_ssh(name: str, config: SshConfig, key_file: Path) -> ProbeResult:
+    with connected(name, config, key_file) as client:
+        status, out, err = run_command(client, [config.python, "-", config.remote_dir], stdin=PROBE_PROGRAM)
+    if status != 0:
+        last = (err.strip().splitlines() or ["no message"])[-1][:300]
+        raise SshUnavailable(f"compute target {name!r}: {config.python!r} there exited {status} ({last}); give "
+                             "python, the path of an interpreter that exists there")  # fmt: skip
+    try:
+        return parse_probe(out)
+    except ValueError as exc:
+        raise SshUnavailable(f"compute target {name!r}: the probe's answer did not parse ({exc})") from exc
+
+
+def _check_remote_dir(remote_dir: str) -> None:
+    if not remote_dir or _CONTROL.search(remote_dir) or ".." in remote_dir.split("/") or remote_dir.startswith("~"):
+        raise InvalidArguments("argument 'remote_dir': give a folder there, relative to the user's home (no '~', "
+                               "no '..') or absolute, e.g. forge-remote")  # fmt: skip
