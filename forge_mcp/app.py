@@ -26,6 +26,7 @@ from forge_mcp.jobs.catalog import JobCatalog
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
 from forge_mcp.jobs.executors.local import LocalExecutor
+from forge_mcp.jobs.executors.ssh import SshExecutor
 from forge_mcp.jobs.lock import EngineLock
 from forge_mcp.jobs.publishing import Publisher
 from forge_mcp.jobs.repository import JobRepository
@@ -102,13 +103,14 @@ class ForgeApp:
         })  # fmt: skip
         limits = engine_limits(settings)
         local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots)
+        ssh = SshExecutor(self.workspace)
         # Starts and cancels children through the engine, which is built with it: handed over as a provider.
         self.orchestrations = ServerExecutor(orchestrations, job_repository, ChildLinks(self.store), self.job_bus,
                                              lambda: self.jobs, local.worker_workspace, lambda: self.services,
                                              lambda: self.runner)  # fmt: skip
         self.jobs = JobEngine(
             job_repository,
-            {local.name: local, self.orchestrations.name: self.orchestrations},
+            {local.name: local, ssh.name: ssh, self.orchestrations.name: self.orchestrations},
             self.job_bus,
             kinds,
             self.workspace.runs,
@@ -141,7 +143,7 @@ class ForgeApp:
                                      workflows),  # fmt: skip
             prompts=PromptService(PromptRepository(self.store), TemplateEngine(), packaged_defaults()),
             rag=RagService(self.workspace, dataset_repository, self.models, self.jobs, EncoderCache()),
-            compute=ComputeService(self.workspace, ComputeRepository(self.store)),
+            compute=ComputeService(self.workspace, ComputeRepository(self.store), ssh.set_targets),
             settings=settings,
             workspace=self.workspace,
             store=self.store,
@@ -159,6 +161,7 @@ class ForgeApp:
         self.workspace.create()
         await self.store.open()
         await self.services.prompts.seed_defaults()  # operator-system and the other packaged prompts
+        await self.services.compute.refresh()  # before the engine: it re-attaches jobs on compute targets
         self.datasets.clean_staging()
         if engine:
             await self.jobs.start()

@@ -34,10 +34,17 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ComputeService:
-    def __init__(self, workspace: Workspace, repository: ComputeRepository, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, workspace: Workspace, repository: ComputeRepository,
+                 on_change: Callable[[list[StoredTarget]], None] = lambda targets: None,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self._workspace = workspace
         self._repo = repository
+        self._on_change = on_change  # the SSH executor's set_targets: what it may place jobs on
         self._clock = clock
+
+    async def refresh(self) -> None:
+        """Hand the stored targets to the executor (at start, and after every change)."""
+        self._on_change(await self._repo.list())
 
     async def add_ssh(
         self,
@@ -69,6 +76,7 @@ class ComputeService:
         if not await self._repo.add(name, "ssh", config, principal=principal.name, created_at=self._clock(),
                                     probe=probe.model_dump()):  # fmt: skip
             raise Conflict(f"compute target {name!r} was added meanwhile; compute_remove it first to add it again")
+        await self.refresh()
         return TargetView.of(await self._get(name))
 
     async def list(self) -> TargetList:
@@ -79,6 +87,7 @@ class ComputeService:
         assert target.ssh is not None  # the only kind so far
         probe = await asyncio.to_thread(_probe_ssh, name, target.ssh, self._key_file(target.ssh.key_path))
         await self._repo.record_probe(name, probe.model_dump(), self._clock())
+        await self.refresh()
         return TargetView.of(await self._get(name))
 
     async def remove(self, principal: Principal, name: str) -> TargetRemoved:
@@ -88,6 +97,7 @@ class ComputeService:
         if busy:
             raise Conflict(f"compute target {name!r} has {len(busy)} job(s) queued or running there "
                            f"({', '.join(busy[:5])}); job_cancel them or wait for them to end, then remove it")  # fmt: skip
+        await self.refresh()
         return TargetRemoved(name=name, removed=True)
 
     async def _get(self, name: str) -> StoredTarget:

@@ -96,6 +96,15 @@ def presented_host_key(host: str, port: int, key_type: str | None) -> paramiko.P
 
 @contextmanager
 def connected(name: str, config: SshConfig, key_file: Path) -> Iterator[paramiko.SSHClient]:
+    """An authenticated session with the target for the block's length."""
+    client = open_client(name, config, key_file)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def open_client(name: str, config: SshConfig, key_file: Path) -> paramiko.SSHClient:
     """An authenticated session with the target, its host key checked against the pinned one."""
     paramiko = _paramiko()
     client = paramiko.SSHClient()  # type: ignore[attr-defined]
@@ -127,10 +136,7 @@ def connected(name: str, config: SshConfig, key_file: Path) -> Iterator[paramiko
     except (OSError, paramiko.SSHException) as exc:  # type: ignore[attr-defined]
         client.close()
         raise SshUnavailable(f"compute target {name!r}: cannot connect to {where}: {exc}") from exc
-    try:
-        yield client
-    finally:
-        client.close()
+    return client
 
 
 def run_command(client: paramiko.SSHClient, argv: list[str], stdin: str = "", timeout_s: float = COMMAND_TIMEOUT_S) -> tuple[int, str, str]:

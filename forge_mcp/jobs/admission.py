@@ -69,7 +69,8 @@ def place(
     on the hosts it waits for; a job of another lane may still start. Services of
     `service_kinds` run for as long as they are wanted, so they have slots of their own and
     never hold up training. A job of an executor with no hosts starts at once; one of an
-    executor not in `hosts` is left out (the caller fails it)."""
+    executor not in `hosts`, or that names a host its executor no longer has, is left out.
+    A job that names its host (a compute target) waits for that host only."""
     lane_of = _lanes(service_kinds)
     loads = {host: HostLoad(capacity) for offered in hosts.values() for host, capacity in offered.items()}
     for job in running:
@@ -83,6 +84,10 @@ def place(
         if not offered:
             chosen.append(Placement(job, None))
             continue
+        if job.host is not None:  # the caller named where it runs (a compute target)
+            offered = {job.host: offered[job.host]} if job.host in offered else {}
+            if not offered:
+                continue  # its target is gone: the caller fails it
         lane = lane_of(job)
         host = next((name for name in offered if loads[name].fits(job, lane)), None)
         if host is None:

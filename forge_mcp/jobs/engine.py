@@ -156,13 +156,15 @@ class JobEngine:
         parent_id: str | None = None,
         requested_by: str | None = None,
         executor: str | None = None,
+        host: str | None = None,
     ) -> JobHandle:
         """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
         else (an admin resuming another's job), so a refusal names whose queue is full.
-        `executor` names where it runs (default: its kind's executor, else the engine's default)."""
+        `executor` names where it runs (default: its kind's executor, else the engine's default);
+        `host`, which of its hosts (a compute target)."""
         return await self._submission.submit(kind, arguments, principal, priority=priority,
                                              idempotency_key=idempotency_key, parent_id=parent_id,
-                                             requested_by=requested_by, executor=executor)  # fmt: skip
+                                             requested_by=requested_by, executor=executor, host=host)  # fmt: skip
 
     async def resume(self, job_id: str, principal: Principal) -> JobHandle:
         """A new job that repeats a FAILED or CANCELED one of `principal`'s (an admin's: anyone's);

@@ -62,15 +62,17 @@ class Submission:
         parent_id: str | None = None,
         requested_by: str | None = None,
         executor: str | None = None,
+        host: str | None = None,
     ) -> JobHandle:
         """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
-        else (an admin resuming another's job), so a refusal names whose queue is full."""
+        else (an admin resuming another's job), so a refusal names whose queue is full. With
+        `host`, it runs on that host of its executor only (a compute target by name)."""
         job_kind = self._kind(kind)
         checked = job_kind.parse_arguments(arguments)  # once, here: a mismatch is refused naming the field
         arguments = checked.model_dump(mode="json")  # stored as the kind's model has them, defaults included
         resources = job_kind.resources(checked)
         executor = executor or job_kind.executor or self.default_executor
-        self._check_fits(resources, executor)
+        self._check_fits(resources, executor, host)
         fingerprint = hashlib.sha256(dumps({"kind": kind, "arguments": arguments, "priority": priority}).encode()).hexdigest()
         now = time.time()
         job_id = f"{C.JOB_ID_PREFIX}{int(now * 1000):x}{secrets.token_hex(4)}"
@@ -96,6 +98,7 @@ class Submission:
                     "max_attempts": 1 if job_kind.service else self.limits.max_attempts,
                     "parent_id": parent_id,
                     "executor": executor,
+                    "host": host,
                     "created_at": now,
                 },
             )
@@ -125,13 +128,18 @@ class Submission:
             raise NotFound(f"job kind {kind!r} is not registered")
         return job_kind
 
-    def _check_fits(self, resources: Resources, executor: str) -> None:
+    def _check_fits(self, resources: Resources, executor: str, host: str | None) -> None:
         """Refuse at once what could never start here, rather than queue it forever: a job
         needs a host of its executor with enough GPU slots (an executor without hosts holds none)."""
         if executor not in self.executors:
             raise InvalidArguments(f"executor {executor!r} is not configured on this server (it has: "
                                    f"{', '.join(sorted(self.executors))})")  # fmt: skip
         hosts = self.executors[executor].hosts()
+        if host is not None:
+            if host not in hosts:
+                raise InvalidArguments(f"argument 'compute': no compute target {host!r} (there are: "
+                                       f"{', '.join(sorted(hosts)) or 'none'}); compute_list lists them, compute_add adds one")  # fmt: skip
+            hosts = {host: hosts[host]}
         most = max((capacity.gpu_slots for capacity in hosts.values()), default=None)
         if most is not None and resources.gpus > most:
             raise InvalidArguments(

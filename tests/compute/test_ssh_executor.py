@@ -1,0 +1,107 @@
+"""The SSH executor over a real sshd on loopback, through the MCP client: a job named to a
+compute target runs there (the target's workspace is its own folder), its events, progress
+and log come back, its run folder is pulled home, cancel reaches its process group there,
+and an unknown target is refused at submission."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from mcp import Client
+
+from forge_mcp.server_process import ServerProcess
+from tests.compute.sshd import Sshd, free_port
+
+pytest.importorskip("paramiko")
+pytestmark = pytest.mark.e2e
+ENV = {"FORGE_TEST_JOB_KINDS": "1"}
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    folder = tmp_path / "sshd"
+    folder.mkdir()
+    daemon = Sshd(folder, free_port()).start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path, sshd: Sshd) -> Iterator[ServerProcess]:
+    home = tmp_path / "ws"
+    (home / "keys").mkdir(parents=True)
+    shutil.copy(sshd.client_key, home / "keys" / "box")
+    with ServerProcess(home, env=ENV) as live:
+        yield live
+
+
+async def add_box(client: Client, sshd: Sshd, remote: Path) -> None:
+    added = await client.call_tool("compute_add", {
+        "name": "box", "host": sshd.host, "port": sshd.port, "user": sshd.user, "key_path": "keys/box",
+        "host_key_fingerprint": sshd.host_fingerprint(), "remote_dir": str(remote), "python": sys.executable,
+    })  # fmt: skip
+    assert not added.is_error, added.content
+
+
+async def start(client: Client, kind: str, arguments: dict[str, Any], compute: str | None = "box") -> Any:
+    return await client.call_tool("test_job_start", {"kind": kind, "arguments": arguments, "compute": compute})
+
+
+async def test_a_job_runs_on_the_target_and_comes_home(server: ServerProcess, sshd: Sshd, tmp_path: Path) -> None:
+    remote = tmp_path / "remote-box"
+    notes: list[str] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        notes.append(f"{done}/{total}")
+
+    async with Client(f"{server.url}/mcp/") as client:
+        await add_box(client, sshd, remote)
+        started = await start(client, "test_events", {"progress": 4, "metrics": 3, "log_lines": 5, "interval_s": 0.2})
+        assert not started.is_error, started.content
+        job_id = started.structured_content["job_id"]
+        waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 120}, progress_callback=on_progress)
+        logs = await client.call_tool("job_logs", {"job_id": job_id})
+        metrics = await client.call_tool("job_metrics", {"job_id": job_id})
+    job = waited.structured_content["job"]
+    assert job["state"] == "SUCCEEDED", job
+    assert job["executor"] == "ssh" and job["host"] == "box"
+    assert job["result"]["progress"] == 4 and notes
+    assert metrics.structured_content["series"], "the metric events came back"
+    # The worker ran in the target's workspace, and its run folder came home.
+    assert (remote / "runs" / job_id / "events.jsonl").is_file()
+    assert (server.home / "runs" / job_id / "worker.log").is_file()
+    assert "log line" in logs.structured_content["text"] or logs.structured_content["size"] > 0
+
+
+async def test_cancel_reaches_the_worker_there(server: ServerProcess, sshd: Sshd, tmp_path: Path) -> None:
+    async with Client(f"{server.url}/mcp/") as client:
+        await add_box(client, sshd, tmp_path / "remote-box")
+        started = await start(client, "test_sleep", {"seconds": 600, "steps": 600})
+        job_id = started.structured_content["job_id"]
+        while True:
+            status = (await client.call_tool("job_status", {"job_id": job_id})).structured_content
+            if status["state"] == "RUNNING" and status.get("pid"):
+                break
+        pid = status["pid"]
+        assert psutil.pid_exists(pid)  # "there" is this machine: the worker is visible to the test
+        busy = await client.call_tool("compute_remove", {"name": "box"})
+        assert busy.is_error and "running there" in busy.content[0].text
+        await client.call_tool("job_cancel", {"job_id": job_id})
+        waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 60})
+    assert waited.structured_content["job"]["state"] == "CANCELED"
+    gone = psutil.wait_procs([psutil.Process(pid)], timeout=10)[0] if psutil.pid_exists(pid) else []
+    assert not psutil.pid_exists(pid) or gone
+
+
+async def test_an_unknown_target_is_refused_at_submission(server: ServerProcess) -> None:
+    async with Client(f"{server.url}/mcp/") as client:
+        refused = await start(client, "test_sleep", {"seconds": 1}, compute="nowhere")
+    assert refused.is_error and "compute" in refused.content[0].text and "compute_add" in refused.content[0].text
