@@ -45,10 +45,12 @@ async def train_start(
     recipe: Recipe = None,
     priority: Annotated[int, Field(ge=-100, le=100)] = 0,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+    compute: Annotated[str | None, Field(description="Run it on this compute target (compute_list); default here")] = None,
 ) -> JobHandle:
     """Starts training from a spec train_plan accepted: a job of minutes to hours (train_plan
     estimates it). Metrics every logging_steps (loss, learning rate, grad norm, tokens/s, eval loss,
     memory), an ETA, divergence and overfitting warnings, verified checkpoints that job_resume and
     crash recovery continue from. The result names the adapter (or model) folder, for
     model_register. Follow with job_wait."""
-    return await services.training.start(principal, spec, recipe, priority=priority, idempotency_key=idempotency_key)
+    return await services.training.start(principal, spec, recipe, priority=priority, idempotency_key=idempotency_key,
+                                         compute=compute)  # fmt: skip

@@ -105,3 +105,36 @@ async def test_an_unknown_target_is_refused_at_submission(server: ServerProcess)
     async with Client(f"{server.url}/mcp/") as client:
         refused = await start(client, "test_sleep", {"seconds": 1}, compute="nowhere")
     assert refused.is_error and "compute" in refused.content[0].text and "compute_add" in refused.content[0].text
+
+
+async def test_training_runs_there_its_adapter_is_registered_here_and_inputs_are_pushed_once(
+    server: ServerProcess, sshd: Sshd, tmp_path: Path, tiny_model: Path
+) -> None:
+    from tests.e2e.test_training_mcp import greetings
+
+    remote = tmp_path / "remote-box"
+    shutil.copytree(tiny_model, server.home / "models" / "tiny")
+    greetings(server.home / "greet.jsonl", rows=80)
+    spec = {"base_model": "models/tiny", "dataset": "greet", "eval_split": "test", "max_steps": 6, "logging_steps": 2}
+    async with Client(f"{server.url}/mcp/") as client:
+        await add_box(client, sshd, remote)
+        await client.call_tool("dataset_import", {"path": "greet.jsonl", "name": "greet"})
+        prepared = await client.call_tool("dataset_prepare", {"dataset": "greet", "dedup": "exact"})
+        await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 120})
+        runs = []
+        for _ in range(2):
+            started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": spec, "compute": "box"})
+            assert not started.is_error, started.content
+            waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 300})
+            runs.append(waited.structured_content["job"])
+            weights = remote / "models" / "tiny" / "model.safetensors"
+            if len(runs) == 1:
+                pushed_at = weights.stat().st_mtime_ns
+        registered = await client.call_tool("model_register", {"name": "greeter", "job_id": runs[0]["id"]})
+    for job in runs:
+        assert job["state"] == "SUCCEEDED" and job["host"] == "box", job
+        assert job["result"]["steps"] == 6 and job["result"]["final_loss"] < job["result"]["first_loss"]
+    assert weights.stat().st_mtime_ns == pushed_at  # the second run found the base model there already
+    assert not registered.is_error, registered.content
+    adapter = server.home / runs[0]["result"]["adapter"]
+    assert (adapter / "adapter_model.safetensors").is_file()  # trained there, home before it was published
