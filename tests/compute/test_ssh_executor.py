@@ -1,11 +1,14 @@
 """The SSH executor over a real sshd on loopback, through the MCP client: a job named to a
 compute target runs there (the target's workspace is its own folder), its events, progress
 and log come back, its run folder is pulled home, cancel reaches its process group there,
-and an unknown target is refused at submission."""
+and an unknown target is refused at submission; training runs there and its adapter is
+registered here, inputs pushed once; a server killed mid-job finds the worker again."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +58,15 @@ async def start(client: Client, kind: str, arguments: dict[str, Any], compute: s
     return await client.call_tool("test_job_start", {"kind": kind, "arguments": arguments, "compute": compute})
 
 
+async def running(client: Client, job_id: str) -> dict[str, Any]:
+    """The job's status once its worker runs there."""
+    status: dict[str, Any] = {}
+    while status.get("state") != "RUNNING" or not status.get("pid"):
+        await asyncio.sleep(0.1)
+        status = (await client.call_tool("job_status", {"job_id": job_id})).structured_content
+    return status
+
+
 async def test_a_job_runs_on_the_target_and_comes_home(server: ServerProcess, sshd: Sshd, tmp_path: Path) -> None:
     remote = tmp_path / "remote-box"
     notes: list[str] = []
@@ -86,11 +98,7 @@ async def test_cancel_reaches_the_worker_there(server: ServerProcess, sshd: Sshd
         await add_box(client, sshd, tmp_path / "remote-box")
         started = await start(client, "test_sleep", {"seconds": 600, "steps": 600})
         job_id = started.structured_content["job_id"]
-        while True:
-            status = (await client.call_tool("job_status", {"job_id": job_id})).structured_content
-            if status["state"] == "RUNNING" and status.get("pid"):
-                break
-        pid = status["pid"]
+        pid = (await running(client, job_id))["pid"]
         assert psutil.pid_exists(pid)  # "there" is this machine: the worker is visible to the test
         busy = await client.call_tool("compute_remove", {"name": "box"})
         assert busy.is_error and "running there" in busy.content[0].text
@@ -138,3 +146,26 @@ async def test_training_runs_there_its_adapter_is_registered_here_and_inputs_are
     assert not registered.is_error, registered.content
     adapter = server.home / runs[0]["result"]["adapter"]
     assert (adapter / "adapter_model.safetensors").is_file()  # trained there, home before it was published
+
+
+async def test_a_server_killed_mid_job_finds_the_worker_there_again(sshd: Sshd, tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    (home / "keys").mkdir(parents=True)
+    shutil.copy(sshd.client_key, home / "keys" / "box")
+    first = ServerProcess(home, env=ENV)
+    first.start()
+    try:
+        async with Client(f"{first.url}/mcp/") as client:
+            await add_box(client, sshd, tmp_path / "remote-box")
+            started = await start(client, "test_sleep", {"seconds": 6, "steps": 6})
+            job_id = started.structured_content["job_id"]
+            status = await running(client, job_id)
+    finally:
+        first.process.send_signal(signal.SIGKILL)  # the server dies; the worker there goes on
+        first.process.wait(10)
+    assert psutil.pid_exists(status["pid"])
+    with ServerProcess(home, env=ENV) as second:
+        async with Client(f"{second.url}/mcp/") as client:
+            waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 120})
+    job = waited.structured_content["job"]
+    assert job["state"] == "SUCCEEDED" and job["attempt"] == 1 and job["pid"] == status["pid"], job
