@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from forge_mcp import __version__
 from forge_mcp.compute.models import StoredTarget
 from forge_mcp.compute.ssh import SshUnavailable, open_client, run_command
 from forge_mcp.jobs.admission import Capacity
@@ -140,6 +141,10 @@ class SshExecutor:
     def _launch(self, session: _Session, job_id: str, run: RunDir) -> WorkerHandle:
         target = self._targets[session.name]
         assert target.ssh is not None
+        there = (target.probe or {}).get("forge_mcp")
+        if there != __version__:  # the worker there must read the job.json this server writes
+            raise OSError(f"compute target {session.name!r} has forge-mcp {there or 'not installed'} for {target.ssh.python}, "
+                          f"this server {__version__}: install forge-mcp {__version__} there, then compute_probe it")  # fmt: skip
         spec = JobSpec.read(run)
         for local in [*self._inputs(spec.arguments), run.path]:
             self._push(session, local)
