@@ -169,3 +169,20 @@ async def test_a_server_killed_mid_job_finds_the_worker_there_again(sshd: Sshd, 
             waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 120})
     job = waited.structured_content["job"]
     assert job["state"] == "SUCCEEDED" and job["attempt"] == 1 and job["pid"] == status["pid"], job
+
+
+async def test_a_target_without_this_forge_mcp_is_refused_at_launch(server: ServerProcess, sshd: Sshd, tmp_path: Path) -> None:
+    bare = tmp_path / "bare-python"  # a Python there without site-packages: no forge-mcp
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    bare.chmod(0o755)
+    async with Client(f"{server.url}/mcp/") as client:
+        added = await client.call_tool("compute_add", {
+            "name": "bare", "host": sshd.host, "port": sshd.port, "user": sshd.user, "key_path": "keys/box",
+            "host_key_fingerprint": sshd.host_fingerprint(), "python": str(bare),
+        })  # fmt: skip
+        assert not added.is_error and added.structured_content["probe"]["forge_mcp"] is None, added.content
+        started = await start(client, "test_sleep", {"seconds": 1}, compute="bare")
+        waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 60})
+    job = waited.structured_content["job"]
+    assert job["state"] == "FAILED" and job["reason"] == "launch_failed", job
+    assert "not installed" in job["error"] and "compute_probe" in job["error"]
