@@ -20,6 +20,7 @@ JOB_ID_PREFIX = "job_"
 REASON_SERVER_RESTART = "server_restart"
 REASON_WORKER_LOST = "worker_lost"
 REASON_HEARTBEAT_LOST = "heartbeat_lost"
+REASON_HOST_UNREACHABLE = "host_unreachable"  # the executor could not reach the worker's host for a whole lease
 REASON_WORKER_ERROR = "worker_error"
 REASON_CANCELED = "canceled"
 REASON_LAUNCH_FAILED = "launch_failed"

@@ -24,6 +24,8 @@ class Supervision:
     metric_points: list[tuple[str, float, float, float]] = field(default_factory=list)
     # The executor's poll in flight, if it did not answer within a tick; taken up at a later one.
     polling: asyncio.Task[Poll] | None = None
+    # Why the last poll failed (a host out of reach), until one answers again.
+    poll_error: str | None = None
 
 
 @dataclass

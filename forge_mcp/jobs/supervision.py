@@ -96,8 +96,10 @@ class Supervisor:
             if error is not None:
                 # As if the worker said nothing: its heartbeat lease decides when that is too long.
                 log.error("job %s: polling its worker on executor %s failed: %s", job_id, sup.executor.name, error)
+                sup.poll_error = str(error)
                 answered.append((job_id, sup, Poll(alive=True)))
             else:
+                sup.poll_error = None
                 answered.append((job_id, sup, task.result()))
         return answered
 
@@ -106,6 +108,17 @@ class Supervisor:
         now = time.time()
         if not poll.alive:
             await self.settlement.finish(job_id, sup, lost_reason=exit_reason(poll.exit_code))
+        elif now - sup.last_beat > self.limits.lease_s and sup.poll_error is not None:
+            # Not a silent worker: its host could not be reached for a whole lease. It may still run
+            # there; it is stopped if the host answers, and the job says so either way.
+            log.warning("job %s: its host %s unreachable for %.0fs", job_id, sup.handle.host, now - sup.last_beat)
+            try:
+                await sup.executor.kill(sup.handle)
+                stopped = "its worker there was stopped"
+            except Exception:  # still out of reach
+                stopped = "its worker there could not be stopped and may still run"
+            reason = f"{C.REASON_HOST_UNREACHABLE}: {sup.poll_error} for {now - sup.last_beat:.0f} s; {stopped}"
+            await self.settlement.finish(job_id, sup, lost_reason=reason)
         elif now - sup.last_beat > self.limits.lease_s:
             log.warning("job %s: no heartbeat for %.0fs; killing its worker", job_id, now - sup.last_beat)
             await sup.executor.kill(sup.handle)

@@ -5,6 +5,7 @@ installs it)."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
@@ -89,10 +91,16 @@ class Sshd:
                 time.sleep(0.05)
         raise RuntimeError(f"sshd did not listen on {self.port} within {START_TIMEOUT_S} s")
 
-    def stop(self) -> None:
+    def stop(self, *, sessions_too: bool = False) -> None:
+        """Stop listening; with `sessions_too`, end the open connections as well (each is a
+        process of its own, which outlives the listener otherwise)."""
         if self.process is not None and self.process.poll() is None:
+            sessions = psutil.Process(self.process.pid).children(recursive=True) if sessions_too else []
             self.process.terminate()
             self.process.wait(10)
+            for session in sessions:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    session.kill()
         self.process = None
 
     def change_host_key(self) -> None:

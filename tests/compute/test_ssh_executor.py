@@ -186,3 +186,22 @@ async def test_a_target_without_this_forge_mcp_is_refused_at_launch(server: Serv
     job = waited.structured_content["job"]
     assert job["state"] == "FAILED" and job["reason"] == "launch_failed", job
     assert "not installed" in job["error"] and "compute_probe" in job["error"]
+
+
+async def test_a_host_that_stays_out_of_reach_fails_its_job_saying_so(sshd: Sshd, tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    (home / "keys").mkdir(parents=True)
+    shutil.copy(sshd.client_key, home / "keys" / "box")
+    env = {**ENV, "FORGE_JOB_LEASE_S": "4", "FORGE_JOB_HEARTBEAT_S": "1", "FORGE_JOB_MAX_ATTEMPTS": "1"}
+    with ServerProcess(home, env=env) as server:
+        async with Client(f"{server.url}/mcp/") as client:
+            await add_box(client, sshd, tmp_path / "remote-box")
+            started = await start(client, "test_sleep", {"seconds": 600, "steps": 600})
+            job_id = started.structured_content["job_id"]
+            pid = (await running(client, job_id))["pid"]
+            sshd.stop(sessions_too=True)  # the host drops off the network: nothing there answers
+            waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 120})
+    job = waited.structured_content["job"]
+    assert job["state"] == "FAILED" and job["reason"] == "host_unreachable", job
+    assert "cannot connect" in job["error"] and "may still run" in job["error"], job["error"]
+    psutil.Process(pid).kill()  # it did: "there" is this machine
