@@ -417,9 +417,11 @@ def main() -> int:
     parser.add_argument("--home", type=Path, default=Path("forge-workspace"))
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
     parser.add_argument("--results", type=Path, help="write the raw results as JSON to this file")
+    parser.add_argument("--threads", default=TRAIN_THREADS, choices=["1", "2", "4", "8"],
+                        help="torch CPU threads for the jobs (default 2; a test suite running two demos at once uses 1)")  # fmt: skip
     args = parser.parse_args()
     home = args.home.resolve()
-    threads = {name: TRAIN_THREADS for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}  # the job workers inherit them
+    threads = {name: args.threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}  # the job workers inherit them
     server = ServerProcess(home, env=threads, log_path=home / "demo-server.log")
     home.mkdir(parents=True, exist_ok=True)
     print(f"starting forge-mcp serve (workspace {home}) …", flush=True)

@@ -329,12 +329,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, default=Path("flywheel-workspace"))
     parser.add_argument("--results", type=Path, help="write the raw results as JSON to this file")
+    parser.add_argument("--threads", default=TRAIN_THREADS, choices=["1", "2", "4", "8"],
+                        help="torch CPU threads for the jobs (default 2; a test suite running two demos at once uses 1)")  # fmt: skip
     args = parser.parse_args()
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     teacher = Teacher(questions())
     with ScriptedLLM(teacher.reply, default="", model=TEACHER) as llm:
-        env = {name: TRAIN_THREADS for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        env = {name: args.threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         env["FORGE_OPERATOR_MODEL"] = f"forge:{STUDENT}@production"
         server = ServerProcess(home, env=env, log_path=home / "flywheel-server.log")
         print(f"starting forge-mcp serve (workspace {home}); the teacher listens at {llm.url} …", flush=True)

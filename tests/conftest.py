@@ -39,6 +39,25 @@ COMPUTE_TOOLS = {"compute_add", "compute_list", "compute_probe", "compute_remove
 ALL_TOOLS = CORE_TOOLS | JOB_TOOLS | DATASET_TOOLS | TRAINING_TOOLS | SWEEP_TOOLS | MODEL_TOOLS | EVALUATION_TOOLS | EXPORT_TOOLS | SERVING_TOOLS | WORKFLOW_TOOLS | TRACE_TOOLS | PROMPT_TOOLS | RAG_TOOLS | COMPUTE_TOOLS
 
 
+THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker's share of the cores for torch, inherited by every server and job
+    worker a test starts: two workers each training with every core's worth of threads ran
+    several times slower than their share (threads spinning for a core another one holds)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = max(1, (os.cpu_count() or 1) // workers)
+    for name in THREAD_ENVS:
+        os.environ.setdefault(name, str(share))
+
+
+def suite_threads() -> str:
+    """The torch threads a demo started by a test uses: this worker's share, as the demos accept it."""
+    share = int(os.environ.get("OMP_NUM_THREADS", "2"))
+    return str(max(n for n in (1, 2, 4, 8) if n <= max(share, 1)))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny offline chat model, built once per test run and shared by the xdist workers."""

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import suite_threads
+
 pytestmark = pytest.mark.e2e
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
 
@@ -26,12 +28,13 @@ def load_demo_gate() -> dict[str, str]:
 
 
 GATE = load_demo_gate()
+
 DEMO_TIMEOUT_S = 900
 
 
 def run_demo(home: Path, results: Path) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, str(DEMO), "--home", str(home), "--results", str(results)],
+        [sys.executable, str(DEMO), "--home", str(home), "--results", str(results), "--threads", suite_threads()],
         capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == 0, f"demo failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import suite_threads
+
 pytestmark = pytest.mark.e2e
 FLYWHEEL = Path(__file__).resolve().parents[2] / "examples" / "flywheel.py"
 TIMEOUT_S = 900
@@ -21,7 +23,8 @@ TIMEOUT_S = 900
 @pytest.mark.timeout(TIMEOUT_S + 60)
 def test_make_flywheel_improves_the_student_on_held_out_questions_and_serves_it(tmp_path: Path) -> None:
     results = tmp_path / "flywheel.json"
-    done = subprocess.run([sys.executable, str(FLYWHEEL), "--home", str(tmp_path / "ws"), "--results", str(results)],
+    done = subprocess.run([sys.executable, str(FLYWHEEL), "--home", str(tmp_path / "ws"), "--results", str(results),
+                           "--threads", suite_threads()],
                           capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
     assert done.returncode == 0, f"flywheel failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "forge-mcp flywheel" in done.stdout and "server stopped (exit code 0)" in done.stdout
