@@ -65,19 +65,26 @@ class EventTail:
                 data = f.read()
         except FileNotFoundError:
             return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        events = []
-        for raw in data[: end + 1].splitlines():
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue  # a torn line from a killed worker; the rest of the file is still good
-            if isinstance(event, dict) and "type" in event:
-                events.append(event)
+        used, events = complete_events(data)
+        self.offset += used
         return events
+
+
+def complete_events(data: bytes) -> tuple[int, list[dict[str, Any]]]:
+    """The events in the complete lines of `data` (read from an events file at some offset), and
+    how many bytes those lines take: a line still being written is left for the next read."""
+    end = data.rfind(b"\n")
+    if end < 0:
+        return 0, []
+    events = []
+    for raw in data[: end + 1].splitlines():
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue  # a torn line from a killed worker; the rest of the file is still good
+        if isinstance(event, dict) and "type" in event:
+            events.append(event)
+    return end + 1, events
 
 
 @dataclass(frozen=True)

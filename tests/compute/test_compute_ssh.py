@@ -5,9 +5,7 @@ refused with what to do."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +20,8 @@ pytest.importorskip("paramiko")
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    folder = tmp_path / "sshd"
-    folder.mkdir()
-    daemon = Sshd(folder, free_port()).start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
-@pytest.fixture
-def server(tmp_path: Path, sshd: Sshd) -> Iterator[ServerProcess]:
-    home = tmp_path / "ws"
-    (home / "keys").mkdir(parents=True)
-    shutil.copy(sshd.client_key, home / "keys" / "gpu")
-    with ServerProcess(home) as live:
-        yield live
-
-
 def target(sshd: Sshd, **overrides: Any) -> dict[str, Any]:
-    return {"name": "box", "host": sshd.host, "port": sshd.port, "user": sshd.user, "key_path": "keys/gpu",
+    return {"name": "box", "host": sshd.host, "port": sshd.port, "user": sshd.user, "key_path": "keys/box",
             "python": sys.executable, **overrides}  # fmt: skip
 
 
@@ -64,7 +42,7 @@ async def test_a_host_is_added_once_its_key_is_confirmed_and_probed(server: Serv
     added = await call(server, "compute_add", target(sshd, host_key_fingerprint=sshd.host_fingerprint()))
     assert not added.is_error, added.content
     box = added.structured_content
-    assert box["host_key_fingerprint"] == sshd.host_fingerprint() and box["key_path"] == "keys/gpu"
+    assert box["host_key_fingerprint"] == sshd.host_fingerprint() and box["key_path"] == "keys/box"
     probe = box["probe"]
     assert probe["cpus"] >= 1 and probe["ram_gb"] > 0 and probe["disk_free_gb"] > 0
     assert probe["python"] == ".".join(map(str, sys.version_info[:3])) and probe["forge_mcp"] == __version__
@@ -73,7 +51,7 @@ async def test_a_host_is_added_once_its_key_is_confirmed_and_probed(server: Serv
     again = await call(server, "compute_probe", {"name": "box"})
     assert [t["name"] for t in listed.structured_content["targets"]] == ["box"]
     assert again.structured_content["probed_at"] >= box["probed_at"]
-    private = (server.home / "keys" / "gpu").read_text()
+    private = (server.home / "keys" / "box").read_text()
     for reply in (added, listed, again):  # the private key never comes back, whole or in part
         text = str(reply.structured_content)
         assert "PRIVATE KEY" not in text and private.splitlines()[1][:40] not in text

@@ -10,7 +10,6 @@ import asyncio
 import shutil
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,31 +18,12 @@ import pytest
 from mcp import Client
 
 from forge_mcp.server_process import ServerProcess
-from tests.compute.sshd import Sshd, free_port
+from tests.compute.conftest import SERVER_ENV, workspace_with_key
+from tests.compute.sshd import Sshd
 
 pytest.importorskip("paramiko")
 pytestmark = pytest.mark.e2e
-ENV = {"FORGE_TEST_JOB_KINDS": "1"}
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[Sshd]:
-    folder = tmp_path / "sshd"
-    folder.mkdir()
-    daemon = Sshd(folder, free_port()).start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
-@pytest.fixture
-def server(tmp_path: Path, sshd: Sshd) -> Iterator[ServerProcess]:
-    home = tmp_path / "ws"
-    (home / "keys").mkdir(parents=True)
-    shutil.copy(sshd.client_key, home / "keys" / "box")
-    with ServerProcess(home, env=ENV) as live:
-        yield live
+ENV = SERVER_ENV
 
 
 async def add_box(client: Client, sshd: Sshd, remote: Path) -> None:
@@ -149,9 +129,7 @@ async def test_training_runs_there_its_adapter_is_registered_here_and_inputs_are
 
 
 async def test_a_server_killed_mid_job_finds_the_worker_there_again(sshd: Sshd, tmp_path: Path) -> None:
-    home = tmp_path / "ws"
-    (home / "keys").mkdir(parents=True)
-    shutil.copy(sshd.client_key, home / "keys" / "box")
+    home = workspace_with_key(tmp_path, sshd)
     first = ServerProcess(home, env=ENV)
     first.start()
     try:
@@ -189,9 +167,7 @@ async def test_a_target_without_this_forge_mcp_is_refused_at_launch(server: Serv
 
 
 async def test_a_host_that_stays_out_of_reach_fails_its_job_saying_so(sshd: Sshd, tmp_path: Path) -> None:
-    home = tmp_path / "ws"
-    (home / "keys").mkdir(parents=True)
-    shutil.copy(sshd.client_key, home / "keys" / "box")
+    home = workspace_with_key(tmp_path, sshd)
     env = {**ENV, "FORGE_JOB_LEASE_S": "4", "FORGE_JOB_HEARTBEAT_S": "1", "FORGE_JOB_MAX_ATTEMPTS": "1"}
     with ServerProcess(home, env=env) as server:
         async with Client(f"{server.url}/mcp/") as client:

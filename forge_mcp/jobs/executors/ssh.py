@@ -29,6 +29,7 @@ from forge_mcp.compute.models import StoredTarget
 from forge_mcp.compute.ssh import SshUnavailable, open_client, run_command
 from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.catalog import TEST_KINDS_ENV
+from forge_mcp.jobs.events import complete_events
 from forge_mcp.jobs.executors.base import LogChunk, Poll, WorkerHandle
 from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.jobs.spec import JobSpec, WorkerWorkspace
@@ -180,18 +181,8 @@ class SshExecutor:
                 data = f.read()
         except FileNotFoundError:
             return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self._offsets[handle.job_id] = offset + end + 1
-        events = []
-        for raw in data[: end + 1].splitlines():
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue  # a torn line from a killed worker
-            if isinstance(event, dict) and "type" in event:
-                events.append(event)
+        used, events = complete_events(data)
+        self._offsets[handle.job_id] = offset + used
         return events
 
     def _logs(self, session: _Session, handle: WorkerHandle, since: int | None, max_bytes: int) -> LogChunk:
