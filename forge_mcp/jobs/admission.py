@@ -87,7 +87,7 @@ def place(
         if job.host is not None:  # the caller named where it runs (a compute target)
             offered = {job.host: offered[job.host]} if job.host in offered else {}
             if not offered:
-                continue  # its target is gone: the caller fails it
+                continue  # its target is gone (compute_remove refuses while jobs are queued there)
         lane = lane_of(job)
         host = next((name for name in offered if loads[name].fits(job, lane)), None)
         if host is None:

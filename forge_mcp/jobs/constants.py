@@ -1,6 +1,9 @@
 """Every number the job engine runs by. Settings may override the ones users tune."""
 
 TICK_S = 0.2  # engine loop period when nothing wakes it earlier
+# How long a tick waits to stop the worker of a host out of reach before settling its job
+# (the attempt goes on in its thread); a kill that waited for the connection's timeout held up every job.
+UNREACHABLE_KILL_WAIT_S = 5.0
 POLL_WAIT_S = 0.5  # how long a tick waits for its executors' polls; a slower answer is taken at a later tick
 HEARTBEAT_S = 1.0  # how often a worker writes a heartbeat event
 LEASE_S = 30.0  # a RUNNING job whose heartbeat is older than this is treated as lost

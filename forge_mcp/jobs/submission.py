@@ -113,11 +113,14 @@ class Submission:
         may act on it); kinds that checkpoint pick up from the old run's newest complete
         checkpoint. The new job belongs to the old one's owner, whoever resumes it: the
         continuation of a run stays visible to the person whose run it is, and counts
-        against their queue."""
+        against their queue. It runs where the old one ran: the same executor, and the same host
+        while that executor still has it (a compute target keeps the old run's checkpoints)."""
         if job.state not in (JobState.FAILED, JobState.CANCELED):
             raise Conflict(f"job {job.id} is {job.state.value}; only FAILED or CANCELED jobs can be resumed")
+        executor = self.executors.get(job.executor)
+        host = job.host if executor is not None and job.host in executor.hosts() else None
         handle = await self.submit(job.kind, job.arguments, job.principal, priority=job.priority, parent_id=job.id,
-                                   requested_by=principal.name)  # fmt: skip
+                                   requested_by=principal.name, executor=job.executor, host=host)  # fmt: skip
         if principal.name != job.principal:
             log.info("job %s (%s's) resumed by %s as %s", job.id, job.principal, principal.name, handle.job_id)
         return handle

@@ -113,9 +113,10 @@ class Supervisor:
             # there; it is stopped if the host answers, and the job says so either way.
             log.warning("job %s: its host %s unreachable for %.0fs", job_id, sup.handle.host, now - sup.last_beat)
             try:
-                await sup.executor.kill(sup.handle)
+                async with asyncio.timeout(C.UNREACHABLE_KILL_WAIT_S):
+                    await sup.executor.kill(sup.handle)
                 stopped = "its worker there was stopped"
-            except Exception:  # still out of reach
+            except Exception:  # still out of reach (TimeoutError included)
                 stopped = "its worker there could not be stopped and may still run"
             reason = f"{C.REASON_HOST_UNREACHABLE}: {sup.poll_error} for {now - sup.last_beat:.0f} s; {stopped}"
             await self.settlement.finish(job_id, sup, lost_reason=reason)

@@ -11,12 +11,13 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.polling import poll_until
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 START_TIMEOUT_S = 10.0
@@ -79,17 +80,19 @@ class Sshd:
             "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
         )
         log = (self.folder / "sshd.log").open("ab")
-        self.process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sshd exited {self.process.returncode}: {(self.folder / 'sshd.log').read_text()[-2000:]}")
+        process = self.process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
+
+        def listening() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"sshd exited {process.returncode}: {(self.folder / 'sshd.log').read_text()[-2000:]}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return self
+                    return True
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"sshd did not listen on {self.port} within {START_TIMEOUT_S} s")
+                return False
+
+        poll_until(listening, START_TIMEOUT_S, f"sshd to listen on {self.port}")
+        return self
 
     def stop(self, *, sessions_too: bool = False) -> None:
         """Stop listening; with `sessions_too`, end the open connections as well (each is a

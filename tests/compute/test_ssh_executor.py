@@ -6,7 +6,6 @@ registered here, inputs pushed once; a server killed mid-job finds the worker ag
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import signal
 import sys
@@ -20,6 +19,7 @@ from mcp import Client
 from forge_mcp.server_process import ServerProcess
 from tests.compute.conftest import SERVER_ENV, workspace_with_key
 from tests.compute.sshd import Sshd
+from tests.polling import until
 
 pytest.importorskip("paramiko")
 pytestmark = pytest.mark.e2e
@@ -41,9 +41,12 @@ async def start(client: Client, kind: str, arguments: dict[str, Any], compute: s
 async def running(client: Client, job_id: str) -> dict[str, Any]:
     """The job's status once its worker runs there."""
     status: dict[str, Any] = {}
-    while status.get("state") != "RUNNING" or not status.get("pid"):
-        await asyncio.sleep(0.1)
-        status = (await client.call_tool("job_status", {"job_id": job_id})).structured_content
+
+    async def started() -> bool:
+        status.update((await client.call_tool("job_status", {"job_id": job_id})).structured_content)
+        return status["state"] == "RUNNING" and bool(status.get("pid"))
+
+    await until(started, timeout_s=60, what=f"job {job_id} to run there")
     return status
 
 
@@ -84,7 +87,12 @@ async def test_cancel_reaches_the_worker_there(server: ServerProcess, sshd: Sshd
         assert busy.is_error and "running there" in busy.content[0].text
         await client.call_tool("job_cancel", {"job_id": job_id})
         waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 60})
+        resumed = await client.call_tool("job_resume", {"job_id": job_id})  # runs where the old one ran
+        again = await running(client, resumed.structured_content["job_id"])
+        await client.call_tool("job_cancel", {"job_id": again["id"]})
+        await client.call_tool("job_wait", {"job_id": again["id"], "timeout_s": 60})
     assert waited.structured_content["job"]["state"] == "CANCELED"
+    assert (again["executor"], again["host"]) == ("ssh", "box")
     gone = psutil.wait_procs([psutil.Process(pid)], timeout=10)[0] if psutil.pid_exists(pid) else []
     assert not psutil.pid_exists(pid) or gone
 
