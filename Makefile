@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # torch first and pinned: the CPU build is on the machine; an open range pulls CUDA wheels.
 TORCH  := torch==2.13.0
-EXTRAS := dev,train,mlx,llamacpp,agent,sweep,rag,remote
+EXTRAS := dev,train,mlx,llamacpp,agent,sweep,rag,remote,ray
 # llama-cpp-python compiles llama.cpp from source (~5 min on 2 cores). A portable AVX2
 # build: the native one uses AMX tiles where the CPU lists them, and some sandboxes and
 # VMs kill those instructions (SIGILL) on q8_0/q4 matrices. No multimodal tools.
@@ -44,8 +44,9 @@ lint: install
 	$(VENV)/bin/ruff check forge_mcp tools agents backends tests benchmarks examples
 
 # pytest exits 5 when it collected no test: that is a broken suite, never a pass.
+# --dist loadgroup: the tests marked xdist_group (the Ray cluster's) stay on one worker.
 test: install node_modules/.installed lint
-	@$(PY) -m pytest -n $(PYTEST_WORKERS) -q -rfEs --durations=25; rc=$$?; \
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -rfEs --durations=25; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — failing" >&2; exit 1; fi; \
 	exit $$rc
 

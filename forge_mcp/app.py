@@ -26,6 +26,7 @@ from forge_mcp.jobs.catalog import JobCatalog
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
 from forge_mcp.jobs.executors.local import LocalExecutor
+from forge_mcp.jobs.executors.ray import RayExecutor
 from forge_mcp.jobs.executors.ssh import SshExecutor
 from forge_mcp.jobs.lock import EngineLock
 from forge_mcp.jobs.publishing import Publisher
@@ -37,6 +38,10 @@ from forge_mcp.models.export_service import ExportService
 from forge_mcp.models.publish import PublishExport, StoreComparisonMetrics, StoreEvaluationMetrics
 from forge_mcp.models.registry import ModelRegistry
 from forge_mcp.models.repository import ModelRepository
+from forge_mcp.monitoring.prometheus import ForgeGauges
+from forge_mcp.monitoring.repository import SampleRepository
+from forge_mcp.monitoring.sampler import SystemSampler
+from forge_mcp.monitoring.service import MonitoringService
 from forge_mcp.orchestration.catalog import orchestration_kinds
 from forge_mcp.orchestration.executor import ServerExecutor
 from forge_mcp.orchestration.links import ChildLinks
@@ -104,13 +109,14 @@ class ForgeApp:
         limits = engine_limits(settings)
         local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots)
         ssh = SshExecutor(self.workspace)
+        ray = RayExecutor(self.workspace.root, self.workspace.import_roots)
         # Starts and cancels children through the engine, which is built with it: handed over as a provider.
         self.orchestrations = ServerExecutor(orchestrations, job_repository, ChildLinks(self.store), self.job_bus,
                                              lambda: self.jobs, local.worker_workspace, lambda: self.services,
                                              lambda: self.runner)  # fmt: skip
         self.jobs = JobEngine(
             job_repository,
-            {local.name: local, ssh.name: ssh, self.orchestrations.name: self.orchestrations},
+            {local.name: local, ssh.name: ssh, ray.name: ray, self.orchestrations.name: self.orchestrations},
             self.job_bus,
             kinds,
             self.workspace.runs,
@@ -126,6 +132,13 @@ class ForgeApp:
         evaluation = EvaluationService(self.workspace, self.models, dataset_repository, self.jobs)
         traces = TraceService(TraceRepository(self.store))
         workflows = WorkflowService(self.workspace, self.registry, self.jobs, publisher.result_models())
+        compute = ComputeRepository(self.store)
+        samples = SampleRepository(self.store)
+        # Only the server that supervises the workspace's jobs samples: a second one would write each row twice.
+        self.sampler = SystemSampler(samples, compute, self.workspace, interval_s=settings.monitor_interval_s,
+                                     retention_s=settings.monitor_retention_hours * 3600,
+                                     may_sample=lambda: self.jobs.active)  # fmt: skip
+        self.metrics.register(ForgeGauges(self.store, self.jobs, samples, interval_s=settings.monitor_interval_s))
         self.services = Services(
             system=SystemService(self.workspace, self.registry, self.jobs, job_repository, dataset_repository,
                                  auth_enabled=settings.auth_enabled, started_at=started_at),  # fmt: skip
@@ -143,7 +156,8 @@ class ForgeApp:
                                      workflows),  # fmt: skip
             prompts=PromptService(PromptRepository(self.store), TemplateEngine(), packaged_defaults()),
             rag=RagService(self.workspace, dataset_repository, self.models, self.jobs, EncoderCache()),
-            compute=ComputeService(self.workspace, ComputeRepository(self.store), ssh.set_targets),
+            compute=ComputeService(self.workspace, compute, [ssh.set_targets, ray.set_targets]),
+            monitoring=MonitoringService(samples, self.sampler, compute),
             settings=settings,
             workspace=self.workspace,
             store=self.store,
@@ -165,8 +179,10 @@ class ForgeApp:
         self.datasets.clean_staging()
         if engine:
             await self.jobs.start()
+            self.sampler.start()
 
     async def stop(self) -> None:
+        await self.sampler.stop()
         await self.jobs.stop()
         await self.orchestrations.close()  # once nothing polls them, before the store closes; the next server re-attaches them
         await self.store.close()

@@ -36,6 +36,12 @@ class Conflict(ForgeError):
     code = "conflict"
 
 
+class TargetUnavailable(ForgeError):
+    """A compute target could not be reached or refused us; the message says why and what to do."""
+
+    code = "target_unavailable"
+
+
 class PathRefused(ForgeError):
     code = "path_refused"
 

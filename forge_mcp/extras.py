@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
             ("chromadb", "torch", "transformers")),
     "agent": ("the chat operator (langgraph + litellm)", ("langgraph", "litellm")),
     "remote": ("SSH compute hosts (paramiko)", ("paramiko",)),
+    "ray": ("Ray cluster compute targets", ("ray",)),
     "llamacpp": ("GGUF quantisation and llama.cpp serving", ("llama_cpp",)),
 }
 

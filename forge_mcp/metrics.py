@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 MAX_CACHED_CHILDREN = 1024
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class ScrapedCollector(Collector):
+    """A collector whose values are read when /metrics is asked (from the store, which is async):
+    `refresh` is awaited before each rendering and `collect` yields what it read."""
+
+    @abstractmethod
+    async def refresh(self) -> None: ...
 
 
 class Metrics:
@@ -47,6 +57,7 @@ class Metrics:
         # call, a visible share of a small request. Bounded: label values past the cap (odd HTTP
         # methods) are still counted, just not kept here.
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._scraped: list[ScrapedCollector] = []
 
     def count_http_request(self, route: str, method: str, status: int, seconds: float) -> None:
         counter, latency = self._cached(("http", route, method, str(status)))
@@ -70,6 +81,16 @@ class Metrics:
             if len(self._children) < MAX_CACHED_CHILDREN:
                 self._children[key] = children
         return children
+
+    def register(self, collector: ScrapedCollector) -> None:
+        self.registry.register(collector)
+        self._scraped.append(collector)
+
+    async def scrape(self) -> bytes:
+        """What /metrics serves: the scraped collectors refreshed, then everything rendered."""
+        for collector in self._scraped:
+            await collector.refresh()
+        return self.render()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -20,6 +20,7 @@ from forge_mcp.jobs.service import JobService
 from forge_mcp.models.evaluation_service import EvaluationService
 from forge_mcp.models.export_service import ExportService
 from forge_mcp.models.registry import ModelRegistry
+from forge_mcp.monitoring.service import MonitoringService
 from forge_mcp.prompts.service import PromptService
 from forge_mcp.rag.service import RagService
 from forge_mcp.security.api_keys import ApiKeys
@@ -52,6 +53,7 @@ class Services:
     prompts: PromptService  # versioned prompt templates: save, list, diff, render (also MCP prompts)
     rag: RagService  # retrieval indexes: build (a job), query, list
     compute: ComputeService  # machines beyond this one: SSH hosts with pinned host keys
+    monitoring: MonitoringService  # sampled load of this machine and the compute targets
     # below the services
     settings: Settings
     workspace: Workspace

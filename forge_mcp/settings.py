@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     a2a_task_retention_hours: float = Field(24.0, gt=0, description="ended A2A tasks are deleted this long after their last update")
     a2a_max_tasks: int = Field(10_000, ge=1, description="A2A tasks kept at most; the oldest ended ones go first")
     a2a_prune_interval_s: float = Field(60.0, gt=0, description="how often ended A2A tasks are pruned")
+    # Monitoring (forge_mcp/monitoring): this machine and each probed compute target, sampled into
+    # the store for system_history and the /metrics gauges by the server that supervises the jobs.
+    monitor_interval_s: float = Field(30.0, ge=1.0, le=3600.0, description="how often the hosts are sampled, in seconds")
+    monitor_retention_hours: float = Field(24.0, ge=1.0, le=24.0 * 90, description="samples older than this are deleted")
     # The chat operator (agents/operator.py): free-text A2A messages and `forge-mcp chat`.
     # Any OpenAI-compatible endpoint through litellm, or forge:<name>@vN for a model this server serves.
     operator_model: str | None = Field(None, description="e.g. openai/gpt-4o-mini, ollama/llama3, forge:support-bot@v2")

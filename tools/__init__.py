@@ -16,6 +16,7 @@ def all_toolsets() -> list[Toolset]:
         flywheel,
         jobs,
         models,
+        monitoring,
         prompts,
         rag,
         serving,
@@ -26,4 +27,4 @@ def all_toolsets() -> list[Toolset]:
 
     return [core.toolset, jobs.toolset, datasets.toolset, training.toolset, sweeps.toolset, models.toolset, evaluation.toolset,
             export.toolset, serving.toolset, workflows.toolset, flywheel.toolset, prompts.toolset, rag.toolset,
-            compute.toolset]  # fmt: skip
+            compute.toolset, monitoring.toolset]  # fmt: skip

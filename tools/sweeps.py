@@ -45,6 +45,7 @@ async def sweep_start(
     max_total_steps: Annotated[int | None, Field(ge=1, description="Budget")] = None,
     max_minutes: Annotated[float | None, Field(gt=0, description="Budget")] = None,
     seed: Annotated[int | None, Field(ge=0)] = None,
+    compute: Annotated[str | None, Field(description="Train the trials on this compute target (compute_list)")] = None,
     priority: Annotated[int, Field(ge=-100, le=100)] = 0,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
 ) -> JobHandle:
@@ -55,7 +56,7 @@ async def sweep_start(
     job_logs; then sweep_status; model_register with it registers the best trial."""
     given = {"spec": spec, "space": space, "objective": objective, "direction": direction, "n_trials": n_trials,
              "parallel": parallel, "sampler": sampler, "pruner": pruner, "evaluation": evaluation,
-             "max_total_steps": max_total_steps, "max_minutes": max_minutes, "seed": seed}  # fmt: skip
+             "max_total_steps": max_total_steps, "max_minutes": max_minutes, "seed": seed, "compute": compute}  # fmt: skip
     return await services.sweeps.start(principal, given, config=config, recipe=recipe, priority=priority,
                                        idempotency_key=idempotency_key)  # fmt: skip
 

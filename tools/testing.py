@@ -23,9 +23,9 @@ async def test_job_start(
     kind: Annotated[str, Field(pattern=r"^test_[a-z_]{1,40}$", description="A test kind, e.g. test_sleep or test_orchestration")],
     arguments: Annotated[dict[str, Any], Field(description="The kind's arguments")] = {},  # noqa: B006 (never mutated)
     idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
-    compute: Annotated[str | None, Field(description="A compute target to run it on (SSH)")] = None,
+    compute: Annotated[str | None, Field(description="A compute target to run it on (SSH or Ray)")] = None,
 ) -> JobHandle:
     """Starts a job (or orchestration) of a test kind as yours and returns its handle; follow it
     with job_wait. Test servers only."""
     return await services.engine.submit(kind, arguments, principal.name, idempotency_key=idempotency_key,
-                                        executor="ssh" if compute else None, host=compute)  # fmt: skip
+                                        host=compute)  # fmt: skip

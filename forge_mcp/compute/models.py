@@ -68,6 +68,15 @@ class GpuInfo(BaseModel):
     memory_gb: float
 
 
+class RayNode(BaseModel):
+    node_id: str
+    address: str | None = None
+    alive: bool
+    cpus: float
+    gpus: float
+    memory_gb: float = Field(description="Ray's memory resource on the node")
+
+
 class ProbeResult(BaseModel):
     """What a target has, as its own tools report it."""
 
@@ -79,6 +88,9 @@ class ProbeResult(BaseModel):
     gpus: list[GpuInfo] = Field(default_factory=list, description="From nvidia-smi; empty without one")
     python: str | None = None
     forge_mcp: str | None = Field(None, description="forge-mcp's version there; None: not installed for that python")
+    ray: str | None = Field(None, description="A Ray cluster's Ray version")
+    nodes: list[RayNode] | None = Field(None, description="A Ray cluster's nodes and their resources")
+    gpu_count: int | None = Field(None, description="A Ray cluster's GPUs, all alive nodes together")
 
 
 class TargetView(BaseModel):

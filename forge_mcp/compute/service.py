@@ -8,12 +8,23 @@ the refusal, so the caller can check it on the host and confirm it."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from forge_mcp.compute.models import ProbeResult, SshConfig, StoredTarget, TargetList, TargetRemoved, TargetView
+from forge_mcp.compute.models import (
+    ProbeResult,
+    RayConfig,
+    SshConfig,
+    StoredTarget,
+    TargetList,
+    TargetRemoved,
+    TargetView,
+)
 from forge_mcp.compute.probe import PROBE_PROGRAM, parse_probe
 from forge_mcp.compute.repository import ComputeRepository
 from forge_mcp.compute.ssh import (
@@ -25,26 +36,63 @@ from forge_mcp.compute.ssh import (
     presented_host_key,
     run_command,
 )
-from forge_mcp.errors import Conflict, InvalidArguments, NotFound
+from forge_mcp.errors import Conflict, InvalidArguments, MissingExtra, NotFound, TargetUnavailable
+from forge_mcp.jobs.constants import LOCAL_TARGET
 from forge_mcp.security.principal import Principal
 from forge_mcp.workspace import Workspace
 
-LOCAL = "local"  # this machine: not a target one can add
+LOCAL = LOCAL_TARGET  # this machine: not a target one can add
+RAY_PROBE_TIMEOUT_S = 120.0  # joining a cluster and running one task there
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ComputeService:
     def __init__(self, workspace: Workspace, repository: ComputeRepository,
-                 on_change: Callable[[list[StoredTarget]], None] = lambda targets: None,
+                 on_change: Sequence[Callable[[list[StoredTarget]], None]] = (),
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self._workspace = workspace
         self._repo = repository
-        self._on_change = on_change  # the SSH executor's set_targets: what it may place jobs on
+        self._on_change = tuple(on_change)  # the executors' set_targets: what they may place jobs on
         self._clock = clock
 
     async def refresh(self) -> None:
         """Hand the stored targets to the executor (at start, and after every change)."""
-        self._on_change(await self._repo.list())
+        targets = await self._repo.list()
+        for hand_over in self._on_change:
+            hand_over(targets)
+
+    async def add(
+        self,
+        principal: Principal,
+        name: str,
+        *,
+        kind: str,
+        host: str | None,
+        port: int,
+        user: str | None,
+        key_path: str | None,
+        host_key: str | None,
+        host_key_fingerprint: str | None,
+        remote_dir: str,
+        python: str,
+        address: str | None,
+    ) -> TargetView:
+        """compute_add: the fields a kind needs must be given, and only those."""
+        if kind == "ray":
+            given = [field for field, value in (("host", host), ("user", user), ("key_path", key_path),
+                                                ("host_key", host_key), ("host_key_fingerprint", host_key_fingerprint))
+                     if value is not None]  # fmt: skip
+            if address is None or given:
+                raise InvalidArguments("a Ray target takes address (the head's host:6379, or ray://host:10001) "
+                                       f"and none of the SSH fields{' (remove ' + ', '.join(given) + ')' if given else ''}")  # fmt: skip
+            return await self.add_ray(principal, name, address=address)
+        missing = [field for field, value in (("host", host), ("user", user), ("key_path", key_path)) if value is None]
+        if missing or address is not None:
+            raise InvalidArguments(f"an SSH target needs host, user and key_path (missing: {', '.join(missing) or 'none'})"
+                                   + ("; address is for kind 'ray' only" if address is not None else ""))  # fmt: skip
+        assert host is not None and user is not None and key_path is not None
+        return await self.add_ssh(principal, name, host=host, port=port, user=user, key_path=key_path, host_key=host_key,
+                                  host_key_fingerprint=host_key_fingerprint, remote_dir=remote_dir, python=python)  # fmt: skip
 
     async def add_ssh(
         self,
@@ -79,13 +127,29 @@ class ComputeService:
         await self.refresh()
         return TargetView.of(await self._get(name))
 
+    async def add_ray(self, principal: Principal, name: str, *, address: str) -> TargetView:
+        principal.require("admin", "add a compute target")
+        if name == LOCAL:
+            raise InvalidArguments(f"argument 'name': {LOCAL!r} is this machine, where jobs run without a target; choose another name")
+        if await self._repo.get(name) is not None:
+            raise Conflict(f"compute target {name!r} exists; compute_remove it first to add it again")
+        probe = await asyncio.to_thread(_probe_ray, name, address)
+        if not await self._repo.add(name, "ray", RayConfig(address=address), principal=principal.name,
+                                    created_at=self._clock(), probe=probe.model_dump()):  # fmt: skip
+            raise Conflict(f"compute target {name!r} was added meanwhile; compute_remove it first to add it again")
+        await self.refresh()
+        return TargetView.of(await self._get(name))
+
     async def list(self) -> TargetList:
         return TargetList(targets=[TargetView.of(target) for target in await self._repo.list()])
 
     async def probe(self, name: str) -> TargetView:
         target = await self._get(name)
-        assert target.ssh is not None  # the only kind so far
-        probe = await asyncio.to_thread(_probe_ssh, name, target.ssh, self._key_file(target.ssh.key_path))
+        if target.ray is not None:
+            probe = await asyncio.to_thread(_probe_ray, name, target.ray.address)
+        else:
+            assert target.ssh is not None
+            probe = await asyncio.to_thread(_probe_ssh, name, target.ssh, self._key_file(target.ssh.key_path))
         await self._repo.record_probe(name, probe.model_dump(), self._clock())
         await self.refresh()
         return TargetView.of(await self._get(name))
@@ -154,6 +218,27 @@ def _probe_ssh(name: str, config: SshConfig, key_file: Path) -> ProbeResult:
         return parse_probe(out)
     except ValueError as exc:
         raise SshUnavailable(f"compute target {name!r}: the probe's answer did not parse ({exc})") from exc
+
+
+def _probe_ray(name: str, address: str) -> ProbeResult:
+    """Joins the cluster from a child process (the server never imports Ray) and reads its answer."""
+    if importlib.util.find_spec("ray") is None:
+        raise MissingExtra("Ray compute targets (the same Ray version as the cluster's)", "ray")
+    try:
+        done = subprocess.run([sys.executable, "-m", "forge_mcp.compute.ray_probe", address], capture_output=True,
+                              text=True, timeout=RAY_PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise TargetUnavailable(f"compute target {name!r}: the Ray cluster at {address} did not answer in "
+                             f"{RAY_PROBE_TIMEOUT_S:.0f} s; check the address (ray status on the head node)") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        last = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "no message")
+        raise TargetUnavailable(f"compute target {name!r}: could not join the Ray cluster at {address} "
+                             f"({last.strip()[:300]}); check the address (ray status on the head node prints it)")  # fmt: skip
+    try:
+        return parse_probe(done.stdout)
+    except ValueError as exc:
+        raise TargetUnavailable(f"compute target {name!r}: the Ray probe's answer did not parse ({exc})") from exc
 
 
 def _check_remote_dir(remote_dir: str) -> None:

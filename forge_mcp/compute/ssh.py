@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forge_mcp.compute.models import SshConfig
-from forge_mcp.errors import ForgeError, InvalidArguments, MissingExtra
+from forge_mcp.errors import InvalidArguments, MissingExtra, TargetUnavailable
 
 if TYPE_CHECKING:
     import paramiko
@@ -29,8 +29,8 @@ RSA_ALGORITHMS = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")  # the signatures a
 HOST_KEY_FILES = "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"  # how to read a host's fingerprint there
 
 
-class SshUnavailable(ForgeError):
-    """The target could not be reached or refused us; the message says why and what to do."""
+class SshUnavailable(TargetUnavailable):
+    """An SSH host could not be reached or refused us."""
 
 
 def _paramiko() -> object:

@@ -11,6 +11,7 @@ from forge_mcp.jobs.constants import SERVICE_SLOTS
 from forge_mcp.jobs.models import Job
 
 Lane = str  # "gpu", "cpu" or "service": jobs of one lane share slots and keep their order
+LANES: tuple[Lane, ...] = ("gpu", "cpu", "service")
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,14 @@ def admit(queued: list[Job], running: list[Job], capacity: Capacity, service_kin
     return chosen
 
 
+def job_lane(gpus: int, kind: str, service_kinds: frozenset[str]) -> Lane:
+    """The lane of a job that claims `gpus` GPU slots and is of `kind` (also what /metrics counts
+    queued jobs by)."""
+    return "gpu" if gpus else "service" if kind in service_kinds else "cpu"
+
+
 def _lanes(service_kinds: frozenset[str]) -> Callable[[Job], Lane]:
     def lane_of(job: Job) -> Lane:
-        return "gpu" if job.resources.gpus else "service" if job.kind in service_kinds else "cpu"
+        return job_lane(job.resources.gpus, job.kind, service_kinds)
 
     return lane_of

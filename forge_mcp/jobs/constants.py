@@ -18,6 +18,7 @@ STREAM_KEEPALIVE_S = 3.0  # longest silence on a task's event stream while its j
 WAIT_POLL_S = 0.5  # job_wait re-reads the database this often (for jobs another process supervises)
 METRIC_POINTS_MAX = 5000  # the most points one job_metrics call returns per series
 JOB_ID_PREFIX = "job_"
+LOCAL_TARGET = "local"  # compute: "local" is this machine, as no compute target at all
 
 # Reasons a job ends FAILED (or is retried); stable strings clients may match on.
 REASON_SERVER_RESTART = "server_restart"

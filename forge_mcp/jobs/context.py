@@ -84,3 +84,5 @@ class JobContext:
             raise JobCanceled()
 
         signal.signal(signal.SIGTERM, on_term)
+        # Ray's cancel of a running task interrupts its main thread as SIGINT would (ray_driver.py).
+        signal.signal(signal.SIGINT, on_term)

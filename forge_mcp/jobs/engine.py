@@ -166,6 +166,11 @@ class JobEngine:
                                              idempotency_key=idempotency_key, parent_id=parent_id,
                                              requested_by=requested_by, executor=executor, host=host)  # fmt: skip
 
+    def executor_of(self, compute: str) -> str:
+        """The executor that runs jobs on compute target `compute`; InvalidArguments naming the
+        known targets when there is none."""
+        return self._submission.executor_of(compute)
+
     async def resume(self, job_id: str, principal: Principal) -> JobHandle:
         """A new job that repeats a FAILED or CANCELED one of `principal`'s (an admin's: anyone's);
         it belongs to the old job's owner, whoever resumes it."""

@@ -48,6 +48,9 @@ class JobSpec(BaseModel):
     # checkpoint in its own folder, then in theirs. Data, so the worker never reads another run's spec.
     repeats: tuple[str, ...] = ()
     workspace: WorkerWorkspace
+    # What the job declared it needs: an executor that schedules (Ray) asks its scheduler for it.
+    gpus: int = Field(0, ge=0)
+    memory_gb: float = Field(0.0, ge=0)
 
     @property
     def parent_id(self) -> str | None:

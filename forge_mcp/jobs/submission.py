@@ -71,7 +71,8 @@ class Submission:
         checked = job_kind.parse_arguments(arguments)  # once, here: a mismatch is refused naming the field
         arguments = checked.model_dump(mode="json")  # stored as the kind's model has them, defaults included
         resources = job_kind.resources(checked)
-        executor = executor or job_kind.executor or self.default_executor
+        host = None if host == C.LOCAL_TARGET else host
+        executor = executor or job_kind.executor or (self.executor_of(host) if host else self.default_executor)
         self._check_fits(resources, executor, host)
         fingerprint = hashlib.sha256(dumps({"kind": kind, "arguments": arguments, "priority": priority}).encode()).hexdigest()
         now = time.time()
@@ -130,6 +131,17 @@ class Submission:
         if job_kind is None:
             raise NotFound(f"job kind {kind!r} is not registered")
         return job_kind
+
+    def executor_of(self, host: str) -> str:
+        """The executor that offers compute target `host` (SSH or Ray); "local": this machine's."""
+        if host == C.LOCAL_TARGET:
+            return self.default_executor
+        for name, executor in self.executors.items():
+            if host in executor.hosts():
+                return name
+        known = sorted(h for name, e in self.executors.items() if name != self.default_executor for h in e.hosts())
+        raise InvalidArguments(f"argument 'compute': no compute target {host!r} (there are: {', '.join(known) or 'none'}); "
+                               "compute_list lists them, compute_add adds one")  # fmt: skip
 
     def _check_fits(self, resources: Resources, executor: str, host: str | None) -> None:
         """Refuse at once what could never start here, rather than queue it forever: a job

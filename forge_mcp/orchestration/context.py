@@ -34,7 +34,8 @@ class JobControl(Protocol):
     """What an orchestration asks of the job engine (JobEngine is one)."""
 
     async def submit(
-        self, kind: str, arguments: dict[str, Any], principal: str, *, priority: int = 0, idempotency_key: str | None = None
+        self, kind: str, arguments: dict[str, Any], principal: str, *, priority: int = 0,
+        idempotency_key: str | None = None, host: str | None = None,
     ) -> JobHandle: ...
 
     async def cancel(self, job_id: str) -> Job: ...
@@ -124,9 +125,9 @@ class OrchestrationContext:
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         self._report("progress", {"done": done, "total": total, "message": message})
 
-    async def start_child(self, kind: str, arguments: dict[str, Any], *, step: str) -> Child:
-        """Queue a job of `kind` as the step named `step` (unique in this orchestration), or
-        find the one this step already started."""
+    async def start_child(self, kind: str, arguments: dict[str, Any], *, step: str, compute: str | None = None) -> Child:
+        """Queue a job of `kind` as the step named `step` (unique in this orchestration), on the
+        compute target `compute` names (default this machine), or find the one this step already started."""
         if not step or len(step) > STEP_MAX_CHARS:
             raise InvalidArguments(f"a step needs a name of 1 to {STEP_MAX_CHARS} characters")
         link = await self._link(step)
@@ -136,7 +137,7 @@ class OrchestrationContext:
             # same key returns the child already queued, if there is one, instead of a second.
             try:
                 handle = await self._control.submit(kind, arguments, self.job.principal, priority=self.job.priority,
-                                                    idempotency_key=link.idempotency_key)  # fmt: skip
+                                                    idempotency_key=link.idempotency_key, host=compute)  # fmt: skip
             except ForgeError as exc:
                 raise ChildNotStarted(step, kind, exc) from None
             child_id = handle.job_id

@@ -67,7 +67,7 @@ def health_endpoint(store: Store) -> Endpoint:
 
 def metrics_endpoint(metrics: Metrics) -> Endpoint:
     async def render(request: Request) -> Response:
-        return Response(metrics.render(), media_type=metrics.content_type)
+        return Response(await metrics.scrape(), media_type=metrics.content_type)
 
     return render
 

@@ -162,7 +162,7 @@ class SweepLoop:
             if arguments["plan"]["device"] == "cpu" and self.settings.parallel > 1:
                 # Trials at once share the cores: each gets its part, not all of them.
                 arguments["cpu_threads"] = max(1, (os.cpu_count() or 1) // self.settings.parallel)
-            child = await self.ctx.start_child(TRAIN_KIND, arguments, step=step_name(number))
+            child = await self.ctx.start_child(TRAIN_KIND, arguments, step=step_name(number), compute=self.settings.compute)
         except ForgeError as exc:
             self.ctx.log(f"trial {number}: not started: {exc.message}")
             await self.tell(number, "fail", attrs={S.ATTR_ERROR: exc.message})

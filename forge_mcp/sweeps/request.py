@@ -53,6 +53,7 @@ class SweepSettings(BaseModel):
     pruner_warmup_steps: int = Field(0, ge=0, description="Steps of each trial before it may be pruned")
     eval_steps: int = Field(1, ge=1, description="From the spec: the steps between the intermediate values")
     max_steps: int | None = Field(None, description="From the spec: the most steps a trial runs (hyperband's resource)")
+    compute: str | None = Field(None, description="The compute target the trials train on (default this machine)")
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSettings:
@@ -85,6 +86,7 @@ class SweepConfig(BaseModel):
     startup_trials: int | None = None
     pruner_startup_trials: int | None = None
     pruner_warmup_steps: int | None = None
+    compute: str | None = None
 
 
 def list_sweep_configs() -> list[str]:

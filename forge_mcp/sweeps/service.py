@@ -138,6 +138,8 @@ class SweepService:
 
     async def _check(self, settings: SweepSettings, space: SearchSpace) -> None:
         spec = settings.spec
+        if settings.compute is not None:
+            self._engine.executor_of(settings.compute)
         if settings.objective == "eval_loss" and not spec.get("eval_split"):
             raise InvalidArguments("objective eval_loss: give spec.eval_split (e.g. 'test'): the rows each trial's eval "
                                    "loss is measured on")  # fmt: skip

@@ -43,10 +43,10 @@ class TrainingService:
     ) -> JobHandle:
         """Plans again (the spec, dataset and machine may have changed since train_plan), refuses a
         run that needs a missing extra or does not fit, and starts it as `principal`'s job; on
-        the compute target `compute` names (SSH), when it names one."""
+        the compute target `compute` names (SSH or Ray), when it names one."""
         arguments = await self.job_arguments(spec, recipe)
         return await self._engine.submit(TRAIN_KIND, arguments, principal.name, priority=priority,
-                                         idempotency_key=idempotency_key, executor="ssh" if compute else None,
+                                         idempotency_key=idempotency_key,
                                          host=compute)  # fmt: skip
 
     async def job_arguments(self, spec: dict[str, Any], recipe: str | None = None) -> dict[str, Any]:

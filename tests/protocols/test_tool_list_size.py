@@ -24,7 +24,8 @@ from tests.conftest import ALL_TOOLS
 WHOLE_LIST_BUDGET = 32_000  # bytes of the whole tools/list result, for the toolsets it was set for (issue 11)
 # Toolsets added since, each with its own budget on top: a new capability pays for itself,
 # and the first 29 tools keep theirs.
-LATER_TOOLSETS = {"sweeps": 4_000, "workflows": 4_000, "flywheel": 8_600, "prompts": 3_500, "rag": 3_500, "compute": 3_500}
+LATER_TOOLSETS = {"sweeps": 4_000, "workflows": 4_000, "flywheel": 8_600, "prompts": 3_500, "rag": 3_500, "compute": 3_500,
+                  "monitor": 1_500}
 CORE_JOBS_BUDGET = 8_000  # bytes of the core and jobs toolsets' tools, what a minimal client lists
 # Tokens (tiktoken o200k_base, the GPT-4o family) of tools/list for the core set alone, as a
 # client with --toolsets core,jobs gets it (issue 15).

@@ -43,7 +43,7 @@ class LocalExecutor:
         return {self.host: self.capacity}
 
     async def launch(self, job_id: str, run: RunDir, host: str | None) -> WorkerHandle:
-        handle = await asyncio.to_thread(self._start, job_id, run)
+        handle = await asyncio.to_thread(self._start, job_id, run, host or self.host)
         self._tails[job_id] = EventTail(run.events)  # a new attempt's events start a new file
         return handle
 
@@ -71,14 +71,22 @@ class LocalExecutor:
 
     # blocking parts, run in a thread ---------------------------------------------------
 
-    def _start(self, job_id: str, run: RunDir) -> WorkerHandle:
+    def command(self, run: RunDir, host: str) -> list[str]:
+        """The process that runs the job: here, the worker itself."""
+        return [sys.executable, "-m", "forge_mcp.worker", str(run.path)]
+
+    def runs_here(self, handle: WorkerHandle) -> bool:
+        """Whether the handle's process is one of this machine's (another host's is not ours to see)."""
+        return handle.host == self.host
+
+    def _start(self, job_id: str, run: RunDir, host: str) -> WorkerHandle:
         # Everything the worker needs is in run/job.json; the server's own workspace settings are
         # left out so nothing in the worker can lean on them (a remote worker would not have them).
         env = {name: value for name, value in os.environ.items() if name not in ("FORGE_HOME", IMPORT_ROOTS_ENV)}
         env[JOB_ENV] = job_id
         with run.log.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "forge_mcp.worker", str(run.path)],
+                self.command(run, host),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -91,11 +99,11 @@ class LocalExecutor:
             started = psutil.Process(process.pid).create_time()
         except psutil.NoSuchProcess:
             started = 0.0
-        return WorkerHandle(job_id=job_id, run=run, host=self.host, pid=process.pid, started_at=started)
+        return WorkerHandle(job_id=job_id, run=run, host=host, pid=process.pid, started_at=started)
 
     def _alive(self, handle: WorkerHandle) -> bool:
         """Reaps a worker this process started once it is gone, keeping its exit status."""
-        if handle.pid <= 0 or handle.host != self.host:
+        if handle.pid <= 0 or not self.runs_here(handle):
             return False  # never started, or another machine's process: not ours to see
         child = self._children.get(handle.pid)
         if child is not None:

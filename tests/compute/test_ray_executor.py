@@ -1,0 +1,176 @@
+"""The Ray executor on a real one-machine Ray cluster (`ray start --head` on 127.0.0.1, the
+dashboard off), through the MCP client: compute_add probes the cluster's nodes and
+resources; a training job and a two-trial sweep train there as Ray tasks and the adapter
+is registered here; cancel reaches the Ray task; a Ray worker killed mid-job fails the job
+with Ray's reason; a server killed mid-job finds its job again.
+
+One cluster for the module, and the module on one xdist worker (the cluster takes fixed
+ports of its own, so a second one on the machine would collide)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from mcp import Client
+
+from forge_mcp.server_process import ServerProcess
+from tests.compute.conftest import SERVER_ENV
+from tests.compute.raycluster import RayCluster
+from tests.polling import until
+
+pytest.importorskip("ray")
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ray")]
+TASK_TITLE = "ray::forge-job_"  # how Ray titles the worker process running a job's task (named forge-<job>)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RayCluster]:
+    started = RayCluster(cpus=2).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path / "ws", env=SERVER_ENV) as live:
+        yield live
+
+
+async def add_cluster(client: Client, cluster: RayCluster) -> dict[str, Any]:
+    added = await client.call_tool("compute_add", {"name": "lab", "kind": "ray", "address": cluster.address})
+    assert not added.is_error, added.content
+    return added.structured_content
+
+
+async def running(client: Client, job_id: str) -> dict[str, Any]:
+    status: dict[str, Any] = {}
+
+    async def started() -> bool:
+        status.update((await client.call_tool("job_status", {"job_id": job_id})).structured_content)
+        return status["state"] == "RUNNING" and bool(status.get("pid"))
+
+    await until(started, timeout_s=90, what=f"job {job_id} to run")
+    return status
+
+
+def task_processes() -> list[psutil.Process]:
+    """The Ray worker processes running a job's task ("there" is this machine)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(TASK_TITLE in part for part in process.info["cmdline"] or ()):
+            found.append(process)
+    return found
+
+
+async def a_task_runs() -> bool:
+    return bool(task_processes())
+
+
+async def test_compute_add_probes_the_cluster(server: ServerProcess, cluster: RayCluster) -> None:
+    async with Client(f"{server.url}/mcp/") as client:
+        target = await add_cluster(client, cluster)
+        listed = await client.call_tool("compute_list", {})
+        both = await client.call_tool("compute_add", {"name": "bad", "kind": "ray", "address": cluster.address,
+                                                      "host": "x"})  # fmt: skip
+        none = await client.call_tool("compute_add", {"name": "bad", "kind": "ray"})
+    probe = target["probe"]
+    assert target["kind"] == "ray" and target["address"] == cluster.address
+    assert probe["ray"] and probe["cpus"] == 2 and probe["gpu_count"] == 0
+    assert [n["alive"] for n in probe["nodes"]] == [True] and probe["nodes"][0]["cpus"] == 2
+    assert probe["forge_mcp"], "a task on the cluster imported forge-mcp"
+    assert [t["name"] for t in listed.structured_content["targets"]] == ["lab"]
+    assert both.is_error and "remove host" in both.content[0].text
+    assert none.is_error and "address" in none.content[0].text
+
+
+async def test_a_job_canceled_on_ray_ends_its_task_and_a_killed_server_finds_it_again(
+    cluster: RayCluster, tmp_path: Path
+) -> None:
+    home = tmp_path / "ws"
+    first = ServerProcess(home, env=SERVER_ENV)
+    first.start()
+    try:
+        async with Client(f"{first.url}/mcp/") as client:
+            await add_cluster(client, cluster)
+            started = await client.call_tool("test_job_start", {"kind": "test_sleep", "arguments": {"seconds": 600, "steps": 600},
+                                                                "compute": "lab"})  # fmt: skip
+            job_id = started.structured_content["job_id"]
+            status = await running(client, job_id)
+            await until(a_task_runs, timeout_s=90, what="the Ray task to start")
+    finally:
+        first.process.send_signal(signal.SIGKILL)  # the server dies; the driver and its task go on
+        first.process.wait(10)
+    tasks = task_processes()
+    assert psutil.pid_exists(status["pid"]) and tasks
+    with ServerProcess(home, env=SERVER_ENV) as second:
+        async with Client(f"{second.url}/mcp/") as client:
+            again = await client.call_tool("job_status", {"job_id": job_id})
+            await client.call_tool("job_cancel", {"job_id": job_id})
+            waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 90})
+            logs = await client.call_tool("job_logs", {"job_id": job_id})
+    assert again.structured_content["state"] == "RUNNING" and again.structured_content["pid"] == status["pid"]
+    job = waited.structured_content["job"]
+    assert job["state"] == "CANCELED" and (job["executor"], job["host"]) == ("ray", "lab"), job
+    assert not psutil.wait_procs(tasks, timeout=30)[1], "the Ray task's process ended"
+    text = logs.structured_content["text"]
+    assert "submitted to the Ray cluster" in text and "stop requested" in text
+    assert "[forge worker] canceled" in text  # the worker itself stopped (a training job saves its checkpoint first)
+
+
+async def test_a_ray_worker_killed_mid_job_fails_the_job_with_the_reason(server: ServerProcess, cluster: RayCluster) -> None:
+    async with Client(f"{server.url}/mcp/") as client:
+        await add_cluster(client, cluster)
+        started = await client.call_tool("test_job_start", {"kind": "test_sleep", "arguments": {"seconds": 600, "steps": 600},
+                                                            "compute": "lab"})  # fmt: skip
+        job_id = started.structured_content["job_id"]
+        await running(client, job_id)
+        await until(a_task_runs, timeout_s=90, what="the Ray task to start")
+        for process in task_processes():
+            process.kill()
+        waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 90})
+    job = waited.structured_content["job"]
+    assert job["state"] == "FAILED" and job["reason"] == "ray_worker_died", job
+    assert "Ray worker" in job["error"] and "job_resume" in job["error"]
+
+
+async def test_training_and_a_two_trial_sweep_run_on_the_cluster(
+    server: ServerProcess, cluster: RayCluster, tiny_model: Path
+) -> None:
+    from tests.e2e.test_training_mcp import greetings
+
+    shutil.copytree(tiny_model, server.home / "models" / "tiny")
+    greetings(server.home / "greet.jsonl", rows=80)
+    spec = {"base_model": "models/tiny", "dataset": "greet", "eval_split": "test", "max_steps": 4, "logging_steps": 2,
+            "eval_steps": 2}  # fmt: skip
+    async with Client(f"{server.url}/mcp/") as client:
+        await add_cluster(client, cluster)
+        await client.call_tool("dataset_import", {"path": "greet.jsonl", "name": "greet"})
+        prepared = await client.call_tool("dataset_prepare", {"dataset": "greet", "dedup": "exact"})
+        await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 120})
+        started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": spec, "compute": "lab"})
+        assert not started.is_error, started.content
+        trained = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 300})
+        registered = await client.call_tool("model_register", {"name": "greeter", "job_id": started.structured_content["job_id"]})
+        sweep = await client.call_tool("sweep_start", {
+            "recipe": "sft-lora-tiny", "spec": spec, "space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3}},
+            "n_trials": 2, "parallel": 2, "pruner": "none", "compute": "lab",
+        })  # fmt: skip
+        assert not sweep.is_error, sweep.content
+        swept = await client.call_tool("job_wait", {"job_id": sweep.structured_content["job_id"], "timeout_s": 400})
+        status = await client.call_tool("sweep_status", {"sweep_id": sweep.structured_content["job_id"], "charts": False})
+        trials = [(await client.call_tool("job_status", {"job_id": t["job_id"]})).structured_content
+                  for t in status.structured_content["trials"]]  # fmt: skip
+    job = trained.structured_content["job"]
+    assert job["state"] == "SUCCEEDED" and (job["executor"], job["host"]) == ("ray", "lab"), job
+    assert job["result"]["steps"] == 4
+    assert not registered.is_error, registered.content
+    assert swept.structured_content["job"]["state"] == "SUCCEEDED", swept.structured_content["job"]
+    assert len(trials) == 2 and all((t["state"], t["executor"], t["host"]) == ("SUCCEEDED", "ray", "lab") for t in trials), trials
