@@ -19,7 +19,7 @@ PYTEST_WORKERS ?= 2
 
 BENCH_ROWS ?= 1000000
 
-.PHONY: demo flywheel test lint serve install clean bench-data bench-train bench-serve bench-load bench-sweep bench-workflow bench-rag
+.PHONY: demo flywheel test lint serve install clean bench-data bench-train bench-serve bench-load bench-sweep bench-workflow bench-rag bench-ssh
 
 install: $(VENV)/.installed
 
@@ -73,6 +73,10 @@ bench-load: install
 # The sweep benchmark: the median pruner against none (steps, best eval loss), and a sweep's trial against a train_start job.
 bench-sweep: install
 	$(PY) -m benchmarks.sweep --trials 12 --steps 50 --overhead-trials 3 --rounds 4 --folder .bench
+
+# The SSH executor's overhead: one tiny training job here against the same job on a loopback SSH target (needs sshd).
+bench-ssh: install
+	$(PY) -m benchmarks.ssh_overhead --steps 30 --rounds 4 --folder .bench
 
 # The workflow benchmark: two parallel branches of dataset_prepare against the same steps chained, and a
 # chain of 50 trivial steps against the same tool calls made directly (the engine's overhead per step).

@@ -128,11 +128,11 @@ class ForgeApp:
         self.models = ModelRegistry(self.workspace, model_repository, self.jobs)
         self.serving = ServingManager(settings, self.workspace, self.jobs, self.models)
         started_at = time.time()
-        training = TrainingService(self.workspace, dataset_repository, self.jobs, job_repository)
+        compute = ComputeRepository(self.store)
+        training = TrainingService(self.workspace, dataset_repository, self.jobs, job_repository, compute)
         evaluation = EvaluationService(self.workspace, self.models, dataset_repository, self.jobs)
         traces = TraceService(TraceRepository(self.store))
         workflows = WorkflowService(self.workspace, self.registry, self.jobs, publisher.result_models())
-        compute = ComputeRepository(self.store)
         samples = SampleRepository(self.store)
         # Only the server that supervises the workspace's jobs samples: a second one would write each row twice.
         self.sampler = SystemSampler(samples, compute, self.workspace, interval_s=settings.monitor_interval_s,

@@ -24,17 +24,19 @@ SpecFields = Annotated[
                       "the value of each."),  # fmt: skip
 ]
 Recipe = Annotated[str | None, Field(max_length=64, description=f"Preset: {', '.join(list_recipes())}")]
+Compute = Annotated[str | None, Field(description="A compute target (compute_list), or local; default: as train_plan places it")]
 
 
 @toolset.capability(scope="read", title="Plan a training run", read_only=True)
-async def train_plan(services: Services, spec: SpecFields, recipe: Recipe = None) -> TrainPlan:
+async def train_plan(services: Services, spec: SpecFields, recipe: Recipe = None, compute: Compute = None) -> TrainPlan:
     """Dry run, instant; call it before train_start. Validates a training spec (every problem at
     once), checks the dataset's kind against the method (sft: messages, dpo: preference, cpt: text
     or messages) and splits (without splits it trains on all rows, less a seeded tenth held out when
     eval_split is given), fits max_length to the model (`notes`), picks the backend (CUDA: hf, Apple
     Silicon: mlx, else hf on CPU), estimates peak memory and time. If it will not fit, `suggestions`
-    says what to change."""
-    return await services.training.plan(spec, recipe)
+    says what to change. `compute` says where it would run: here if it fits, else the first compute
+    target where it fits (`placement` says why)."""
+    return await services.training.plan(spec, recipe, compute)
 
 
 @toolset.capability(scope="train", title="Start training", long_running=True, job_kind="train")
@@ -45,7 +47,7 @@ async def train_start(
     recipe: Recipe = None,
     priority: Annotated[int, Field(ge=-100, le=100)] = 0,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
-    compute: Annotated[str | None, Field(description="Run it on this compute target (compute_list); default here")] = None,
+    compute: Compute = None,
 ) -> JobHandle:
     """Starts training from a spec train_plan accepted: a job of minutes to hours (train_plan
     estimates it). Metrics every logging_steps (loss, learning rate, grad norm, tokens/s, eval loss,

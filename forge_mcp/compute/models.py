@@ -66,6 +66,7 @@ class GpuInfo(BaseModel):
     index: int
     name: str
     memory_gb: float
+    compute_capability: str | None = None
 
 
 class RayNode(BaseModel):

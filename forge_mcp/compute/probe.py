@@ -24,14 +24,21 @@ while not os.path.exists(place):
     place = os.path.dirname(place)
 found["disk_free_gb"] = round(shutil.disk_usage(place).free / 2**30, 1)
 if shutil.which("nvidia-smi"):
-    try:
-        listed = subprocess.run(["nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
-                                capture_output=True, text=True, timeout=20).stdout
-        for line in listed.strip().splitlines():
-            index, name, memory = (part.strip() for part in line.split(","))
-            found["gpus"].append({"index": int(index), "name": name, "memory_gb": round(float(memory) / 1024, 1)})
-    except (OSError, ValueError, subprocess.SubprocessError):
-        pass
+    for fields in ("index,name,memory.total,compute_cap", "index,name,memory.total"):  # older drivers lack compute_cap
+        try:
+            listed = subprocess.run(["nvidia-smi", "--query-gpu=" + fields, "--format=csv,noheader,nounits"],
+                                    capture_output=True, text=True, timeout=20)
+            if listed.returncode != 0:
+                continue
+            for line in listed.stdout.strip().splitlines():
+                parts = [part.strip() for part in line.split(",")]
+                gpu = {"index": int(parts[0]), "name": parts[1], "memory_gb": round(float(parts[2]) / 1024, 1)}
+                if len(parts) > 3:
+                    gpu["compute_capability"] = parts[3]
+                found["gpus"].append(gpu)
+            break
+        except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+            found["gpus"] = []
 try:
     import forge_mcp
     found["forge_mcp"] = forge_mcp.__version__

@@ -21,7 +21,7 @@ from forge_mcp.errors import Conflict
 from forge_mcp.jobs import constants as C
 from forge_mcp.jobs.engine_state import EngineState
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
-from forge_mcp.jobs.executors.base import Executor, LogChunk, WorkerHandle
+from forge_mcp.jobs.executors.base import Executor, LogChunk, WorkerHandle, read_log
 from forge_mcp.jobs.kinds import JobKind
 from forge_mcp.jobs.launching import Launcher
 from forge_mcp.jobs.limits import EngineLimits
@@ -197,12 +197,16 @@ class JobEngine:
         return await self.repo.counts(owner=_owner_filter(principal))
 
     async def logs(self, job: Job, since: int | None = None, max_bytes: int = C.LOG_TAIL_MAX_BYTES) -> LogChunk:
-        """The job's log through its executor (check access with get first): from `since`, at
-        most the last `max_bytes`. A job whose executor is gone reads as an empty log."""
+        """The job's log (check access with get first): from `since`, at most the last `max_bytes`.
+        An ended job's is the copy its settlement brought home, where there is one; a running
+        job's comes through its executor. A job whose executor is gone reads as an empty log."""
+        run = RunDir(self.runs_dir, job.id)
+        if job.terminal and run.log.is_file():
+            return await asyncio.to_thread(read_log, run.log, since, max_bytes)
         executor = self.executors.get(job.executor)
         if executor is None:
             return LogChunk(text="", next_offset=0)
-        return await executor.logs(WorkerHandle.recorded(job, RunDir(self.runs_dir, job.id)), since, max_bytes)
+        return await executor.logs(WorkerHandle.recorded(job, run), since, max_bytes)
 
     def supervised(self) -> list[str]:
         """The jobs whose workers this process supervises now."""

@@ -39,6 +39,8 @@ class Settlement:
         job = await self.repo.get(job_id)
         outcome = sup.outcome or {}
         kind = outcome.get("type")
+        if kind != "result":
+            await self._bring_log_home(job_id, sup)
         if kind == "result":
             settled = await self._succeed(job, sup, outcome.get("result") or {})
         elif kind == "canceled" or job.cancel_requested:
@@ -79,6 +81,14 @@ class Settlement:
                 job.id, JobState.FAILED, reason="publish_failed", error="publishing the output failed; see the server log"
             )
         return await self._transition(job.id, JobState.SUCCEEDED, reason="completed", result=dumps(result))
+
+    async def _bring_log_home(self, job_id: str, sup: Supervision) -> None:
+        """A job that did not succeed keeps its outputs where they are (a resume there continues
+        from them), but its log comes home, for job_logs once the worker's host is out of reach."""
+        try:
+            await sup.executor.collect(sup.handle, [sup.handle.run.log])
+        except Exception as exc:  # best effort: job_logs asks the executor while the log is not here
+            log.warning("job %s: bringing its log home from %s failed: %s", job_id, sup.handle.host, exc)
 
     async def _lost(self, job: Job, reason: str) -> Job:
         """No outcome and no process: retry while attempts remain, else FAILED with the reason."""

@@ -28,7 +28,7 @@ import psutil
 from forge_mcp.errors import ForgeError
 from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.events import JobEventBus
-from forge_mcp.jobs.executors.base import LogChunk, Poll, WorkerHandle
+from forge_mcp.jobs.executors.base import LogChunk, Poll, WorkerHandle, read_log
 from forge_mcp.jobs.models import Job
 from forge_mcp.jobs.repository import JobRepository
 from forge_mcp.jobs.run_dir import RunDir
@@ -123,7 +123,7 @@ class ServerExecutor:
         return Poll(alive=alive, exit_code=None if alive else 0, events=tuple(events))
 
     async def logs(self, handle: WorkerHandle, since: int | None = None, max_bytes: int = 16_384) -> LogChunk:
-        return await asyncio.to_thread(_read_log, handle.run.log, since, max_bytes)
+        return await asyncio.to_thread(read_log, handle.run.log, since, max_bytes)
 
     async def collect(self, handle: WorkerHandle, paths: Sequence[Path]) -> None:
         """Nothing to bring: the orchestration ran here."""
@@ -214,14 +214,3 @@ class ServerExecutor:
         ctx.log(f"failed: {message}")
         await ctx.cancel_children()  # the steps still running are not wanted any more
         current.report("error", {"reason": reason, "message": message})
-
-
-def _read_log(path: Path, since: int | None, max_bytes: int) -> LogChunk:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return LogChunk(text="", next_offset=0)
-    requested = min(since or 0, len(data))
-    start = max(requested, len(data) - max_bytes)
-    return LogChunk(text=data[start:].decode("utf-8", errors="replace"), next_offset=len(data), size=len(data),
-                    truncated=start > requested)  # fmt: skip

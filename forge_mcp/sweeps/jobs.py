@@ -158,11 +158,12 @@ class SweepLoop:
         """The trial's train job, planned as train_start plans; a trial whose spec is refused fails
         (its reason recorded) instead of ending the sweep."""
         try:
-            arguments = await self.ctx.services.training.job_arguments({**self.settings.spec, **params})
+            arguments = await self.ctx.services.training.job_arguments({**self.settings.spec, **params},
+                                                                       compute=self.settings.compute)  # fmt: skip
             if arguments["plan"]["device"] == "cpu" and self.settings.parallel > 1:
                 # Trials at once share the cores: each gets its part, not all of them.
                 arguments["cpu_threads"] = max(1, (os.cpu_count() or 1) // self.settings.parallel)
-            child = await self.ctx.start_child(TRAIN_KIND, arguments, step=step_name(number), compute=self.settings.compute)
+            child = await self.ctx.start_child(TRAIN_KIND, arguments, step=step_name(number), compute=arguments["plan"]["compute"])
         except ForgeError as exc:
             self.ctx.log(f"trial {number}: not started: {exc.message}")
             await self.tell(number, "fail", attrs={S.ATTR_ERROR: exc.message})

@@ -50,7 +50,8 @@ class MemoryEstimate(BaseModel):
     activations_gib: float
     overhead_gib: float
     total_gib: float
-    available_gib: float = Field(description="GPU memory (CUDA) or system RAM (CPU, MLX) on this machine")
+    available_gib: float | None = Field(description="GPU memory (CUDA) or system RAM (CPU, MLX) where it would run; "
+                                        "null: not known there")  # fmt: skip
     fits: bool
 
 
@@ -80,6 +81,8 @@ class TrainPlan(BaseModel):
     suggestions: list[str] = Field(description="What to change when it does not fit or will be slow")
     notes: list[str] = Field(default_factory=list, description="What the plan chose for you: max_length fitted to "
                              "the model, which rows of a dataset without splits it trains and evaluates on")  # fmt: skip
+    compute: str = Field("local", description="Where it would run: local (this machine) or a compute target")
+    placement: list[str] = Field(default_factory=list, description="Why there: each machine considered, in order")
 
 
 def read_base_model(folder: Path, shown: str) -> BaseModelInfo:
@@ -148,7 +151,8 @@ def lora_parameters(config: dict[str, Any], r: int, targets: list[str] | str) ->
 
 
 def estimate_memory(spec: TrainSpec, base: BaseModelInfo, device: str, dtype: str,
-                    trainable: int, available_gib: float) -> MemoryEstimate:  # fmt: skip
+                    trainable: int, available_gib: float | None) -> MemoryEstimate:  # fmt: skip
+    """`available_gib` None: not known where it would run (assumed to fit)."""
     weight_bytes = 0.55 if spec.adapter == "qlora" else DTYPE_BYTES[dtype]  # NF4 plus scales and 16-bit norms
     weights = base.parameters * weight_bytes
     adapter = trainable * 4 if spec.adapter != "full" else 0
@@ -166,7 +170,8 @@ def estimate_memory(spec: TrainSpec, base: BaseModelInfo, device: str, dtype: st
     return MemoryEstimate(
         weights_gib=_gib(weights), adapter_gib=_gib(adapter), gradients_gib=_gib(gradients),
         optimizer_gib=_gib(optimizer), activations_gib=_gib(activations), overhead_gib=_gib(overhead),
-        total_gib=_gib(total), available_gib=round(available_gib, 2), fits=total <= available_gib * GIB * 0.95,
+        total_gib=_gib(total), available_gib=round(available_gib, 2) if available_gib is not None else None,
+        fits=available_gib is None or total <= available_gib * GIB * 0.95,
     )  # fmt: skip
 
 

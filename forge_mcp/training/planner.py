@@ -11,12 +11,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.errors import InvalidArguments
-from forge_mcp.hardware.probe import probe_hardware
+from forge_mcp.jobs.constants import LOCAL_TARGET
 from forge_mcp.jobs.repository import JobRepository
+from forge_mcp.training.machines import Machine, this_machine
 from forge_mcp.training.plan import (
     ASSUMED_UTILISATION,
     STEP_OVERHEAD_S,
@@ -27,7 +26,6 @@ from forge_mcp.training.plan import (
     estimate_memory,
     fit_max_length,
     lora_parameters,
-    mlx_on_metal,
     read_base_model,
     suggestions,
 )  # fmt: skip
@@ -40,8 +38,9 @@ SAMPLE_ROWS = 200
 
 
 async def plan_training(workspace: Workspace, datasets: DatasetRepository, jobs: JobRepository, fields: dict[str, Any],
-                        recipe: str | None) -> TrainPlan:  # fmt: skip
-    """`jobs` only for the newest system_benchmark (the time estimate)."""
+                        recipe: str | None, machine: Machine | None = None) -> TrainPlan:  # fmt: skip
+    """`jobs` only for the newest system_benchmark (the time estimate); `machine`: where it would
+    run (default this machine, measured now)."""
     spec = resolve_spec(fields, recipe)
     base_path = await asyncio.to_thread(workspace.resolve_tree, spec.base_model, field="spec.base_model")
     if not base_path.is_dir():
@@ -74,15 +73,20 @@ async def plan_training(workspace: Workspace, datasets: DatasetRepository, jobs:
             problems.append(f"report_to: {tracker} is not installed; pip install {tracker}, or leave it out (metrics are always in job_metrics)")
     if problems:
         raise InvalidArguments("; ".join(problems))
-    hardware = await asyncio.to_thread(probe_hardware, workspace.root)
-    backend, device = choose_backend(spec, len(hardware.gpus), mlx_on_metal() and hardware.mlx.can_run)
-    processes = spec.devices or (len(hardware.gpus) if device == "cuda" else 1)
-    if device == "cuda" and processes > len(hardware.gpus):
-        raise InvalidArguments(f"devices: {processes} asked, {len(hardware.gpus)} GPU(s) here")
-    dtype = default_dtype(spec, device, bf16_gpu=any(_bf16(g.compute_capability) for g in hardware.gpus))
+    if machine is None:
+        machine = await asyncio.to_thread(this_machine, workspace.root)
+    where = "here" if machine.name == LOCAL_TARGET else f"on {machine.name}"
+    backend, device = choose_backend(spec, machine.gpus, machine.mlx_metal)
+    processes = spec.devices or (machine.gpus if device == "cuda" else 1)
+    if device == "cuda" and processes > machine.gpus:
+        raise InvalidArguments(f"devices: {processes} asked, {machine.gpus} GPU(s) {where}")
+    dtype = default_dtype(spec, device, bf16_gpu=machine.bf16)
     config = json.loads((base_path / "config.json").read_text())
     trainable = base.parameters if spec.adapter == "full" else lora_parameters(config, spec.lora_r, spec.lora_target_modules)
-    available = hardware.gpus[0].memory_total_gib if device == "cuda" else psutil.virtual_memory().available / 1024**3
+    gpu_memory = machine.gpu_memory_gib[0] if device == "cuda" else None
+    if device == "cuda" and gpu_memory is None:
+        notes.append(f"GPU memory {where} is not known (a Ray cluster reports GPU counts only): the fit is not checked")
+    available = gpu_memory if device == "cuda" else machine.memory_gib
     memory = estimate_memory(spec, base, device, dtype, trainable, available)
     rows = int(splits[spec.split]) if spec.split else dataset.rows - holdout
     eval_rows = int(splits[spec.eval_split]) if splits and spec.eval_split else holdout or None
@@ -129,9 +133,6 @@ def _unsplit_rows(spec: TrainSpec, dataset_id: str, rows: int, problems: list[st
                  f"{spec.eval_split!r}, training on the other {rows - holdout}")  # fmt: skip
     return holdout
 
-
-def _bf16(capability: str | None) -> bool:
-    return capability is not None and float(capability) >= 8.0
 
 
 def _mean_chars(folder: Path, split: str | None) -> float:

@@ -87,11 +87,15 @@ async def test_cancel_reaches_the_worker_there(server: ServerProcess, sshd: Sshd
         assert busy.is_error and "running there" in busy.content[0].text
         await client.call_tool("job_cancel", {"job_id": job_id})
         waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 60})
+        sshd.stop(sessions_too=True)  # the host goes away: the canceled job's log was brought home
+        logs = await client.call_tool("job_logs", {"job_id": job_id})
+        sshd.start()
         resumed = await client.call_tool("job_resume", {"job_id": job_id})  # runs where the old one ran
         again = await running(client, resumed.structured_content["job_id"])
         await client.call_tool("job_cancel", {"job_id": again["id"]})
         await client.call_tool("job_wait", {"job_id": again["id"], "timeout_s": 60})
     assert waited.structured_content["job"]["state"] == "CANCELED"
+    assert not logs.is_error and "test_sleep" in logs.structured_content["text"], logs.content
     assert (again["executor"], again["host"]) == ("ssh", "box")
     gone = psutil.wait_procs([psutil.Process(pid)], timeout=10)[0] if psutil.pid_exists(pid) else []
     assert not psutil.pid_exists(pid) or gone

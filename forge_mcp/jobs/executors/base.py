@@ -55,6 +55,21 @@ class LogChunk:
     truncated: bool = False  # True when text starts later than asked, to stay within max_bytes
 
 
+def read_log(path: Path, since: int | None, max_bytes: int) -> LogChunk:
+    """A log file on this machine's disk: from `since`, keeping at most the last `max_bytes`."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return LogChunk(text="", next_offset=0, size=0, truncated=False)
+    requested = min(since or 0, size)
+    start = max(requested, size - max_bytes)
+    with path.open("rb") as f:
+        f.seek(start)
+        data = f.read(size - start)
+    return LogChunk(text=data.decode("utf-8", errors="replace"), next_offset=start + len(data), size=size,
+                    truncated=start > requested)  # fmt: skip
+
+
 class Executor(Protocol):
     name: str  # recorded on each job it runs; the key of the engine's executors mapping
     # Where this executor's workers see the workspace; the engine writes it into each job.json.

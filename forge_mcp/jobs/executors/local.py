@@ -19,7 +19,7 @@ import psutil
 
 from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.events import EventTail
-from forge_mcp.jobs.executors.base import JOB_ENV, LogChunk, Poll, WorkerHandle
+from forge_mcp.jobs.executors.base import JOB_ENV, LogChunk, Poll, WorkerHandle, read_log
 from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.jobs.spec import WorkerWorkspace
 from forge_mcp.workspace import IMPORT_ROOTS_ENV
@@ -58,7 +58,7 @@ class LocalExecutor:
         return Poll(alive=alive, exit_code=exit_code, events=tuple(events))
 
     async def logs(self, handle: WorkerHandle, since: int | None = None, max_bytes: int = 16_384) -> LogChunk:
-        return await asyncio.to_thread(_read_log, handle.run.log, since, max_bytes)
+        return await asyncio.to_thread(read_log, handle.run.log, since, max_bytes)
 
     async def collect(self, handle: WorkerHandle, paths: Sequence[Path]) -> None:
         """Nothing to bring: the worker wrote into the workspace itself."""
@@ -175,17 +175,3 @@ def job_processes(job_id: str) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return out
-
-
-def _read_log(path: Path, since: int | None, max_bytes: int) -> LogChunk:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return LogChunk(text="", next_offset=0, size=0, truncated=False)
-    requested = min(since or 0, size)
-    start = max(requested, size - max_bytes)
-    with path.open("rb") as f:
-        f.seek(start)
-        data = f.read(size - start)
-    return LogChunk(text=data.decode("utf-8", errors="replace"), next_offset=start + len(data), size=size,
-                    truncated=start > requested)  # fmt: skip

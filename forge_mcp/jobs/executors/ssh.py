@@ -26,6 +26,7 @@ from typing import Any
 
 from forge_mcp import __version__
 from forge_mcp.compute.models import StoredTarget
+from forge_mcp.compute.proc_stat import boot_time, proc_alive
 from forge_mcp.compute.ssh import SshUnavailable, open_client, run_command
 from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.catalog import TEST_KINDS_ENV
@@ -48,6 +49,7 @@ class _Session:
     sftp: Any
     root: str  # absolute, on the target
     lock: threading.Lock = field(default_factory=threading.Lock)
+    boot_time: float | None = None  # from its /proc/stat, once; 0.0: it has no /proc
 
 
 class SshExecutor:
@@ -163,14 +165,32 @@ class SshExecutor:
                             started_at=float(started["started_at"]))  # fmt: skip
 
     def _poll(self, session: _Session, handle: WorkerHandle) -> Poll:
-        target = self._targets[handle.host]
-        assert target.ssh is not None
-        state = self._remote_op(session, target.ssh.python, ["alive", str(handle.pid), repr(handle.started_at)])
+        alive = self._alive(session, handle)
         # Read after the liveness check: once the worker is gone, everything it wrote is in the file.
         events = self._read_events(session, handle)
-        if not state["alive"]:
+        if not alive:
             self._offsets.pop(handle.job_id, None)
-        return Poll(alive=bool(state["alive"]), exit_code=None, events=tuple(events))
+        return Poll(alive=alive, exit_code=None, events=tuple(events))
+
+    def _alive(self, session: _Session, handle: WorkerHandle) -> bool:
+        """From /proc over the open SFTP channel (no process started there each poll); through
+        remote_ops on a target without /proc."""
+        if session.boot_time is None:
+            try:
+                session.boot_time = boot_time(_read(session.sftp, "/proc/stat").decode())
+            except (OSError, ValueError):
+                session.boot_time = 0.0  # no /proc: ask remote_ops every time
+        if session.boot_time:
+            try:
+                return proc_alive(_read(session.sftp, f"/proc/{handle.pid}/stat").decode(), session.boot_time,
+                                  handle.started_at)  # fmt: skip
+            except FileNotFoundError:
+                return False
+            except (ValueError, IndexError):  # not the layout expected: ask the target's own psutil
+                pass
+        target = self._targets[handle.host]
+        assert target.ssh is not None
+        return bool(self._remote_op(session, target.ssh.python, ["alive", str(handle.pid), repr(handle.started_at)])["alive"])
 
     def _read_events(self, session: _Session, handle: WorkerHandle) -> list[dict[str, Any]]:
         offset = self._offsets.get(handle.job_id, 0)
@@ -248,22 +268,31 @@ class SshExecutor:
             session.sftp.posix_rename(partial, remote)
 
     def _pull(self, session: _Session, remote: str, local: Path) -> None:
+        """A folder (recursively) or one file, skipping files whose size and mtime match here."""
         try:
-            entries = session.sftp.listdir_attr(remote)
+            info = session.sftp.stat(remote)
         except FileNotFoundError:
             return
+        if not stat.S_ISDIR(info.st_mode or 0):
+            if stat.S_ISREG(info.st_mode or 0) and local.name not in PULL_SKIPPED:
+                self._pull_file(session, remote, local, info)
+            return
         local.mkdir(parents=True, exist_ok=True)
-        for entry in entries:
+        for entry in session.sftp.listdir_attr(remote):
             there, here = posixpath.join(remote, entry.filename), local / entry.filename
             if stat.S_ISDIR(entry.st_mode or 0):
                 self._pull(session, there, here)
             elif stat.S_ISREG(entry.st_mode or 0) and entry.filename not in PULL_SKIPPED:
-                if here.is_file() and here.stat().st_size == entry.st_size and int(here.stat().st_mtime) == entry.st_mtime:
-                    continue
-                partial = here.with_name(f".{here.name}.forge-partial")
-                session.sftp.get(there, str(partial))
-                os.utime(partial, (entry.st_atime or entry.st_mtime, entry.st_mtime))  # the next pull skips it
-                partial.replace(here)
+                self._pull_file(session, there, here, entry)
+
+    def _pull_file(self, session: _Session, there: str, here: Path, info: Any) -> None:
+        if here.is_file() and here.stat().st_size == info.st_size and int(here.stat().st_mtime) == info.st_mtime:
+            return
+        here.parent.mkdir(parents=True, exist_ok=True)
+        partial = here.with_name(f".{here.name}.forge-partial")
+        session.sftp.get(there, str(partial))
+        os.utime(partial, (info.st_atime or info.st_mtime, info.st_mtime))  # the next pull skips it
+        partial.replace(here)
 
     def _sha256(self, path: Path) -> str:
         info = path.stat()
@@ -313,6 +342,11 @@ def _exists(sftp: Any, path: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _read(sftp: Any, path: str) -> bytes:
+    with sftp.open(path, "rb") as f:
+        return f.read()
 
 
 def _write(sftp: Any, path: str, data: bytes) -> None:
