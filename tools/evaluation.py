@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from forge_mcp.capabilities import Toolset
+from forge_mcp.compute.models import ComputeTarget
 from forge_mcp.jobs.models import JobHandle
 from forge_mcp.models.evaluation_service import ComparisonReport, ScoringRequest
 from forge_mcp.security.principal import Principal
@@ -42,6 +43,7 @@ async def model_evaluate(
     judge_model: JudgeModel = None,
     judge_api_key_env: JudgeKeyEnv = None,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+    compute: ComputeTarget = None,
 ) -> JobHandle:
     """Scores a model on a dataset split, e.g. before model_promote: loss and perplexity on
     assistant turns, then greedy answers by exact match, contains, ROUGE-L, JSON validity. With
@@ -54,6 +56,7 @@ async def model_evaluate(
         model=model,
         base_model=base_model,
         idempotency_key=idempotency_key,
+        compute=compute,
     )
 
 
@@ -73,6 +76,7 @@ async def model_compare(
     judge_model: JudgeModel = None,
     judge_api_key_env: JudgeKeyEnv = None,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+    compute: ComputeTarget = None,
 ) -> JobHandle:
     """Two models on the same rows with the same greedy decoding, as model_evaluate (judge
     included): each metric for a and b, b − a and which is better, answers side by side, a bar
@@ -85,6 +89,7 @@ async def model_compare(
         model_b=model_b,
         base_model=base_model,
         idempotency_key=idempotency_key,
+        compute=compute,
     )
 
 

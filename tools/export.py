@@ -10,6 +10,7 @@ from pydantic import Field
 
 from forge_mcp.backends.export import Format, Quantization
 from forge_mcp.capabilities import Toolset
+from forge_mcp.compute.models import ComputeTarget
 from forge_mcp.jobs.models import JobHandle
 from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
@@ -26,6 +27,7 @@ async def model_export(
     quantization: Annotated[Quantization | None, Field(description="GGUF only: f16, q8_0 (default) or q4_k_m")] = None,
     push_to_hub: Annotated[str | None, Field(max_length=200, description="Also upload to this Hugging Face Hub repo, e.g. acme/bot (needs network and HF_TOKEN)")] = None,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+    compute: ComputeTarget = None,
 ) -> JobHandle:
     """Exports a registered version to run elsewhere: adapter (LoRA files), merged (adapter folded
     into the base, for transformers) or gguf (llama.cpp and Ollama, with a Modelfile: f16, q8_0 near
@@ -34,4 +36,4 @@ async def model_export(
     models/<name>/v<N>/exports/<kind>/. A job that loads the model: minutes; follow with
     job_wait."""
     return await services.export.export(principal, model, format, quantization=quantization, push_to_hub=push_to_hub,
-                                        idempotency_key=idempotency_key)
+                                        idempotency_key=idempotency_key, compute=compute)

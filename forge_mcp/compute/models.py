@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 TargetKind = Literal["ssh", "ray"]
+# A job tool's `compute` argument: where its job runs.
+ComputeTarget = Annotated[str | None, Field(max_length=63, description="A compute target to run it on (compute_list); default here")]
 
 
 @dataclass(frozen=True)

@@ -67,12 +67,14 @@ class EvaluationService:
         model: str | None = None,
         base_model: str | None = None,
         idempotency_key: str | None = None,
+        compute: str | None = None,
     ) -> JobHandle:
         """Score a registered version (`model`) or a local model folder (`base_model`): give one."""
         require_extra("train", "model_evaluate")
         target = await self._target(model, base_model)
         arguments = {**target, **await self._scoring(scoring)}
-        return await self._engine.submit(EVALUATE_KIND, arguments, principal.name, idempotency_key=idempotency_key)
+        return await self._engine.submit(EVALUATE_KIND, arguments, principal.name, idempotency_key=idempotency_key,
+                                         host=compute)  # fmt: skip
 
     async def job_arguments(self, train_job: Job, scoring: ScoringRequest) -> dict[str, Any]:
         """An evaluate job's arguments that score what a training job that SUCCEEDED left (its
@@ -98,6 +100,7 @@ class EvaluationService:
         model_b: str | None = None,
         base_model: str | None = None,
         idempotency_key: str | None = None,
+        compute: str | None = None,
     ) -> JobHandle:
         """Score `model_a` and, on the same rows, `model_b` (another version, or 'base': the base model
         model_a was trained from, the default) or the local folder `base_model`."""
@@ -114,7 +117,8 @@ class EvaluationService:
         if (first["model_path"], first["adapter_path"]) == (second["model_path"], second["adapter_path"]):
             raise InvalidArguments(f"model_b: {second['label']} is the same model as model_a; compare two different models")
         arguments = {"a": first, "b": second, **await self._scoring(scoring)}
-        return await self._engine.submit(COMPARE_KIND, arguments, principal.name, idempotency_key=idempotency_key)
+        return await self._engine.submit(COMPARE_KIND, arguments, principal.name, idempotency_key=idempotency_key,
+                                         host=compute)  # fmt: skip
 
     async def comparison_report(self, principal: Principal, job_id: str) -> ComparisonReport:
         """A finished compare job of `principal`'s (an admin's: anyone's), with its chart."""

@@ -36,6 +36,7 @@ class ExportService:
         quantization: Quantization | None = None,
         push_to_hub: str | None = None,
         idempotency_key: str | None = None,
+        compute: str | None = None,
     ) -> JobHandle:
         """Start the export of `model` ('<name>' or '<name>@v<N>') as `format`; GGUF defaults to q8_0."""
         require_extra("train", "model_export")
@@ -54,4 +55,5 @@ class ExportService:
         arguments = {"model_id": version.id, "model_path": model_path, "adapter_path": adapter_path, "format": format,
                      "quantization": quantization, "push_to_hub": push_to_hub,
                      "weight_bytes": sum(f.stat().st_size for f in weights.glob("*.safetensors"))}  # fmt: skip
-        return await self._engine.submit(EXPORT_KIND, arguments, principal.name, idempotency_key=idempotency_key)
+        return await self._engine.submit(EXPORT_KIND, arguments, principal.name, idempotency_key=idempotency_key,
+                                         host=compute)  # fmt: skip

@@ -2,7 +2,8 @@
 compute target runs there (the target's workspace is its own folder), its events, progress
 and log come back, its run folder is pulled home, cancel reaches its process group there,
 and an unknown target is refused at submission; training runs there and its adapter is
-registered here, inputs pushed once; a server killed mid-job finds the worker again."""
+registered here, inputs pushed once, and its evaluation and export run there too; a server
+killed mid-job finds the worker again."""
 
 from __future__ import annotations
 
@@ -131,6 +132,15 @@ async def test_training_runs_there_its_adapter_is_registered_here_and_inputs_are
             if len(runs) == 1:
                 pushed_at = weights.stat().st_mtime_ns
         registered = await client.call_tool("model_register", {"name": "greeter", "job_id": runs[0]["id"]})
+        there = []  # evaluation and export run there too, their outputs published here
+        for tool, arguments in (("model_evaluate", {"model": "greeter", "dataset": "greet", "split": "test", "limit": 4,
+                                                    "max_new_tokens": 8}),
+                                ("model_export", {"model": "greeter", "format": "adapter"})):  # fmt: skip
+            started = await client.call_tool(tool, {**arguments, "compute": "box"})
+            assert not started.is_error, started.content
+            waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 300})
+            there.append(waited.structured_content["job"])
+        version = await client.call_tool("model_get", {"model": "greeter"})
     for job in runs:
         assert job["state"] == "SUCCEEDED" and job["host"] == "box", job
         assert job["result"]["steps"] == 6 and job["result"]["final_loss"] < job["result"]["first_loss"]
@@ -138,6 +148,12 @@ async def test_training_runs_there_its_adapter_is_registered_here_and_inputs_are
     assert not registered.is_error, registered.content
     adapter = server.home / runs[0]["result"]["adapter"]
     assert (adapter / "adapter_model.safetensors").is_file()  # trained there, home before it was published
+    evaluated, exported = there
+    assert all(job["state"] == "SUCCEEDED" and (job["executor"], job["host"]) == ("ssh", "box") for job in there), there
+    assert "exact_match" in evaluated["result"]["metrics"]
+    assert (server.home / exported["result"]["path"] / "adapter_model.safetensors").is_file()
+    detail = version.structured_content
+    assert "exact_match" in detail["model"]["metrics"] and [e["key"] for e in detail["exports"]] == ["adapter"], detail
 
 
 async def test_a_server_killed_mid_job_finds_the_worker_there_again(sshd: Sshd, tmp_path: Path) -> None:
