@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from forge_mcp.capabilities import Confirm, Toolset
+from forge_mcp.compute.models import ComputeTarget
 from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
 from forge_mcp.serving.records import Service
@@ -29,15 +30,16 @@ async def serve_start(
     threads: Annotated[int | None, Field(ge=1, le=512, description="CPU threads for generation; default: the engine's own (llama.cpp: half the logical cores)")] = None,
     wait_s: Annotated[float, Field(ge=1, le=900, description="How long to wait for the endpoint to answer")] = 180,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
+    compute: ComputeTarget = None,
 ) -> ServiceStarted:
     """Serves a registered version on 127.0.0.1 with an OpenAI-compatible API (/v1/chat/completions,
     streaming; /v1/models; /health) until serve_stop. Returns once it answers (loading: seconds to
     minutes, at most wait_s), with URL and own API key. llama_cpp serves the GGUF export
     (model_export gguf first); transformers and vllm apply a LoRA unmerged. A dead process shows as
     failed in serve_list. Any OpenAI client works, e.g. litellm with model 'openai/<model>' and
-    api_base <url>."""
+    api_base <url>. On an SSH compute target, the URL is a loopback tunnel here."""
     return await services.serving.start(principal, model, engine=engine, port=port, context_length=context_length,
-                                        threads=threads, wait_s=wait_s, idempotency_key=idempotency_key)
+                                        threads=threads, wait_s=wait_s, idempotency_key=idempotency_key, compute=compute)
 
 
 @toolset.capability(scope="read", title="List services", read_only=True)

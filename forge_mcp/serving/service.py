@@ -64,11 +64,13 @@ class ServingService:
         threads: int | None = None,
         wait_s: float = 180,
         idempotency_key: str | None = None,
+        compute: str | None = None,
     ) -> ServiceStarted:
         """Start `principal`'s service for `model` and wait (at most `wait_s`) until it answers; the
         same `idempotency_key` again waits for the same service instead of starting another."""
         arguments = await self._manager.arguments(model, engine, port, context_length, threads)
-        handle = await self._engine.submit(SERVE_KIND, arguments, principal.name, idempotency_key=idempotency_key)
+        handle = await self._engine.submit(SERVE_KIND, arguments, principal.name, idempotency_key=idempotency_key,
+                                           host=compute)  # fmt: skip
         job, endpoint = await self._manager.wait_ready(handle.job_id, wait_s)
         if endpoint is None:
             if job.terminal:

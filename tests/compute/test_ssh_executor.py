@@ -7,8 +7,10 @@ killed mid-job finds the worker again."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,12 @@ from tests.polling import until
 pytest.importorskip("paramiko")
 pytestmark = pytest.mark.e2e
 ENV = SERVER_ENV
+
+
+def port_refuses(url: str) -> bool:
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    with socket.socket() as s:
+        return s.connect_ex((host, int(port))) != 0
 
 
 async def add_box(client: Client, sshd: Sshd, remote: Path) -> None:
@@ -141,6 +149,14 @@ async def test_training_runs_there_its_adapter_is_registered_here_and_inputs_are
             waited = await client.call_tool("job_wait", {"job_id": started.structured_content["job_id"], "timeout_s": 300})
             there.append(waited.structured_content["job"])
         version = await client.call_tool("model_get", {"model": "greeter"})
+        # A service there, reached through the server's tunnel on loopback here.
+        served = await client.call_tool("serve_start", {"model": "greeter", "engine": "transformers", "compute": "box",
+                                                        "wait_s": 240})  # fmt: skip
+        assert not served.is_error, served.content
+        service = served.structured_content
+        answered = await client.call_tool("model_generate", {"service": service["job_id"], "prompt": "Greet ann7.",
+                                                             "max_tokens": 8})  # fmt: skip
+        stopped = await client.call_tool("serve_stop", {"service": service["job_id"]})
     for job in runs:
         assert job["state"] == "SUCCEEDED" and job["host"] == "box", job
         assert job["result"]["steps"] == 6 and job["result"]["final_loss"] < job["result"]["first_loss"]
@@ -152,6 +168,11 @@ async def test_training_runs_there_its_adapter_is_registered_here_and_inputs_are
     assert all(job["state"] == "SUCCEEDED" and (job["executor"], job["host"]) == ("ssh", "box") for job in there), there
     assert "exact_match" in evaluated["result"]["metrics"]
     assert (server.home / exported["result"]["path"] / "adapter_model.safetensors").is_file()
+    assert service["url"].startswith("http://127.0.0.1:") and not answered.is_error, answered.content
+    assert answered.structured_content["text"] is not None and stopped.structured_content["state"] == "stopped"
+    remote_service = json.loads((remote / "runs" / service["job_id"] / "service.json").read_text())
+    assert remote_service["url"] != service["url"]  # it listens on the target's loopback; here is the tunnel's port
+    assert port_refuses(service["url"])  # the tunnel closed with the service
     detail = version.structured_content
     assert "exact_match" in detail["model"]["metrics"] and [e["key"] for e in detail["exports"]] == ["adapter"], detail
 

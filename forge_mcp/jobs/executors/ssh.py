@@ -23,11 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from forge_mcp import __version__
 from forge_mcp.compute.models import StoredTarget
 from forge_mcp.compute.proc_stat import boot_time, proc_alive
 from forge_mcp.compute.ssh import SshUnavailable, open_client, run_command
+from forge_mcp.compute.tunnel import SshTunnel
 from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.catalog import TEST_KINDS_ENV
 from forge_mcp.jobs.events import complete_events
@@ -63,6 +65,7 @@ class SshExecutor:
         self._sessions: dict[str, _Session] = {}
         self._offsets: dict[str, int] = {}  # job id -> how far its events were read
         self._digests: dict[tuple[str, int, int], str] = {}  # (local path, size, mtime_ns) -> sha256
+        self._tunnels: dict[str, SshTunnel] = {}  # job id -> the forward to the service it runs there
 
     # targets ---------------------------------------------------------------------------
 
@@ -101,6 +104,7 @@ class SshExecutor:
         await asyncio.to_thread(self._with_session, handle.host, self._signal, handle, "TERM")
 
     async def kill(self, handle: WorkerHandle) -> None:
+        self._close_tunnel(handle.job_id)
         await asyncio.to_thread(self._with_session, handle.host, self._signal, handle, "KILL")
 
     # blocking parts, run in a thread ---------------------------------------------------
@@ -170,7 +174,36 @@ class SshExecutor:
         events = self._read_events(session, handle)
         if not alive:
             self._offsets.pop(handle.job_id, None)
+            self._close_tunnel(handle.job_id)
+        elif handle.job_id not in self._tunnels:
+            self._tunnel_service(session, handle)
         return Poll(alive=alive, exit_code=None, events=tuple(events))
+
+    def _tunnel_service(self, session: _Session, handle: WorkerHandle) -> None:
+        """A job that serves there announces its endpoint (service.json, on the target's loopback):
+        the server forwards a loopback port here to it and writes the endpoint as reached from here,
+        so serve_list, model_generate and the chat operator use it like a local service's. Again
+        after a restart: the re-attached job's first poll opens a new forward."""
+        try:
+            announced = json.loads(_read(session.sftp, self._remote(session, handle.run.service)))
+            remote = urlsplit(announced["url"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return  # not a service, or not listening yet
+        if remote.hostname not in ("127.0.0.1", "localhost") or remote.port is None:
+            return
+        tunnel = SshTunnel(lambda: self._with_session(handle.host, lambda s: s.client.get_transport()), remote.port,
+                           handle.host)  # fmt: skip
+        local_port = tunnel.start()
+        self._tunnels[handle.job_id] = tunnel
+        here = {**announced, "url": remote._replace(netloc=f"127.0.0.1:{local_port}").geturl()}
+        partial = handle.run.service.with_name(f".{handle.run.service.name}.forge-partial")
+        partial.write_text(json.dumps(here))
+        partial.replace(handle.run.service)
+
+    def _close_tunnel(self, job_id: str) -> None:
+        tunnel = self._tunnels.pop(job_id, None)
+        if tunnel is not None:
+            tunnel.close()
 
     def _alive(self, session: _Session, handle: WorkerHandle) -> bool:
         """From /proc over the open SFTP channel (no process started there each poll); through
