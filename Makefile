@@ -44,9 +44,8 @@ lint: install
 	$(VENV)/bin/ruff check forge_mcp tools agents backends tests benchmarks examples
 
 # pytest exits 5 when it collected no test: that is a broken suite, never a pass.
-# --dist loadgroup: the tests marked xdist_group (the Ray cluster's) stay on one worker.
 test: install node_modules/.installed lint
-	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -rfEs --durations=25; rc=$$?; \
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) -q -rfEs --durations=25; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — failing" >&2; exit 1; fi; \
 	exit $$rc
 

@@ -34,8 +34,8 @@ async def train_plan(services: Services, spec: SpecFields, recipe: Recipe = None
     or messages) and splits (without splits it trains on all rows, less a seeded tenth held out when
     eval_split is given), fits max_length to the model (`notes`), picks the backend (CUDA: hf, Apple
     Silicon: mlx, else hf on CPU), estimates peak memory and time. If it will not fit, `suggestions`
-    says what to change. `compute` says where it would run: here if it fits, else the first compute
-    target where it fits (`placement` says why)."""
+    says what to change. `compute`: where it would run, here or the first target it fits
+    (`placement`: why)."""
     return await services.training.plan(spec, recipe, compute)
 
 

@@ -4,14 +4,13 @@ resources; a training job and a two-trial sweep train there as Ray tasks and the
 is registered here; cancel reaches the Ray task; a Ray worker killed mid-job fails the job
 with Ray's reason; a server killed mid-job finds its job again.
 
-One cluster for the module, and the module on one xdist worker (the cluster takes fixed
-ports of its own, so a second one on the machine would collide)."""
+One cluster, and so one test whose steps are the scenarios: Ray takes fixed ports of its own,
+so a second cluster on the machine (another xdist worker's) would collide."""
 
 from __future__ import annotations
 
 import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +24,22 @@ from tests.compute.raycluster import RayCluster
 from tests.polling import until
 
 pytest.importorskip("ray")
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ray")]
-TASK_TITLE = "ray::forge-job_"  # how Ray titles the worker process running a job's task (named forge-<job>)
+pytestmark = pytest.mark.e2e
+TASK_TITLE = "ray::forge-job_"  # how Ray titles the worker process running a job's task (named forge-<job id>)
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RayCluster]:
-    started = RayCluster(cpus=2).start()
+@pytest.mark.timeout(1200)
+async def test_jobs_and_a_sweep_run_on_a_ray_cluster(tmp_path: Path, tiny_model: Path) -> None:
+    cluster = RayCluster(cpus=2).start()
     try:
-        yield started
+        with ServerProcess(tmp_path / "a", env=SERVER_ENV) as server:
+            await compute_add_probes_the_cluster(server, cluster)
+            await training_and_a_two_trial_sweep_run_on_the_cluster(server, tiny_model)
+        with ServerProcess(tmp_path / "b", env=SERVER_ENV) as server:
+            await a_ray_worker_killed_mid_job_fails_the_job_with_the_reason(server, cluster)
+        await a_job_canceled_on_ray_ends_its_task_and_a_killed_server_finds_it_again(cluster, tmp_path / "c")
     finally:
-        started.stop()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path / "ws", env=SERVER_ENV) as live:
-        yield live
+        cluster.stop()
 
 
 async def add_cluster(client: Client, cluster: RayCluster) -> dict[str, Any]:
@@ -61,20 +59,23 @@ async def running(client: Client, job_id: str) -> dict[str, Any]:
     return status
 
 
-def task_processes() -> list[psutil.Process]:
-    """The Ray worker processes running a job's task ("there" is this machine)."""
+def task_processes(job_id: str) -> list[psutil.Process]:
+    """The Ray worker process running this job's task ("there" is this machine)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
-        if any(TASK_TITLE in part for part in process.info["cmdline"] or ()):
+        if any(f"{TASK_TITLE}{job_id.removeprefix('job_')}" in part for part in process.info["cmdline"] or ()):
             found.append(process)
     return found
 
 
-async def a_task_runs() -> bool:
-    return bool(task_processes())
+async def task_runs(job_id: str) -> None:
+    async def there() -> bool:
+        return bool(task_processes(job_id))
+
+    await until(there, timeout_s=90, what=f"job {job_id}'s Ray task to start")
 
 
-async def test_compute_add_probes_the_cluster(server: ServerProcess, cluster: RayCluster) -> None:
+async def compute_add_probes_the_cluster(server: ServerProcess, cluster: RayCluster) -> None:
     async with Client(f"{server.url}/mcp/") as client:
         target = await add_cluster(client, cluster)
         listed = await client.call_tool("compute_list", {})
@@ -91,10 +92,7 @@ async def test_compute_add_probes_the_cluster(server: ServerProcess, cluster: Ra
     assert none.is_error and "address" in none.content[0].text
 
 
-async def test_a_job_canceled_on_ray_ends_its_task_and_a_killed_server_finds_it_again(
-    cluster: RayCluster, tmp_path: Path
-) -> None:
-    home = tmp_path / "ws"
+async def a_job_canceled_on_ray_ends_its_task_and_a_killed_server_finds_it_again(cluster: RayCluster, home: Path) -> None:
     first = ServerProcess(home, env=SERVER_ENV)
     first.start()
     try:
@@ -104,11 +102,11 @@ async def test_a_job_canceled_on_ray_ends_its_task_and_a_killed_server_finds_it_
                                                                 "compute": "lab"})  # fmt: skip
             job_id = started.structured_content["job_id"]
             status = await running(client, job_id)
-            await until(a_task_runs, timeout_s=90, what="the Ray task to start")
+            await task_runs(job_id)
     finally:
         first.process.send_signal(signal.SIGKILL)  # the server dies; the driver and its task go on
         first.process.wait(10)
-    tasks = task_processes()
+    tasks = task_processes(job_id)
     assert psutil.pid_exists(status["pid"]) and tasks
     with ServerProcess(home, env=SERVER_ENV) as second:
         async with Client(f"{second.url}/mcp/") as client:
@@ -125,15 +123,15 @@ async def test_a_job_canceled_on_ray_ends_its_task_and_a_killed_server_finds_it_
     assert "[forge worker] canceled" in text  # the worker itself stopped (a training job saves its checkpoint first)
 
 
-async def test_a_ray_worker_killed_mid_job_fails_the_job_with_the_reason(server: ServerProcess, cluster: RayCluster) -> None:
+async def a_ray_worker_killed_mid_job_fails_the_job_with_the_reason(server: ServerProcess, cluster: RayCluster) -> None:
     async with Client(f"{server.url}/mcp/") as client:
         await add_cluster(client, cluster)
         started = await client.call_tool("test_job_start", {"kind": "test_sleep", "arguments": {"seconds": 600, "steps": 600},
                                                             "compute": "lab"})  # fmt: skip
         job_id = started.structured_content["job_id"]
         await running(client, job_id)
-        await until(a_task_runs, timeout_s=90, what="the Ray task to start")
-        for process in task_processes():
+        await task_runs(job_id)
+        for process in task_processes(job_id):
             process.kill()
         waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 90})
     job = waited.structured_content["job"]
@@ -141,9 +139,8 @@ async def test_a_ray_worker_killed_mid_job_fails_the_job_with_the_reason(server:
     assert "Ray worker" in job["error"] and "job_resume" in job["error"]
 
 
-async def test_training_and_a_two_trial_sweep_run_on_the_cluster(
-    server: ServerProcess, cluster: RayCluster, tiny_model: Path
-) -> None:
+async def training_and_a_two_trial_sweep_run_on_the_cluster(server: ServerProcess, tiny_model: Path) -> None:
+    """On the server where compute_add_probes_the_cluster added it."""
     from tests.e2e.test_training_mcp import greetings
 
     shutil.copytree(tiny_model, server.home / "models" / "tiny")
@@ -151,7 +148,6 @@ async def test_training_and_a_two_trial_sweep_run_on_the_cluster(
     spec = {"base_model": "models/tiny", "dataset": "greet", "eval_split": "test", "max_steps": 4, "logging_steps": 2,
             "eval_steps": 2}  # fmt: skip
     async with Client(f"{server.url}/mcp/") as client:
-        await add_cluster(client, cluster)
         await client.call_tool("dataset_import", {"path": "greet.jsonl", "name": "greet"})
         prepared = await client.call_tool("dataset_prepare", {"dataset": "greet", "dedup": "exact"})
         await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 120})

@@ -92,6 +92,11 @@ async def test_cancel_reaches_the_worker_there(server: ServerProcess, sshd: Sshd
         job_id = started.structured_content["job_id"]
         pid = (await running(client, job_id))["pid"]
         assert psutil.pid_exists(pid)  # "there" is this machine: the worker is visible to the test
+
+        async def logged() -> bool:  # its log there, read over SFTP while it runs
+            return "test_sleep" in (await client.call_tool("job_logs", {"job_id": job_id})).structured_content["text"]
+
+        await until(logged, timeout_s=60, what="the worker's first log line")
         busy = await client.call_tool("compute_remove", {"name": "box"})
         assert busy.is_error and "running there" in busy.content[0].text
         await client.call_tool("job_cancel", {"job_id": job_id})
