@@ -21,6 +21,7 @@ from forge_mcp.compute.models import (
     RayConfig,
     SshConfig,
     StoredTarget,
+    TargetKind,
     TargetList,
     TargetRemoved,
     TargetView,
@@ -108,11 +109,7 @@ class ComputeService:
         remote_dir: str,
         python: str,
     ) -> TargetView:
-        principal.require("admin", "add a compute target")
-        if name == LOCAL:
-            raise InvalidArguments(f"argument 'name': {LOCAL!r} is this machine, where jobs run without a target; choose another name")
-        if await self._repo.get(name) is not None:
-            raise Conflict(f"compute target {name!r} exists; compute_remove it first to add it again")
+        await self._check_new(principal, name)
         _check_remote_dir(remote_dir)
         key_file = self._key_file(key_path)
         await asyncio.to_thread(load_private_key, key_file)
@@ -121,21 +118,26 @@ class ComputeService:
                            host_key=f"{pinned.get_name()} {pinned.get_base64()}", host_key_fingerprint=pinned.fingerprint,
                            remote_dir=remote_dir, python=python)  # fmt: skip
         probe = await asyncio.to_thread(_probe_ssh, name, config, key_file)
-        if not await self._repo.add(name, "ssh", config, principal=principal.name, created_at=self._clock(),
-                                    probe=probe.model_dump()):  # fmt: skip
-            raise Conflict(f"compute target {name!r} was added meanwhile; compute_remove it first to add it again")
-        await self.refresh()
-        return TargetView.of(await self._get(name))
+        return await self._store(principal, name, "ssh", config, probe)
 
     async def add_ray(self, principal: Principal, name: str, *, address: str) -> TargetView:
+        await self._check_new(principal, name)
+        probe = await asyncio.to_thread(_probe_ray, name, address)
+        return await self._store(principal, name, "ray", RayConfig(address=address), probe)
+
+    async def _check_new(self, principal: Principal, name: str) -> None:
+        """Before compute_add checks the target itself: an admin, and a name free to take."""
         principal.require("admin", "add a compute target")
         if name == LOCAL:
             raise InvalidArguments(f"argument 'name': {LOCAL!r} is this machine, where jobs run without a target; choose another name")
         if await self._repo.get(name) is not None:
             raise Conflict(f"compute target {name!r} exists; compute_remove it first to add it again")
-        probe = await asyncio.to_thread(_probe_ray, name, address)
-        if not await self._repo.add(name, "ray", RayConfig(address=address), principal=principal.name,
-                                    created_at=self._clock(), probe=probe.model_dump()):  # fmt: skip
+
+    async def _store(self, principal: Principal, name: str, kind: TargetKind, config: SshConfig | RayConfig,
+                     probe: ProbeResult) -> TargetView:  # fmt: skip
+        """A checked target, with its probe; handed to the executors."""
+        if not await self._repo.add(name, kind, config, principal=principal.name, created_at=self._clock(),
+                                    probe=probe.model_dump()):  # fmt: skip
             raise Conflict(f"compute target {name!r} was added meanwhile; compute_remove it first to add it again")
         await self.refresh()
         return TargetView.of(await self._get(name))
@@ -229,12 +231,12 @@ def _probe_ray(name: str, address: str) -> ProbeResult:
                               text=True, timeout=RAY_PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
     except subprocess.TimeoutExpired:
         raise TargetUnavailable(f"compute target {name!r}: the Ray cluster at {address} did not answer in "
-                             f"{RAY_PROBE_TIMEOUT_S:.0f} s; check the address (ray status on the head node)") from None
+                                f"{RAY_PROBE_TIMEOUT_S:.0f} s; check the address (ray status on the head node)") from None
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         last = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "no message")
         raise TargetUnavailable(f"compute target {name!r}: could not join the Ray cluster at {address} "
-                             f"({last.strip()[:300]}); check the address (ray status on the head node prints it)")  # fmt: skip
+                                f"({last.strip()[:300]}); check the address (ray status on the head node prints it)")  # fmt: skip
     try:
         return parse_probe(done.stdout)
     except ValueError as exc:

@@ -30,7 +30,7 @@ def test_a_live_process_is_the_one_started_when_psutil_says_it_started() -> None
 def test_a_command_name_with_spaces_and_parentheses_is_read_past(tmp_path: Path) -> None:
     odd = tmp_path / "a (b) c"
     odd.symlink_to(sys.executable)
-    child = subprocess.Popen([str(odd), "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen([str(odd), "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)  # lives until killed
     try:
         booted = boot_time(Path("/proc/stat").read_text())
         assert "(a (b) c)" in stat_of(child.pid)

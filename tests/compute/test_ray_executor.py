@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 
 from forge_mcp.server_process import ServerProcess
-from tests.compute.conftest import SERVER_ENV
+from tests.compute.conftest import SERVER_ENV, running
 from tests.compute.raycluster import RayCluster
 from tests.polling import until
 
@@ -46,17 +46,6 @@ async def add_cluster(client: Client, cluster: RayCluster) -> dict[str, Any]:
     added = await client.call_tool("compute_add", {"name": "lab", "kind": "ray", "address": cluster.address})
     assert not added.is_error, added.content
     return added.structured_content
-
-
-async def running(client: Client, job_id: str) -> dict[str, Any]:
-    status: dict[str, Any] = {}
-
-    async def started() -> bool:
-        status.update((await client.call_tool("job_status", {"job_id": job_id})).structured_content)
-        return status["state"] == "RUNNING" and bool(status.get("pid"))
-
-    await until(started, timeout_s=90, what=f"job {job_id} to run")
-    return status
 
 
 def task_processes(job_id: str) -> list[psutil.Process]:
@@ -101,7 +90,7 @@ async def a_job_canceled_on_ray_ends_its_task_and_a_killed_server_finds_it_again
             started = await client.call_tool("test_job_start", {"kind": "test_sleep", "arguments": {"seconds": 600, "steps": 600},
                                                                 "compute": "lab"})  # fmt: skip
             job_id = started.structured_content["job_id"]
-            status = await running(client, job_id)
+            status = await running(client, job_id, timeout_s=90)
             await task_runs(job_id)
     finally:
         first.process.send_signal(signal.SIGKILL)  # the server dies; the driver and its task go on
@@ -129,7 +118,7 @@ async def a_ray_worker_killed_mid_job_fails_the_job_with_the_reason(server: Serv
         started = await client.call_tool("test_job_start", {"kind": "test_sleep", "arguments": {"seconds": 600, "steps": 600},
                                                             "compute": "lab"})  # fmt: skip
         job_id = started.structured_content["job_id"]
-        await running(client, job_id)
+        await running(client, job_id, timeout_s=90)
         await task_runs(job_id)
         for process in task_processes(job_id):
             process.kill()

@@ -20,7 +20,7 @@ import pytest
 from mcp import Client
 
 from forge_mcp.server_process import ServerProcess
-from tests.compute.conftest import SERVER_ENV, workspace_with_key
+from tests.compute.conftest import SERVER_ENV, running, workspace_with_key
 from tests.compute.sshd import Sshd
 from tests.polling import until
 
@@ -45,18 +45,6 @@ async def add_box(client: Client, sshd: Sshd, remote: Path) -> None:
 
 async def start(client: Client, kind: str, arguments: dict[str, Any], compute: str | None = "box") -> Any:
     return await client.call_tool("test_job_start", {"kind": kind, "arguments": arguments, "compute": compute})
-
-
-async def running(client: Client, job_id: str) -> dict[str, Any]:
-    """The job's status once its worker runs there."""
-    status: dict[str, Any] = {}
-
-    async def started() -> bool:
-        status.update((await client.call_tool("job_status", {"job_id": job_id})).structured_content)
-        return status["state"] == "RUNNING" and bool(status.get("pid"))
-
-    await until(started, timeout_s=60, what=f"job {job_id} to run there")
-    return status
 
 
 async def test_a_job_runs_on_the_target_and_comes_home(server: ServerProcess, sshd: Sshd, tmp_path: Path) -> None:
