@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from a2a.client import ClientConfig, create_client
 from a2a.helpers import get_data_parts, new_data_part, new_message
 from a2a.types import Role, SendMessageRequest, TaskState
 from mcp import Client
 
 from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
+from tests.a2a_clients import a2a_client
 from tests.e2e.jobs_db import poll_until, read_jobs
 
 pytestmark = pytest.mark.e2e
@@ -79,16 +79,13 @@ async def test_prepare_through_a2a(tmp_path: Path) -> None:
     home.mkdir()
     messy_support_csv(home / "support.csv", rows=30)
     with ServerProcess(home) as live:
-        client = await create_client(live.url, client_config=ClientConfig(streaming=True))
-        try:
+        async with a2a_client(live.url) as client:
             for tool, arguments in (("dataset_import", {"path": "support.csv", "name": "support"}),
                                     ("dataset_prepare", {"dataset": "support", "pii": "drop"})):  # fmt: skip
                 message = new_message([new_data_part({"tool": tool, "arguments": arguments})], role=Role.ROLE_USER)
                 events = [e async for e in client.send_message(SendMessageRequest(message=message))]
                 final = [e.status_update.status.state for e in events if e.HasField("status_update")][-1]
                 assert final == TaskState.TASK_STATE_COMPLETED, tool
-        finally:
-            await client.close()
     [artifact] = [e.artifact_update.artifact for e in events if e.HasField("artifact_update")]
     result = get_data_parts(artifact.parts)[0]["result"]
     assert result["dataset"]["id"] == "support@v2"

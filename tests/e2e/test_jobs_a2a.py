@@ -13,6 +13,7 @@ from mcp import Client
 
 from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
+from tests.a2a_clients import a2a_client
 from tests.polling import until
 
 pytestmark = pytest.mark.e2e
@@ -31,11 +32,8 @@ def sleep_message(seconds: float):  # noqa: ANN201
 
 
 async def test_streamed_benchmark_task_reports_progress_and_its_result(server: ServerProcess) -> None:
-    client = await create_client(server.url, client_config=ClientConfig(streaming=True))
-    try:
+    async with a2a_client(server.url) as client:
         events = [e async for e in client.send_message(SendMessageRequest(message=benchmark_message(0.2)))]
-    finally:
-        await client.close()
     updates = [e.status_update.status for e in events if e.HasField("status_update")]
     texts = [u.message.parts[0].text for u in updates if u.message.parts]
     assert any("RUNNING" in t and "matrix multiply" in t for t in texts), texts

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from a2a.client import ClientConfig, create_client
 from a2a.helpers import get_data_parts, new_message, new_text_part
 from a2a.types import Role, SendMessageRequest, TaskState
 from mcp import Client
 
 from forge_mcp.backends.scripted_llm import Call, ScriptedLLM, ToolCalls, Turns, tool_results
 from forge_mcp.server_process import ServerProcess
+from tests.a2a_clients import a2a_client
 from tests.conftest import forge_cli
 from tests.polling import until
 
@@ -100,17 +100,9 @@ def workspace(home: Path, tiny_model: Path) -> Path:
 async def ask(url: str, text: str, *, context_id: str | None = None, task_id: str | None = None,
               key: str | None = None) -> list[Any]:  # fmt: skip
     """Send `text` streaming and return every event the task sent."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    http = httpx.AsyncClient(headers=headers, timeout=600)
-    client = await create_client(url, client_config=ClientConfig(streaming=True, httpx_client=http))
     message = new_message([new_text_part(text)], context_id=context_id, task_id=task_id, role=Role.ROLE_USER)
-    try:
+    async with a2a_client(url, key=key) as client:
         return [event async for event in client.send_message(SendMessageRequest(message=message))]
-    finally:
-        await client.close()
-        await http.aclose()
 
 
 def statuses(events: list[Any]) -> list[Any]:
@@ -247,18 +239,15 @@ async def test_cancelling_a_task_ends_the_turn_as_a_cancelled_trace(tmp_path: Pa
 
     env = {**operator_env(llm), "FORGE_TEST_JOB_KINDS": "1", "FORGE_OPERATOR_TOOLSETS": "core,jobs,testing"}
     with ServerProcess(workspace(tmp_path / "ws", tiny_model), env=env) as server:
-        client = await create_client(server.url, client_config=ClientConfig(streaming=True))
         message = new_message([new_text_part("Sleep on it.")], role=Role.ROLE_USER)
         seen: list[Any] = []
-        try:
+        async with a2a_client(server.url) as client:
             async for event in client.send_message(SendMessageRequest(message=message)):
                 seen.append(event)
                 if any(u.message.parts and u.message.parts[0].text.startswith("job_wait: ") for u in statuses(seen)):
                     break  # the operator is waiting on the job
             task_id, _ = task_of(seen)
             canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
-        finally:
-            await client.close()
         found: list[dict[str, Any]] = []
 
         async def traced() -> bool:

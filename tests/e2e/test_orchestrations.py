@@ -22,6 +22,7 @@ from mcp import Client
 from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.server_process import ServerProcess
+from tests.a2a_clients import a2a_client
 from tests.e2e.test_jobs_a2a import job_of_task
 from tests.polling import poll_until
 
@@ -150,11 +151,8 @@ def orchestration_message(seconds: float):  # noqa: ANN201
 async def test_an_orchestration_as_an_a2a_task_streams_progress_and_ends_with_its_result(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "ws", env=ENV) as server:
         message = orchestration_message(0.2)
-        client = await create_client(server.url, client_config=ClientConfig(streaming=True))
-        try:
+        async with a2a_client(server.url) as client:
             events = [e async for e in client.send_message(SendMessageRequest(message=message))]
-        finally:
-            await client.close()
     updates = [e.status_update.status for e in events if e.HasField("status_update")]
     texts = [u.message.parts[0].text for u in updates if u.message.parts]
     assert any("RUNNING" in t for t in texts), texts

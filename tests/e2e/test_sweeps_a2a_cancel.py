@@ -13,13 +13,13 @@ import re
 from pathlib import Path
 
 import pytest
-from a2a.client import ClientConfig, create_client
 from a2a.helpers import get_data_parts, new_data_part, new_message
 from a2a.types import Role, SendMessageRequest, TaskState
 from mcp import Client
 
 from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
+from tests.a2a_clients import a2a_client
 from tests.e2e.test_orchestrations import TERMINAL, child_ids, job_rows
 from tests.e2e.test_sweeps_mcp import prepare, trial_rows, workspace
 from tests.polling import poll_until
@@ -48,11 +48,8 @@ async def test_one_sweep_over_a2a_streams_per_trial_progress_and_returns_the_bes
     with ServerProcess(home) as server:
         async with Client(f"{server.url}/mcp/") as mcp:
             await prepare(mcp)
-        client = await create_client(server.url, client_config=ClientConfig(streaming=True))
-        try:
+        async with a2a_client(server.url) as client:
             events = [e async for e in client.send_message(SendMessageRequest(message=message))]
-        finally:
-            await client.close()
     updates = [e.status_update.status for e in events if e.HasField("status_update")]
     texts = [u.message.parts[0].text for u in updates if u.message.parts]
     assert updates[-1].state == TaskState.TASK_STATE_COMPLETED, texts

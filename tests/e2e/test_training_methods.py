@@ -17,6 +17,7 @@ import pytest
 from mcp import Client
 
 from forge_mcp.server_process import ServerProcess
+from tests.a2a_clients import a2a_client
 from tests.e2e.test_training_mcp import NAMES, greetings
 
 pytestmark = pytest.mark.e2e
@@ -140,18 +141,14 @@ def test_full_fine_tuning_writes_whole_weights(trainer: tuple[ServerProcess, Pat
 
 
 async def test_train_start_over_a2a_streams_step_progress_and_returns_the_adapter(trainer: tuple[ServerProcess, Path]) -> None:
-    from a2a.client import ClientConfig, create_client
     from a2a.helpers import get_data_parts, new_data_part, new_message
     from a2a.types import Role, SendMessageRequest, TaskState
 
     arguments = {"recipe": "sft-lora-tiny", "spec": {"base_model": "models/tiny", "dataset": "greet", "max_steps": 20,
                                                      "logging_steps": 2}}  # fmt: skip
     message = new_message([new_data_part({"tool": "train_start", "arguments": arguments})], role=Role.ROLE_USER)
-    client = await create_client(trainer[0].url, client_config=ClientConfig(streaming=True))
-    try:
+    async with a2a_client(trainer[0].url) as client:
         events = [e async for e in client.send_message(SendMessageRequest(message=message))]
-    finally:
-        await client.close()
     updates = [e.status_update.status for e in events if e.HasField("status_update")]
     texts = [u.message.parts[0].text for u in updates if u.message.parts]
     assert sum(1 for t in texts if "step " in t and "loss" in t and "ETA" in t) >= 3, texts

@@ -15,10 +15,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import httpx2
 import pytest
-from a2a.client import ClientConfig, create_client
 from a2a.helpers import get_data_parts, new_data_part, new_message
 from a2a.types import Role, SendMessageRequest, TaskState
 from mcp import Client
@@ -26,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
+from tests.a2a_clients import a2a_client
 from tests.conftest import AuthServer
 from tests.e2e.test_orchestrations import ENV, TERMINAL, child_ids, job_rows, worker_starts
 from tests.e2e.test_training_mcp import greetings
@@ -234,13 +233,8 @@ async def test_a_workflow_as_an_a2a_task_streams_progress_per_step(tmp_path: Pat
                 "outputs": {"b": "${b.job_id}"}}  # fmt: skip
     message = new_message([new_data_part({"tool": "workflow_run", "arguments": {"document": document}})], role=Role.ROLE_USER)
     with ServerProcess(tmp_path / "ws", env=ENV) as server:
-        http = httpx.AsyncClient()
-        client = await create_client(server.url, client_config=ClientConfig(streaming=True, httpx_client=http))
-        try:
+        async with a2a_client(server.url) as client:
             events = [e async for e in client.send_message(SendMessageRequest(message=message))]
-        finally:
-            await client.close()
-            await http.aclose()
     updates = [e.status_update.status for e in events if e.HasField("status_update")]
     texts = [u.message.parts[0].text for u in updates if u.message.parts]
     assert updates[-1].state == TaskState.TASK_STATE_COMPLETED, texts
