@@ -45,7 +45,7 @@ lint: install
 
 # pytest exits 5 when it collected no test: that is a broken suite, never a pass.
 test: install node_modules/.installed lint
-	@$(PY) -m pytest -n $(PYTEST_WORKERS) -q -rfEs --durations=25; rc=$$?; \
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal -q -rfEs --durations=25; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — failing" >&2; exit 1; fi; \
 	exit $$rc
 

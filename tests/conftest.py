@@ -53,6 +53,30 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault(name, str(share))
 
 
+# The suite's longest tests (minutes each in a loaded run on two cores), run first. Make hands
+# the xdist workers their tests with --dist worksteal: a worker that runs out takes tests from
+# the end of the other's queue, so what runs last is short. One of these started last kept a
+# worker busy for minutes after the other had nothing left.
+LONGEST_FIRST = (
+    "tests/e2e/test_flywheel_demo.py",
+    "tests/e2e/test_demo.py",
+    "tests/e2e/test_training_methods.py::test_early_stopping",
+    "tests/e2e/test_workflow_examples.py",
+    "tests/compute/test_ssh_executor.py::test_training",
+    "tests/compute/test_ray_executor.py",
+    "tests/e2e/test_training_mcp.py::test_sft_lora",
+    "tests/e2e/test_training_resume.py",
+    "tests/e2e/test_sweeps_mcp.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 def suite_threads() -> str:
     """The torch threads a demo started by a test uses: this worker's share, as the demos accept it."""
     share = int(os.environ.get("OMP_NUM_THREADS", "2"))

@@ -97,3 +97,20 @@ def test_client_config_refuses_an_import_root_that_is_not_a_folder(tmp_path: Pat
     result = forge_cli(tmp_path / "ws", "client-config", "cursor", "--import-root", str(tmp_path / "nope"))
     assert result.returncode == 2 and "--import-root" in result.stderr and "is not a folder" in result.stderr
     assert result.stdout == ""
+
+
+def test_dev_tiny_model_builds_a_chat_model_that_loads(tmp_path: Path) -> None:
+    """The command the demos run when the workspace has no model yet (they find one prebuilt
+    in the suite, so this is where the command itself is held to its word)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = tmp_path / "ws" / "models" / "tiny"
+    built = forge_cli(tmp_path / "ws", "dev", "tiny-model", str(model), "--steps", "3", timeout=300)
+    assert built.returncode == 0, built.stderr
+    info = json.loads(built.stdout[built.stdout.index("{"):])
+    assert info["path"] == str(model.resolve()) and info["steps"] == 3 and info["built_by"] == "forge-mcp dev tiny-model"
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    loaded = AutoModelForCausalLM.from_pretrained(model)
+    logits = loaded(**tokenizer(prompt, return_tensors="pt")).logits
+    assert prompt.endswith("<|im_start|>assistant\n") and logits.shape[-1] == loaded.config.vocab_size >= len(tokenizer)

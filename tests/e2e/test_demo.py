@@ -53,7 +53,7 @@ def test_demo_passes_in_a_fresh_workspace_and_again_in_the_same_one(tmp_path: Pa
     home = tmp_path / "forge-workspace"
     # The session's tiny model, which is what `forge-mcp dev tiny-model` builds (same function,
     # seed and steps), as a user who built it before has it: the demo skips its own build, minutes
-    # of CPU in a loaded suite. The flywheel test still runs that build through the CLI.
+    # of CPU in a loaded suite. tests/test_cli.py holds that command to its word.
     shutil.copytree(tiny_model, home / "models" / "tiny")
     first = run_demo(home, tmp_path / "first.json")
     second = run_demo(home, tmp_path / "second.json")

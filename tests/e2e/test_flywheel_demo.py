@@ -7,6 +7,7 @@ and holds it to its promise: a large gain on held-out questions, on any machine 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,11 @@ TIMEOUT_S = 900
 
 
 @pytest.mark.timeout(TIMEOUT_S + 60)
-def test_make_flywheel_improves_the_student_on_held_out_questions_and_serves_it(tmp_path: Path) -> None:
+def test_make_flywheel_improves_the_student_on_held_out_questions_and_serves_it(tmp_path: Path, tiny_model: Path) -> None:
     results = tmp_path / "flywheel.json"
+    # The session's tiny model is what `forge-mcp dev tiny-model` builds (same function, seed and
+    # steps); tests/test_cli.py holds that command to its word.
+    shutil.copytree(tiny_model, tmp_path / "ws" / "models" / "tiny")
     done = subprocess.run([sys.executable, str(FLYWHEEL), "--home", str(tmp_path / "ws"), "--results", str(results),
                            "--threads", suite_threads()],
                           capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip

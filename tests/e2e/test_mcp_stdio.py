@@ -63,11 +63,14 @@ def test_stdout_carries_only_protocol(tmp_path: Path) -> None:
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "system_status", "arguments": {}}},
     ]  # fmt: skip
+    # stderr goes to a file, not a pipe read only at the end: DEBUG logs fill a pipe's 64 KiB,
+    # and the server then blocks on its next log line, answering nothing.
+    log = (tmp_path / "stderr.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "forge_mcp", "--home", str(tmp_path / "ws"), "--log-level", "DEBUG", "stdio"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
     assert process.stdin is not None and process.stdout is not None
@@ -83,10 +86,13 @@ def test_stdout_carries_only_protocol(tmp_path: Path) -> None:
             break
         if line.strip():
             messages.append(json.loads(line))
-    rest, stderr = process.communicate(timeout=30)  # closes stdin: the server stops
+    rest, _ = process.communicate(timeout=30)  # closes stdin: the server stops
+    log.close()
+    stderr = (tmp_path / "stderr.log").read_text()
     messages += [json.loads(line) for line in rest.splitlines() if line.strip()]
     assert all(m.get("jsonrpc") == "2.0" for m in messages)
     assert {m.get("id") for m in messages} >= {1, 2, 3}
+    assert time.monotonic() < deadline, "the answers came only once stdin closed"
     assert "DEBUG" in stderr or "INFO" in stderr  # the logs went to stderr
 
 
