@@ -29,10 +29,7 @@ POLL_S = 0.5
 
 def launch(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None) -> TrainResult:
     """Run the recipe in `plan.processes` processes and return rank 0's result."""
-    job.run.launch.write_text(json.dumps({
-        "plan": plan.model_dump(mode="json"), "base_path": str(base_path), "dataset_file": str(dataset_file),
-        "general_file": str(general_file) if general_file else None,
-    }))  # fmt: skip
+    write_launch(job, plan, base_path, dataset_file, general_file)
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(plan.processes),
                "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
                "-m", "forge_mcp.backends.hf_launch", str(job.run.path)]  # fmt: skip
@@ -51,6 +48,19 @@ def launch(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path
         raise
     if process.returncode != 0:
         raise RuntimeError(f"a training process exited with {process.returncode}; job_logs has its traceback")
+    return rank_result(job)
+
+
+def write_launch(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None) -> None:
+    """What every rank reads (main): the plan and the files, in the run's launch.json."""
+    job.run.launch.write_text(json.dumps({
+        "plan": plan.model_dump(mode="json"), "base_path": str(base_path), "dataset_file": str(dataset_file),
+        "general_file": str(general_file) if general_file else None,
+    }))  # fmt: skip
+
+
+def rank_result(job: JobContext) -> TrainResult:
+    """Rank 0's summary, once every rank has ended."""
     return TrainResult.model_validate_json((job.run.output / "summary.json").read_text())
 
 

@@ -4,7 +4,10 @@ The Ray executor (jobs/executors/ray.py) starts this on the server's machine exa
 local executor starts a worker — own session, output to the run's worker.log — so the
 engine watches, stops and re-attaches it the same way. It joins the cluster as a driver and
 submits the job's worker as one Ray task asking for what the job declared (job.json: a CPU,
-its GPUs, its memory), so Ray places it on a node that has them. The task runs
+its GPUs, its memory), so Ray places it on a node that has them. A data-parallel training
+(job.json's processes > 1) runs its ranks as Ray Train workers instead, each asking for its own
+GPU and memory on whichever node has them (backends/ray_train_launch.py): the task that drives
+them then asks for one CPU only. The task runs
 `forge_mcp.worker`'s main in its Ray worker process (one task per process), which reads the
 run folder and writes its events there: the workspace must be the same path on every node
 (shared storage), as on a one-machine cluster it is.
@@ -40,11 +43,8 @@ GIB = 2**30
 REASON_RAY_WORKER_DIED = "ray_worker_died"
 
 
-def run_worker(run_folder: str, job_id: str, test_kinds: str | None) -> int:
+def run_worker(run_folder: str) -> int:
     """The Ray task: the forge worker, in this Ray worker process (max_calls=1: it ends with it)."""
-    os.environ[JOB_ENV] = job_id  # what the worker's children carry, as with the other executors
-    if test_kinds:  # the engine's own tests' kinds (jobs/catalog.py), as the local executor passes them
-        os.environ[TEST_KINDS_ENV] = test_kinds
     from forge_mcp.worker import main
 
     # The worker's output goes where a local worker's goes, the run's worker.log (on the shared
@@ -76,10 +76,17 @@ def drive(run: RunDir, address: str) -> int:
     needs: dict[str, Any] = {"num_cpus": 1, "num_gpus": spec.gpus}
     if spec.memory_gb > 0:
         needs["memory"] = int(spec.memory_gb * GIB)
-    # One task per Ray worker process (max_calls=1): the worker's signal handlers and environment
-    # die with it. No retries by Ray: the engine decides what a failed attempt becomes.
-    task = ray.remote(max_calls=1, max_retries=0)(run_worker).options(name=f"forge-{spec.job_id}", **needs)
-    ref = task.remote(str(run.path), spec.job_id, os.environ.get(TEST_KINDS_ENV))
+    if spec.processes > 1:  # the ranks are Ray Train workers asking for their own share
+        needs = {"num_cpus": 1, "num_gpus": 0}
+    # The worker's environment, which the Ray workers it starts (Train's ranks) inherit from its
+    # runtime_env: the job id every process of the job carries, as with the other executors.
+    env = {JOB_ENV: spec.job_id, C.RAY_TASK_ENV: "1"}
+    if os.environ.get(TEST_KINDS_ENV):  # the engine's own tests' kinds (jobs/catalog.py)
+        env[TEST_KINDS_ENV] = os.environ[TEST_KINDS_ENV]
+    # One task per Ray worker process (max_calls=1): the worker's signal handlers die with it.
+    # No retries by Ray: the engine decides what a failed attempt becomes.
+    task = ray.remote(max_calls=1, max_retries=0)(run_worker)
+    ref = task.options(name=f"forge-{spec.job_id}", runtime_env={"env_vars": env}, **needs).remote(str(run.path))
     print(f"[forge ray] job {spec.job_id} submitted to the Ray cluster at {address} needing {_shown(needs)}", flush=True)
     stopped_at: float | None = None
     killed = False

@@ -19,6 +19,7 @@ WAIT_POLL_S = 0.5  # job_wait re-reads the database this often (for jobs another
 METRIC_POINTS_MAX = 5000  # the most points one job_metrics call returns per series
 JOB_ID_PREFIX = "job_"
 LOCAL_TARGET = "local"  # compute: "local" is this machine, as no compute target at all
+RAY_TASK_ENV = "FORGE_RAY_TASK"  # set in a job's Ray task: its data-parallel ranks become Ray Train workers
 
 # Reasons a job ends FAILED (or is retried); stable strings clients may match on.
 REASON_SERVER_RESTART = "server_restart"

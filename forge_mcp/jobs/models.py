@@ -14,6 +14,7 @@ from forge_mcp.jobs.states import JobState
 class Resources(BaseModel):
     gpus: int = Field(0, ge=0, description="GPUs the job needs for its whole run")
     memory_gb: float = Field(0.0, ge=0, description="Host memory the job expects to use")
+    processes: int = Field(1, ge=1, description="Processes the job runs as (data-parallel training ranks)")
 
 
 class Progress(BaseModel):
@@ -66,7 +67,7 @@ class Job(BaseModel):
             arguments=json.loads(row["arguments"]),
             principal=row["principal"],
             priority=row["priority"],
-            resources=Resources(gpus=row["gpus"], memory_gb=row["memory_gb"]),
+            resources=Resources(gpus=row["gpus"], memory_gb=row["memory_gb"], processes=row["processes"]),
             attempt=row["attempt"],
             max_attempts=row["max_attempts"],
             parent_id=row["parent_id"],

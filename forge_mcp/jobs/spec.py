@@ -51,6 +51,7 @@ class JobSpec(BaseModel):
     # What the job declared it needs: an executor that schedules (Ray) asks its scheduler for it.
     gpus: int = Field(0, ge=0)
     memory_gb: float = Field(0.0, ge=0)
+    processes: int = Field(1, ge=1)  # data-parallel ranks: on Ray, each one is a Ray Train worker
 
     @property
     def parent_id(self) -> str | None:

@@ -94,6 +94,7 @@ class Submission:
                     "priority": priority,
                     "gpus": resources.gpus,
                     "memory_gb": resources.memory_gb,
+                    "processes": resources.processes,
                     "idempotency_key": idempotency_key,
                     "arguments_hash": fingerprint,
                     "max_attempts": 1 if job_kind.service else self.limits.max_attempts,

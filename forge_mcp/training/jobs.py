@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import BaseModel, ConfigDict
 
+from forge_mcp.jobs.constants import RAY_TASK_ENV
 from forge_mcp.jobs.context import JobContext
 from forge_mcp.jobs.kinds import JobKind
 from forge_mcp.jobs.models import Resources
@@ -25,7 +28,8 @@ class TrainArguments(BaseModel):
 
 def train_resources(arguments: TrainArguments) -> Resources:
     plan = arguments.plan
-    return Resources(gpus=plan.processes if plan.device == "cuda" else 0, memory_gb=plan.memory.total_gib * plan.processes)
+    return Resources(gpus=plan.processes if plan.device == "cuda" else 0, memory_gb=plan.memory.total_gib * plan.processes,
+                     processes=plan.processes)
 
 
 def train(job: JobContext, arguments: TrainArguments) -> TrainResult:
@@ -35,7 +39,9 @@ def train(job: JobContext, arguments: TrainArguments) -> TrainResult:
     for note in plan.notes:  # what the plan chose for the caller, where job_logs shows it
         job.log(note)
     # The backends import torch (or mlx); only the one this plan runs on is imported.
-    if plan.processes > 1:
+    if plan.processes > 1 and os.environ.get(RAY_TASK_ENV):
+        from forge_mcp.backends.ray_train_launch import launch as run
+    elif plan.processes > 1:
         from forge_mcp.backends.hf_launch import launch as run
     elif plan.backend == "mlx":
         from forge_mcp.backends.mlx_train import train as run

@@ -36,7 +36,7 @@ class TrainSpec(BaseModel):
     general_dataset: str | None = Field(None, max_length=80, description="cpt: general text mixed in against forgetting")
     mix_ratio: float = Field(0.0, ge=0.0, le=0.9, description="cpt: share of rows drawn from general_dataset")
     backend: Backend = Field("auto", description="auto: CUDA -> hf, Apple Silicon -> mlx, otherwise hf on CPU")
-    devices: int | None = Field(None, ge=1, le=64, description="Data-parallel processes (torchrun): "
+    devices: int | None = Field(None, ge=1, le=64, description="Data-parallel processes (torchrun; on Ray, Ray Train workers): "
                                 "default every GPU on CUDA, 1 elsewhere")  # fmt: skip
     learning_rate: float = Field(2e-4, gt=0.0, le=0.1)
     epochs: float = Field(1.0, gt=0.0, le=100.0)

@@ -1,7 +1,7 @@
 """The Ray executor on a real one-machine Ray cluster (`ray start --head` on 127.0.0.1, the
 dashboard off), through the MCP client: compute_add probes the cluster's nodes and
 resources; a training job and a two-trial sweep train there as Ray tasks and the adapter
-is registered here; cancel reaches the Ray task; a Ray worker killed mid-job fails the job
+is registered here; a `devices: 2` training runs its ranks as Ray Train workers; cancel reaches the Ray task; a Ray worker killed mid-job fails the job
 with Ray's reason; a server killed mid-job finds its job again.
 
 One cluster, and so one test whose steps are the scenarios: Ray takes fixed ports of its own,
@@ -18,6 +18,7 @@ import psutil
 import pytest
 from mcp import Client
 
+from forge_mcp.jobs.executors.local import job_processes
 from forge_mcp.server_process import ServerProcess
 from tests.compute.conftest import SERVER_ENV, running
 from tests.compute.raycluster import RayCluster
@@ -25,16 +26,18 @@ from tests.polling import until
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.e2e
+CLUSTER_CPUS = 4  # Ray's logical CPUs: a data-parallel job's driving task and its two ranks take one each
 TASK_TITLE = "ray::forge-job_"  # how Ray titles the worker process running a job's task (named forge-<job id>)
 
 
 @pytest.mark.timeout(1200)
 async def test_jobs_and_a_sweep_run_on_a_ray_cluster(tmp_path: Path, tiny_model: Path) -> None:
-    cluster = RayCluster(cpus=2).start()
+    cluster = RayCluster(cpus=CLUSTER_CPUS).start()
     try:
         with ServerProcess(tmp_path / "a", env=SERVER_ENV) as server:
             await compute_add_probes_the_cluster(server, cluster)
             await training_and_a_two_trial_sweep_run_on_the_cluster(server, tiny_model)
+            await a_data_parallel_training_runs_its_ranks_as_ray_train_workers(server)
         with ServerProcess(tmp_path / "b", env=SERVER_ENV) as server:
             await a_ray_worker_killed_mid_job_fails_the_job_with_the_reason(server, cluster)
         await a_job_canceled_on_ray_ends_its_task_and_a_killed_server_finds_it_again(cluster, tmp_path / "c")
@@ -73,8 +76,8 @@ async def compute_add_probes_the_cluster(server: ServerProcess, cluster: RayClus
         none = await client.call_tool("compute_add", {"name": "bad", "kind": "ray"})
     probe = target["probe"]
     assert target["kind"] == "ray" and target["address"] == cluster.address
-    assert probe["ray"] and probe["cpus"] == 2 and probe["gpu_count"] == 0
-    assert [n["alive"] for n in probe["nodes"]] == [True] and probe["nodes"][0]["cpus"] == 2
+    assert probe["ray"] and probe["cpus"] == CLUSTER_CPUS and probe["gpu_count"] == 0
+    assert [n["alive"] for n in probe["nodes"]] == [True] and probe["nodes"][0]["cpus"] == CLUSTER_CPUS
     assert probe["forge_mcp"], "a task on the cluster imported forge-mcp"
     assert [t["name"] for t in listed.structured_content["targets"]] == ["lab"]
     assert both.is_error and "remove host" in both.content[0].text
@@ -159,3 +162,38 @@ async def training_and_a_two_trial_sweep_run_on_the_cluster(server: ServerProces
     assert not registered.is_error, registered.content
     assert swept.structured_content["job"]["state"] == "SUCCEEDED", swept.structured_content["job"]
     assert len(trials) == 2 and all((t["state"], t["executor"], t["host"]) == ("SUCCEEDED", "ray", "lab") for t in trials), trials
+
+
+async def a_data_parallel_training_runs_its_ranks_as_ray_train_workers(server: ServerProcess) -> None:
+    """On the server where the training step prepared the data: two ranks over gloo, placed by
+    Ray Train, the same recipe in each; rank 0 reports to the job, rank 1 to its own events.
+    Every process of the job carries its id, the ranks too; a cancel ends them all."""
+    spec = {"base_model": "models/tiny", "dataset": "greet", "max_steps": 4, "logging_steps": 2, "devices": 2}
+    async with Client(f"{server.url}/mcp/") as client:
+        started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": spec, "compute": "lab"})
+        assert not started.is_error, started.content
+        job_id = started.structured_content["job_id"]
+        waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 300})
+        logs = await client.call_tool("job_logs", {"job_id": job_id})
+
+        long = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": {**spec, "max_steps": 2000},
+                                                      "compute": "lab"})  # fmt: skip
+        long_id = long.structured_content["job_id"]
+        await until(lambda: ranks_train(server, long_id), timeout_s=180, what="both ranks to take a step")
+        every = job_processes(long_id)
+        ranks = [p for p in every if "RayTrainWorker" in " ".join(p.cmdline())]  # Ray titles an actor's process
+        await client.call_tool("job_cancel", {"job_id": long_id})
+        canceled = await client.call_tool("job_wait", {"job_id": long_id, "timeout_s": 120})
+    job = waited.structured_content["job"]
+    assert job["state"] == "SUCCEEDED" and job["host"] == "lab", (job, logs.structured_content["text"][-3000:])
+    assert job["result"]["steps"] == 4 and job["result"]["processes"] == 2, job["result"]
+    assert "2 training processes on cpu as Ray Train workers" in logs.structured_content["text"]
+    assert '"type":"metric"' in (server.home / "runs" / job_id / "events.rank1.jsonl").read_text()  # rank 1 trained too
+    assert canceled.structured_content["job"]["state"] == "CANCELED", canceled.structured_content["job"]
+    assert len(ranks) == 2, [p.cmdline() for p in every]
+    assert not psutil.wait_procs(job_processes(long_id), timeout=60)[1], "every process of the job ended"
+
+
+async def ranks_train(server: ServerProcess, job_id: str) -> bool:
+    run = server.home / "runs" / job_id
+    return all(f.is_file() and '"type":"progress"' in f.read_text() for f in (run / "events.jsonl", run / "events.rank1.jsonl"))
