@@ -24,8 +24,9 @@ async def test_job_start(
     arguments: Annotated[dict[str, Any], Field(description="The kind's arguments")] = {},  # noqa: B006 (never mutated)
     idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
     compute: Annotated[str | None, Field(description="A compute target to run it on (SSH or Ray)")] = None,
+    retry_elsewhere: bool = False,
 ) -> JobHandle:
     """Starts a job (or orchestration) of a test kind as yours and returns its handle; follow it
     with job_wait. Test servers only."""
     return await services.engine.submit(kind, arguments, principal.name, idempotency_key=idempotency_key,
-                                        host=compute)  # fmt: skip
+                                        host=compute, retry_elsewhere=retry_elsewhere)  # fmt: skip

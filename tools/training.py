@@ -48,6 +48,7 @@ async def train_start(
     priority: Annotated[int, Field(ge=-100, le=100)] = 0,
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None,
     compute: Compute = None,
+    retry_elsewhere: Annotated[bool, Field(description="If its target is lost, rerun here or on another that fits")] = False,
 ) -> JobHandle:
     """Starts training from a spec train_plan accepted: a job of minutes to hours (train_plan
     estimates it). Metrics every logging_steps (loss, learning rate, grad norm, tokens/s, eval loss,
@@ -55,4 +56,4 @@ async def train_start(
     crash recovery continue from. The result names the adapter (or model) folder, for
     model_register. Follow with job_wait."""
     return await services.training.start(principal, spec, recipe, priority=priority, idempotency_key=idempotency_key,
-                                         compute=compute)  # fmt: skip
+                                         compute=compute, retry_elsewhere=retry_elsewhere)  # fmt: skip

@@ -73,7 +73,7 @@ class JobEngine:
         self._state = EngineState()
         self._submission = Submission(repository, bus, self.kinds, runs_dir, limits, self.executors, default_executor,
                                       self._state)  # fmt: skip
-        settlement = Settlement(repository, bus, publish, self._state)
+        settlement = Settlement(repository, bus, publish, self._state, self._submission.elsewhere)
         launcher = Launcher(repository, self.executors, bus, self.kinds, runs_dir, limits, scrub, settlement, self._state)
         self._supervisor = Supervisor(repository, bus, limits, launcher, settlement, self._state)
         self._recovery = Recovery(repository, self.executors, self._supervisor, settlement, runs_dir, self._state)
@@ -157,14 +157,17 @@ class JobEngine:
         requested_by: str | None = None,
         executor: str | None = None,
         host: str | None = None,
+        retry_elsewhere: bool = False,
     ) -> JobHandle:
         """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
         else (an admin resuming another's job), so a refusal names whose queue is full.
         `executor` names where it runs (default: its kind's executor, else the engine's default);
-        `host`, which of its hosts (a compute target)."""
+        `host`, which of its hosts (a compute target); `retry_elsewhere`: if that host is lost,
+        the job may run again on another machine where it fits (Submission.elsewhere)."""
         return await self._submission.submit(kind, arguments, principal, priority=priority,
                                              idempotency_key=idempotency_key, parent_id=parent_id,
-                                             requested_by=requested_by, executor=executor, host=host)  # fmt: skip
+                                             requested_by=requested_by, executor=executor, host=host,
+                                             retry_elsewhere=retry_elsewhere)  # fmt: skip
 
     def executor_of(self, compute: str) -> str:
         """The executor that runs jobs on compute target `compute`; InvalidArguments naming the

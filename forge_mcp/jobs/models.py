@@ -40,6 +40,7 @@ class Job(BaseModel):
     idempotency_key: str | None = None
     executor: str = Field("local", description="What runs the job's worker (local, or a remote executor)")
     host: str | None = None
+    retry_elsewhere: bool = Field(False, description="Runs again on another machine if its host is lost")
     pid: int | None = None
     cancel_requested: bool = False
     progress: Progress
@@ -74,6 +75,7 @@ class Job(BaseModel):
             idempotency_key=row["idempotency_key"],
             executor=row["executor"],
             host=row["host"],
+            retry_elsewhere=bool(row["retry_elsewhere"]),
             pid=row["pid"],
             cancel_requested=bool(row["cancel_requested"]),
             progress=Progress(done=done, total=total, message=row["progress_message"], percent=percent),

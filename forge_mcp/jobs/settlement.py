@@ -1,5 +1,6 @@
 """Settling a job once its worker is gone: SUCCEEDED (outputs collected, then the kind's
-publish step), FAILED, CANCELED, or back to QUEUED for another try while attempts remain.
+publish step), FAILED, CANCELED, or back to QUEUED for another try while attempts remain
+(on another machine, when its host was lost and the job allows that).
 The executor and the publish step run outside the engine's lock; only the transitions
 take it."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from forge_mcp.errors import ForgeError
@@ -20,14 +22,19 @@ from forge_mcp.jobs.states import JobState
 
 log = logging.getLogger("forge_mcp.jobs")
 
+Elsewhere = Callable[[Job], tuple[str, str | None] | None]  # (executor, host) for a job whose host was lost
+
 
 class Settlement:
-    def __init__(self, repository: JobRepository, bus: JobEventBus, publish: Publish, state: EngineState) -> None:
-        """`publish` checks a worker's result and runs its kind's publish step (jobs/publishing.py)."""
+    def __init__(self, repository: JobRepository, bus: JobEventBus, publish: Publish, state: EngineState,
+                 elsewhere: Elsewhere) -> None:  # fmt: skip
+        """`publish` checks a worker's result and runs its kind's publish step (jobs/publishing.py);
+        `elsewhere` says where a job whose host was lost may run again (Submission.elsewhere)."""
         self.repo = repository
         self.bus = bus
         self.publish = publish
         self.state = state
+        self.elsewhere = elsewhere
 
     async def finish(self, job_id: str, sup: Supervision, *, lost_reason: str) -> None:
         """The worker is gone: settle the job from its outcome event, or as lost."""
@@ -46,11 +53,12 @@ class Settlement:
         elif kind == "canceled" or job.cancel_requested:
             settled = await self._transition(job_id, JobState.CANCELED, reason=C.REASON_CANCELED)
         elif kind == "error":
-            settled = await self._transition(
-                job_id, JobState.FAILED, reason=outcome.get("reason") or C.REASON_WORKER_ERROR, error=outcome.get("message")
+            reason = outcome.get("reason") or C.REASON_WORKER_ERROR
+            settled = await self._retry_elsewhere(job, reason) or await self._transition(
+                job_id, JobState.FAILED, reason=reason, error=outcome.get("message")
             )
         else:
-            settled = await self._lost(job, lost_reason)
+            settled = await self._retry_elsewhere(job, lost_reason) or await self._lost(job, lost_reason)
         self.bus.publish(JobUpdate(settled, "state"))
         self.state.wake.set()
 
@@ -89,6 +97,22 @@ class Settlement:
             await sup.executor.collect(sup.handle, [sup.handle.run.log])
         except Exception as exc:  # best effort: job_logs asks the executor while the log is not here
             log.warning("job %s: bringing its log home from %s failed: %s", job_id, sup.handle.host, exc)
+
+    async def _retry_elsewhere(self, job: Job, reason: str) -> Job | None:
+        """Its host was lost and the job allows another machine: QUEUED there while attempts
+        remain and one fits. The new attempt starts from its checkpoints where that machine
+        can read them (a Ray cluster's shared storage), else from the beginning."""
+        if not (job.retry_elsewhere and reason.startswith(C.REASON_HOST_UNREACHABLE) and job.attempt < job.max_attempts):
+            return None
+        place = self.elsewhere(job)
+        if place is None:
+            return None
+        executor, host = place
+        where = host or "this machine"
+        log.warning("job %s lost its host %s (%s); retrying on %s, attempt %d of %d", job.id, job.host, reason, where,
+                    job.attempt + 1, job.max_attempts)  # fmt: skip
+        return await self._transition(job.id, JobState.QUEUED, reason=f"retry on {where}: {job.host} was lost",
+                                      pid=None, executor=executor, host=host)  # fmt: skip
 
     async def _lost(self, job: Job, reason: str) -> Job:
         """No outcome and no process: retry while attempts remain, else FAILED with the reason."""

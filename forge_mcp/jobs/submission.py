@@ -63,10 +63,12 @@ class Submission:
         requested_by: str | None = None,
         executor: str | None = None,
         host: str | None = None,
+        retry_elsewhere: bool = False,
     ) -> JobHandle:
         """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
         else (an admin resuming another's job), so a refusal names whose queue is full. With
-        `host`, it runs on that host of its executor only (a compute target by name)."""
+        `host`, it runs on that host of its executor only (a compute target by name);
+        `retry_elsewhere` lets it run again on another machine if that host is lost (elsewhere)."""
         job_kind = self._kind(kind)
         checked = job_kind.parse_arguments(arguments)  # once, here: a mismatch is refused naming the field
         arguments = checked.model_dump(mode="json")  # stored as the kind's model has them, defaults included
@@ -101,6 +103,7 @@ class Submission:
                     "parent_id": parent_id,
                     "executor": executor,
                     "host": host,
+                    "retry_elsewhere": int(retry_elsewhere),
                     "created_at": now,
                 },
             )
@@ -122,7 +125,8 @@ class Submission:
         executor = self.executors.get(job.executor)
         host = job.host if executor is not None and job.host in executor.hosts() else None
         handle = await self.submit(job.kind, job.arguments, job.principal, priority=job.priority, parent_id=job.id,
-                                   requested_by=principal.name, executor=job.executor, host=host)  # fmt: skip
+                                   requested_by=principal.name, executor=job.executor, host=host,
+                                   retry_elsewhere=job.retry_elsewhere)  # fmt: skip
         if principal.name != job.principal:
             log.info("job %s (%s's) resumed by %s as %s", job.id, job.principal, principal.name, handle.job_id)
         return handle
@@ -132,6 +136,23 @@ class Submission:
         if job_kind is None:
             raise NotFound(f"job kind {kind!r} is not registered")
         return job_kind
+
+    def elsewhere(self, job: Job) -> tuple[str, str | None] | None:
+        """Where a job whose host was lost runs again: this machine when the job fits its slots,
+        else the first other compute target by name whose slots and memory fit; None: nowhere.
+        What fits is what admission checks (GPU slots, declared memory), not a new plan."""
+        lost = (job.executor, job.host)
+        candidates = [(self.default_executor, host, capacity) for host, capacity in self.executors[self.default_executor].hosts().items()]
+        candidates += sorted(((name, host, capacity) for name, executor in self.executors.items() if name != self.default_executor
+                              for host, capacity in executor.hosts().items()), key=lambda c: c[1])  # fmt: skip
+        for name, host, capacity in candidates:
+            if (name, host) == lost or (name == self.default_executor and lost == (name, None)):
+                continue
+            memory_fits = capacity.memory_gb <= 0 or job.resources.memory_gb <= capacity.memory_gb
+            slots = capacity.gpu_slots if job.resources.gpus else capacity.cpu_slots
+            if job.resources.gpus <= slots and slots > 0 and memory_fits:
+                return name, None if name == self.default_executor else host
+        return None
 
     def executor_of(self, host: str) -> str:
         """The executor that offers compute target `host` (SSH or Ray); "local": this machine's."""

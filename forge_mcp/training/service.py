@@ -85,14 +85,16 @@ class TrainingService:
         priority: int = 0,
         idempotency_key: str | None = None,
         compute: str | None = None,
+        retry_elsewhere: bool = False,
     ) -> JobHandle:
         """Plans again (the spec, dataset and machine may have changed since train_plan), refuses a
         run that needs a missing extra or does not fit, and starts it as `principal`'s job; on
-        the compute target `compute` names (SSH or Ray), when it names one."""
+        the compute target `compute` names (SSH or Ray), when it names one. `retry_elsewhere`:
+        if that target is lost mid-run, it runs again here or on another target where it fits."""
         arguments = await self.job_arguments(spec, recipe, compute)
         return await self._engine.submit(TRAIN_KIND, arguments, principal.name, priority=priority,
-                                         idempotency_key=idempotency_key,
-                                         host=arguments["plan"]["compute"])  # fmt: skip
+                                         idempotency_key=idempotency_key, host=arguments["plan"]["compute"],
+                                         retry_elsewhere=retry_elsewhere)  # fmt: skip
 
     async def job_arguments(self, spec: dict[str, Any], recipe: str | None = None, compute: str | None = None) -> dict[str, Any]:
         """A train job's arguments for `spec`, planned and checked as train_start does: what a

@@ -7,6 +7,7 @@ killed mid-job finds the worker again."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -223,3 +224,24 @@ async def test_a_host_that_stays_out_of_reach_fails_its_job_saying_so(sshd: Sshd
     assert job["state"] == "FAILED" and job["reason"] == "host_unreachable", job
     assert "cannot connect" in job["error"] and "may still run" in job["error"], job["error"]
     psutil.Process(pid).kill()  # it did: "there" is this machine
+
+
+async def test_a_job_that_allows_it_runs_again_here_when_its_host_is_lost(sshd: Sshd, tmp_path: Path) -> None:
+    home = workspace_with_key(tmp_path, sshd)
+    env = {**ENV, "FORGE_JOB_LEASE_S": "4", "FORGE_JOB_HEARTBEAT_S": "1", "FORGE_JOB_MAX_ATTEMPTS": "2"}
+    with ServerProcess(home, env=env) as server:
+        async with Client(f"{server.url}/mcp/") as client:
+            await add_box(client, sshd, tmp_path / "remote-box")
+            started = await client.call_tool("test_job_start", {"kind": "test_sleep", "arguments": {"seconds": 6, "steps": 6},
+                                                                "compute": "box", "retry_elsewhere": True})  # fmt: skip
+            job_id = started.structured_content["job_id"]
+            there = await running(client, job_id)
+            sshd.stop(sessions_too=True)  # the host drops off the network mid-run
+            waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 120})
+            logs = await client.call_tool("job_logs", {"job_id": job_id})
+    job = waited.structured_content["job"]
+    assert (there["executor"], there["host"]) == ("ssh", "box")
+    assert job["state"] == "SUCCEEDED" and job["executor"] == "local" and job["attempt"] == 2, job
+    assert job["retry_elsewhere"] and "test_sleep" in logs.structured_content["text"]
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(there["pid"]).kill()  # the first attempt's worker ("there" is this machine) may still run

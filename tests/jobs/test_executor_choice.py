@@ -16,12 +16,14 @@ import pytest
 from forge_mcp.app import ENGINE_LOCK, ForgeApp
 from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.engine import JobEngine
+from forge_mcp.jobs.engine_state import EngineState
 from forge_mcp.jobs.executors.base import Executor, LogChunk, Poll, WorkerHandle
 from forge_mcp.jobs.executors.local import LocalExecutor, job_processes
 from forge_mcp.jobs.lock import EngineLock
-from forge_mcp.jobs.models import Job
+from forge_mcp.jobs.models import Job, Progress, Resources
 from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.jobs.states import JobState
+from forge_mcp.jobs.submission import Submission
 from forge_mcp.security.principal import Principal
 from forge_mcp.settings import load_settings
 from tests.jobs.conftest import LONG, QUICK, SLEEP
@@ -125,3 +127,20 @@ async def test_a_job_runs_on_its_executors_hosts_and_a_restarted_engine_finds_it
 async def _running_with_pid(engine: JobEngine, job_id: str) -> bool:
     job = await engine.get(job_id, OWNER)
     return job.state is JobState.RUNNING and job.pid is not None
+
+
+def lost_job(executor: str, host: str, gpus: int = 0, memory_gb: float = 1.0) -> Job:
+    return Job(id="job_lost", kind=SLEEP, state=JobState.RUNNING, arguments={}, principal=OWNER.name, priority=0,
+               resources=Resources(gpus=gpus, memory_gb=memory_gb), attempt=1, max_attempts=2, executor=executor,
+               host=host, retry_elsewhere=True, progress=Progress(), created_at=0.0)  # fmt: skip
+
+
+def test_a_job_whose_host_was_lost_goes_here_first_then_to_the_first_other_host_that_fits(app: ForgeApp) -> None:
+    local = LocalExecutor(app.workspace.root, ONE_JOB, app.workspace.import_roots)  # no GPU here, 8 GB
+    boxes = TwoBoxes(LocalExecutor(app.workspace.root, ONE_JOB, app.workspace.import_roots))
+    submission = Submission(app.jobs.repo, app.job_bus, app.jobs.kinds, app.workspace.runs, app.jobs.limits,
+                            {local.name: local, boxes.name: boxes}, local.name, EngineState())  # fmt: skip
+    assert submission.elsewhere(lost_job("boxes", "box-2")) == ("local", None)
+    assert submission.elsewhere(lost_job("local", local.host)) == ("boxes", "box-1")
+    assert submission.elsewhere(lost_job("boxes", "box-1", gpus=1)) is None  # no GPU anywhere else
+    assert submission.elsewhere(lost_job("boxes", "box-1", memory_gb=16.0)) is None  # 8 GB everywhere else
