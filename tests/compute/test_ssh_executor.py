@@ -245,3 +245,37 @@ async def test_a_job_that_allows_it_runs_again_here_when_its_host_is_lost(sshd: 
     assert job["retry_elsewhere"] and "test_sleep" in logs.structured_content["text"]
     with contextlib.suppress(psutil.NoSuchProcess):
         psutil.Process(there["pid"]).kill()  # the first attempt's worker ("there" is this machine) may still run
+
+
+async def test_a_service_there_is_reached_again_after_the_server_restarts(sshd: Sshd, tmp_path: Path, tiny_model: Path) -> None:
+    """The tunnel lives in the server: a new server opens it again, and the service's URL
+    (written here as the tunnel's) answers as before."""
+    home = workspace_with_key(tmp_path, sshd)
+    shutil.copytree(tiny_model, home / "models" / "tiny")
+    first = ServerProcess(home, env=ENV)
+    first.start()
+    try:
+        async with Client(f"{first.url}/mcp/") as client:
+            await add_box(client, sshd, tmp_path / "remote-box")
+            await client.call_tool("model_register", {"name": "tiny", "path": "models/tiny"})
+            served = await client.call_tool("serve_start", {"model": "tiny", "engine": "transformers", "compute": "box",
+                                                            "wait_s": 240})  # fmt: skip
+            assert not served.is_error, served.content
+    finally:
+        first.process.send_signal(signal.SIGKILL)  # the server dies, and its tunnel with it; the service there goes on
+        first.process.wait(10)
+    service = served.structured_content
+    assert port_refuses(service["url"])
+    with ServerProcess(home, env=ENV) as second:
+        async with Client(f"{second.url}/mcp/") as client:
+            async def answers() -> bool:
+                reply = await client.call_tool("model_generate", {"service": service["job_id"], "prompt": "Hi.", "max_tokens": 4})
+                return not reply.is_error
+
+            await until(answers, timeout_s=60, what="the service to answer through a new tunnel")
+            listed = (await client.call_tool("serve_list", {})).structured_content["services"]
+            stopped = await client.call_tool("serve_stop", {"service": service["job_id"]})
+    [again] = listed
+    assert again["url"].startswith("http://127.0.0.1:") and again["job_id"] == service["job_id"]
+    assert stopped.structured_content["state"] == "stopped"
+    assert port_refuses(again["url"])
