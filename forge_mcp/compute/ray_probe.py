@@ -1,4 +1,6 @@
 """`python -m forge_mcp.compute.ray_probe <address>`: what a Ray cluster has, as one JSON line.
+`python -m forge_mcp.compute.ray_probe --sample <address> <folder>`: each alive node's load, read
+by the monitor's sampling program (monitoring/sampling.py) run on that node, as one JSON line.
 
 Run by the server in a child process (Ray is never imported into the server: it starts
 threads and holds a connection for as long as the process lives). It joins the cluster as
@@ -48,6 +50,34 @@ def probe(address: str) -> dict[str, object]:
         ray.shutdown()
 
 
+def sample(address: str, folder: str) -> dict[str, object]:
+    """Every alive node's sampling-program output, by node address."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from forge_mcp.monitoring.sampling import SAMPLE_PROGRAM
+
+    ray.init(address=address, namespace="forge-mcp", log_to_driver=False, logging_level="ERROR")
+    try:
+        alive = [node for node in ray.nodes() if node.get("Alive")]
+        task = ray.remote(num_cpus=0, max_retries=0)(_run_sampling_program)
+        refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+                .remote(SAMPLE_PROGRAM, folder) for node in alive]  # fmt: skip
+        outputs = ray.get(refs, timeout=TASK_TIMEOUT_S)
+        return {"nodes": [{"address": node.get("NodeManagerAddress"), "stdout": out} for node, out in zip(alive, outputs, strict=True)]}
+    finally:
+        ray.shutdown()
+
+
+def _run_sampling_program(program: str, folder: str) -> str:
+    """On one node: the same standard-library program an SSH target runs, in its own process."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-", folder], input=program, capture_output=True, text=True,
+                          timeout=TASK_TIMEOUT_S, check=True).stdout  # fmt: skip
+
+
 def _facts() -> dict[str, object]:
     """Run on a worker of the cluster: what it runs jobs with."""
     import platform
@@ -63,7 +93,10 @@ def _facts() -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: python -m forge_mcp.compute.ray_probe <address>", file=sys.stderr)
+    if len(sys.argv) == 4 and sys.argv[1] == "--sample":
+        print(json.dumps(sample(sys.argv[2], sys.argv[3])), flush=True)
+    elif len(sys.argv) == 2:
+        print(json.dumps(probe(sys.argv[1])), flush=True)
+    else:
+        print("usage: python -m forge_mcp.compute.ray_probe <address> | --sample <address> <folder>", file=sys.stderr)
         raise SystemExit(2)
-    print(json.dumps(probe(sys.argv[1])), flush=True)

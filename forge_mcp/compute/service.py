@@ -8,10 +8,7 @@ the refusal, so the caller can check it on the host and confirm it."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +24,7 @@ from forge_mcp.compute.models import (
     TargetView,
 )
 from forge_mcp.compute.probe import PROBE_PROGRAM, parse_probe
+from forge_mcp.compute.ray_child import run_ray_program
 from forge_mcp.compute.repository import ComputeRepository
 from forge_mcp.compute.ssh import (
     HOST_KEY_FILES,
@@ -37,7 +35,7 @@ from forge_mcp.compute.ssh import (
     presented_host_key,
     run_command,
 )
-from forge_mcp.errors import Conflict, InvalidArguments, MissingExtra, NotFound, TargetUnavailable
+from forge_mcp.errors import Conflict, InvalidArguments, NotFound, TargetUnavailable
 from forge_mcp.jobs.constants import LOCAL_TARGET
 from forge_mcp.security.principal import Principal
 from forge_mcp.workspace import Workspace
@@ -223,22 +221,10 @@ def _probe_ssh(name: str, config: SshConfig, key_file: Path) -> ProbeResult:
 
 
 def _probe_ray(name: str, address: str) -> ProbeResult:
-    """Joins the cluster from a child process (the server never imports Ray) and reads its answer."""
-    if importlib.util.find_spec("ray") is None:
-        raise MissingExtra("Ray compute targets (the same Ray version as the cluster's)", "ray")
+    """Joins the cluster from a child process and reads its answer."""
+    stdout = run_ray_program(name, address, [address], RAY_PROBE_TIMEOUT_S)
     try:
-        done = subprocess.run([sys.executable, "-m", "forge_mcp.compute.ray_probe", address], capture_output=True,
-                              text=True, timeout=RAY_PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise TargetUnavailable(f"compute target {name!r}: the Ray cluster at {address} did not answer in "
-                                f"{RAY_PROBE_TIMEOUT_S:.0f} s; check the address (ray status on the head node)") from None
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        last = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "no message")
-        raise TargetUnavailable(f"compute target {name!r}: could not join the Ray cluster at {address} "
-                                f"({last.strip()[:300]}); check the address (ray status on the head node prints it)")  # fmt: skip
-    try:
-        return parse_probe(done.stdout)
+        return parse_probe(stdout)
     except ValueError as exc:
         raise TargetUnavailable(f"compute target {name!r}: the Ray probe's answer did not parse ({exc})") from exc
 

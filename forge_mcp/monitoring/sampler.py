@@ -1,10 +1,12 @@
 """The background sampler: every `interval_s`, one sample of this machine and one of each
-probed SSH compute target, written to the store in one round with everything older than the
+probed compute target, written to the store in one round with everything older than the
 retention deleted. Started and stopped by the composition root with the app.
 
-Targets are sampled over the existing SSH helpers (pinned host key, the target's own key),
-each in a worker thread so the event loop never waits on a network, and each bounded: a
-target that has not answered within TARGET_TIMEOUT_S records no row this round, and its
+SSH targets are sampled over the existing SSH helpers (pinned host key, the target's own
+key); a Ray cluster by a child process that joins it and runs the same sampling program on
+each alive node (compute/ray_probe.py --sample), recorded as one host: the cluster. Each
+runs in a worker thread so the event loop never waits on a network, and each is bounded: a
+target that has not answered within its timeout records no row this round, and its
 error is kept so system_history can say why. A target whose previous try is still running
 (a host that half answers) is skipped rather than piled onto."""
 
@@ -22,14 +24,15 @@ from pydantic import ValidationError
 from forge_mcp.compute.models import SshConfig, StoredTarget
 from forge_mcp.compute.repository import ComputeRepository
 from forge_mcp.compute.service import LOCAL
-from forge_mcp.errors import ForgeError
+from forge_mcp.errors import ForgeError, TargetUnavailable
 from forge_mcp.monitoring.repository import SampleRepository
 from forge_mcp.monitoring.samples import HostSample
-from forge_mcp.monitoring.sampling import SAMPLE_PROGRAM, CpuMeter, parse_remote, sample_local
+from forge_mcp.monitoring.sampling import SAMPLE_PROGRAM, CpuMeter, parse_cluster, parse_remote, sample_local
 from forge_mcp.workspace import Workspace
 
 log = logging.getLogger("forge_mcp.monitoring")
 TARGET_TIMEOUT_S = 20.0  # the whole of one target's sample: connect, run, read
+RAY_TARGET_TIMEOUT_S = 60.0  # a Ray cluster's: join it as a driver, one task per node, leave
 COMMAND_TIMEOUT_S = 15.0  # the sampling program there (half a second of it is its CPU window)
 
 
@@ -85,7 +88,7 @@ class SystemSampler:
     async def sample_once(self) -> dict[str, HostSample]:
         """One round: this machine and every probed SSH target, written with the old rows pruned.
         Returns what was written, by host (a target that could not be reached is not in it)."""
-        targets = [t for t in await self._targets.list() if t.ssh is not None and t.probe is not None]
+        targets = [t for t in await self._targets.list() if t.probe is not None]
         targets = [t for t in targets if t.name not in self._in_flight]
         local, *remote = await asyncio.gather(
             asyncio.to_thread(sample_local, self._meter, self._workspace.root, self._clock),
@@ -105,18 +108,23 @@ class SystemSampler:
             await asyncio.sleep(self.interval_s)
 
     async def _sample_target(self, target: StoredTarget) -> HostSample | None:
-        assert target.ssh is not None
         name = target.name
         self._in_flight.add(name)
         # A thread cannot be cancelled: the timeout stops the wait, and the target stays in
         # flight (skipped by later rounds) until its thread has really ended.
-        future = asyncio.get_running_loop().run_in_executor(None, self._sample_ssh, name, target.ssh)
+        if target.ray is not None:
+            timeout_s = RAY_TARGET_TIMEOUT_S
+            future = asyncio.get_running_loop().run_in_executor(None, self._sample_ray, name, target.ray.address)
+        else:
+            assert target.ssh is not None
+            timeout_s = TARGET_TIMEOUT_S
+            future = asyncio.get_running_loop().run_in_executor(None, self._sample_ssh, name, target.ssh)
         future.add_done_callback(lambda done: self._settled(name, done))
         try:
-            async with asyncio.timeout(TARGET_TIMEOUT_S):
+            async with asyncio.timeout(timeout_s):
                 sample = await asyncio.shield(future)
         except TimeoutError:
-            self._unreachable[name] = Unreachable(self._clock(), f"no answer within {TARGET_TIMEOUT_S:.0f} s")
+            self._unreachable[name] = Unreachable(self._clock(), f"no answer within {timeout_s:.0f} s")
             return None
         except ForgeError as exc:
             self._unreachable[name] = Unreachable(self._clock(), exc.message)
@@ -148,6 +156,16 @@ class SystemSampler:
             return parse_remote(out, self._clock())
         except (ValueError, ValidationError) as exc:
             raise SshUnavailable(f"compute target {name!r}: the sample did not parse ({str(exc)[:300]})") from exc
+
+    def _sample_ray(self, name: str, address: str) -> HostSample:
+        """Blocking: a child process joins the cluster and samples each alive node there."""
+        from forge_mcp.compute.ray_child import run_ray_program
+
+        stdout = run_ray_program(name, address, ["--sample", address, str(self._workspace.root)], RAY_TARGET_TIMEOUT_S)
+        try:
+            return parse_cluster(stdout, self._clock())
+        except (ValueError, KeyError, ValidationError) as exc:
+            raise TargetUnavailable(f"compute target {name!r}: the cluster's sample did not parse ({str(exc)[:300]})") from exc
 
     def _key_file(self, key_path: str) -> Path:
         return self._workspace.resolve(key_path, field="key_path")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import psutil
@@ -128,3 +128,32 @@ def parse_remote(stdout: str, at: float) -> HostSample:
         **reading.model_dump(exclude={"nvidia_smi"}),
         gpus=nvidia_smi.parse_gpus(reading.nvidia_smi) if reading.nvidia_smi else [],
     )
+
+
+def parse_cluster(stdout: str, at: float) -> HostSample:
+    """A Ray cluster as one host, from ray_probe --sample's line: the mean of its nodes' CPU, their
+    RAM summed, the workspace's disk as the first node sees it (the same shared storage on every
+    node), and every node's GPUs, numbered on in node order. ValueError when it does not parse."""
+    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
+    if not lines:
+        raise ValueError("the Ray sampling program printed no result")
+    nodes = [parse_remote(node["stdout"], at) for node in json.loads(lines[-1])["nodes"]]
+    if not nodes:
+        raise ValueError("the cluster has no alive node")
+    cpus = [n.cpu_percent for n in nodes if n.cpu_percent is not None]
+    gpus = [gpu for node in nodes for gpu in node.gpus]
+    return HostSample(
+        unix_time_s=at,
+        cpu_percent=round(sum(cpus) / len(cpus), 1) if cpus else None,
+        ram_used_bytes=_total(n.ram_used_bytes for n in nodes),
+        ram_total_bytes=_total(n.ram_total_bytes for n in nodes),
+        disk_free_bytes=nodes[0].disk_free_bytes,
+        disk_total_bytes=nodes[0].disk_total_bytes,
+        gpus=[gpu.model_copy(update={"index": i}) for i, gpu in enumerate(gpus)],
+    )
+
+
+def _total(values: Iterable[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+

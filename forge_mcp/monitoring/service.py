@@ -43,7 +43,7 @@ class MonitoringService:
         self._clock = clock
 
     async def history(self, host: str, minutes: int, max_points: int, chart: bool) -> SystemHistory:
-        sampled = await self._check_host(host)
+        await self._check_host(host)
         kept_minutes = int(self._sampler.retention_s // 60)
         if minutes > kept_minutes:
             raise InvalidArguments(f"argument 'minutes': samples are kept for {kept_minutes} minutes "
@@ -51,7 +51,7 @@ class MonitoringService:
         now = self._clock()
         samples = await self._samples.series(host, now - minutes * 60)
         last_seen = samples[-1].unix_time_s if samples else await self._samples.last_seen(host)
-        note = self._note(host, last_seen, now, sampled)
+        note = self._note(host, last_seen, now)
         image = None
         if chart:
             if not samples:
@@ -66,20 +66,17 @@ class MonitoringService:
                              thinned=len(shown) < len(samples), last_seen_unix_s=last_seen, note=note,
                              chart=image)  # fmt: skip
 
-    async def _check_host(self, host: str) -> bool:
-        """Whether the host is one the sampler samples; InvalidArguments when it is not monitored at all."""
-        target = await self._targets.get(host) if host != LOCAL else None
-        if target is not None:
-            return target.ssh is not None
-        if host == LOCAL or await self._samples.last_seen(host) is not None:
-            return True  # a removed target's history stays readable until the retention ends
+    async def _check_host(self, host: str) -> None:
+        """InvalidArguments when the host is not monitored at all."""
+        if host == LOCAL or await self._targets.get(host) is not None:
+            return
+        if await self._samples.last_seen(host) is not None:
+            return  # a removed target's history stays readable until the retention ends
         names = [LOCAL, *(t.name for t in await self._targets.list())]
         raise InvalidArguments(f"argument 'host': {host!r} is not monitored; give {LOCAL!r} (this machine) or a "
                                f"compute target ({', '.join(map(repr, names))}; compute_list lists them)")  # fmt: skip
 
-    def _note(self, host: str, last_seen: float | None, now: float, sampled: bool) -> str | None:
-        if not sampled:
-            return f"{host} is a Ray cluster: only this machine and SSH targets are sampled"
+    def _note(self, host: str, last_seen: float | None, now: float) -> str | None:
         interval = self._sampler.interval_s
         if last_seen is not None and now - last_seen <= STALE_AFTER_INTERVALS * interval:
             return None

@@ -1,7 +1,8 @@
 """The Ray executor on a real one-machine Ray cluster (`ray start --head` on 127.0.0.1, the
 dashboard off), through the MCP client: compute_add probes the cluster's nodes and
 resources; a training job and a two-trial sweep train there as Ray tasks and the adapter
-is registered here; a `devices: 2` training runs its ranks as Ray Train workers; cancel reaches the Ray task; a Ray worker killed mid-job fails the job
+is registered here; a `devices: 2` training runs its ranks as Ray Train workers; the monitor
+samples the cluster; cancel reaches the Ray task; a Ray worker killed mid-job fails the job
 with Ray's reason; a server killed mid-job finds its job again.
 
 One cluster, and so one test whose steps are the scenarios: Ray takes fixed ports of its own,
@@ -38,8 +39,9 @@ async def test_jobs_and_a_sweep_run_on_a_ray_cluster(tmp_path: Path, tiny_model:
             await compute_add_probes_the_cluster(server, cluster)
             await training_and_a_two_trial_sweep_run_on_the_cluster(server, tiny_model)
             await a_data_parallel_training_runs_its_ranks_as_ray_train_workers(server)
-        with ServerProcess(tmp_path / "b", env=SERVER_ENV) as server:
+        with ServerProcess(tmp_path / "b", env={**SERVER_ENV, "FORGE_MONITOR_INTERVAL_S": "3"}) as server:
             await a_ray_worker_killed_mid_job_fails_the_job_with_the_reason(server, cluster)
+            await the_cluster_is_sampled_as_one_host(server)
         await a_job_canceled_on_ray_ends_its_task_and_a_killed_server_finds_it_again(cluster, tmp_path / "c")
     finally:
         cluster.stop()
@@ -197,3 +199,17 @@ async def a_data_parallel_training_runs_its_ranks_as_ray_train_workers(server: S
 async def ranks_train(server: ServerProcess, job_id: str) -> bool:
     run = server.home / "runs" / job_id
     return all(f.is_file() and '"type":"progress"' in f.read_text() for f in (run / "events.jsonl", run / "events.rank1.jsonl"))
+
+
+async def the_cluster_is_sampled_as_one_host(server: ServerProcess) -> None:
+    """On a server that samples every 3 s, where the cluster was added (and so probed)."""
+    found: dict[str, Any] = {}
+    async with Client(f"{server.url}/mcp/") as client:
+        async def sampled() -> bool:
+            found.update((await client.call_tool("system_history", {"host": "lab", "minutes": 5})).structured_content)
+            return bool(found["samples"])
+
+        await until(sampled, timeout_s=120, what="a sample of the Ray cluster")
+    sample = found["samples"][-1]
+    assert sample["ram_total_bytes"] == psutil.virtual_memory().total  # its one node is this machine
+    assert sample["cpu_percent"] is not None and sample["disk_free_bytes"] and sample["gpus"] == []

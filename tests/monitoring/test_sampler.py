@@ -4,6 +4,7 @@ start-up on its own, and a target out of reach records nothing and is reported w
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from forge_mcp.app import ForgeApp
 from forge_mcp.compute.models import SshConfig
 from forge_mcp.compute.repository import ComputeRepository
 from forge_mcp.monitoring.repository import SampleRepository
-from forge_mcp.monitoring.sampling import SAMPLE_PROGRAM, parse_remote
+from forge_mcp.monitoring.sampling import SAMPLE_PROGRAM, parse_cluster, parse_remote
 from forge_mcp.monitoring.service import MonitoringService
 from forge_mcp.settings import load_settings
 from tests.compute.sshd import Sshd, free_port, keygen
@@ -122,3 +123,19 @@ def test_the_target_program_runs_on_a_plain_python_and_its_line_parses(tmp_path:
         assert sample.cpu_percent is not None and 0.0 <= sample.cpu_percent <= 100.0
     with pytest.raises(ValueError, match="printed no result"):
         parse_remote("Traceback (most recent call last): …\n", START)
+
+
+def test_a_ray_cluster_is_one_host_summing_its_nodes() -> None:
+    """ray_probe --sample's line: each alive node's sampling-program output, by node."""
+    gpu = "0, NVIDIA H200, 50, 1000, 141000, 40, 300.5\n"
+    nodes = [{"cpu_percent": 20.0, "ram_total_bytes": 100, "ram_used_bytes": 40, "disk_free_bytes": 7, "disk_total_bytes": 9,
+              "nvidia_smi": gpu},
+             {"cpu_percent": 60.0, "ram_total_bytes": 200, "ram_used_bytes": 50, "disk_free_bytes": 7, "disk_total_bytes": 9,
+              "nvidia_smi": gpu}]  # fmt: skip
+    line = json.dumps({"nodes": [{"address": f"10.0.0.{i}", "stdout": json.dumps(n) + "\n"} for i, n in enumerate(nodes)]})
+    cluster = parse_cluster("ray says hello\n" + line + "\n", START)
+    assert (cluster.cpu_percent, cluster.ram_used_bytes, cluster.ram_total_bytes) == (40.0, 90, 300)
+    assert (cluster.disk_free_bytes, cluster.disk_total_bytes) == (7, 9)  # the shared workspace, once
+    assert [g.index for g in cluster.gpus] == [0, 1] and cluster.gpus[1].name == "NVIDIA H200"
+    with pytest.raises(ValueError, match="no alive node"):
+        parse_cluster(json.dumps({"nodes": []}), START)

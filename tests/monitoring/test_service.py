@@ -59,8 +59,9 @@ async def test_refusals_name_the_field_and_the_fix(app: ForgeApp) -> None:
         await service.history("local", 1441, 120, False)
 
 
-async def test_a_ray_cluster_is_known_but_not_sampled(app: ForgeApp) -> None:
+async def test_a_ray_cluster_not_yet_probed_is_known_and_says_when_it_will_be_sampled(app: ForgeApp) -> None:
     targets = ComputeRepository(app.store)
     await targets.add("cluster", "ray", RayConfig(address="127.0.0.1:6379"), principal="admin", created_at=START, probe=None)
     history = await (await service_with_rows(app, Clock(), 1)).history("cluster", 60, 120, False)
-    assert history.samples == [] and history.note == "cluster is a Ray cluster: only this machine and SSH targets are sampled"
+    assert history.samples == [] and history.note is not None
+    assert history.note.startswith("cluster: never sampled yet; a compute target is sampled once it has been probed")
