@@ -126,9 +126,9 @@ class ForgeApp:
             publisher.publish,
         )
         self.models = ModelRegistry(self.workspace, model_repository, self.jobs)
-        self.serving = ServingManager(settings, self.workspace, self.jobs, self.models)
-        started_at = time.time()
         compute = ComputeRepository(self.store)
+        self.serving = ServingManager(settings, self.workspace, self.jobs, self.models, compute)
+        started_at = time.time()
         training = TrainingService(self.workspace, dataset_repository, self.jobs, job_repository, compute)
         evaluation = EvaluationService(self.workspace, self.models, dataset_repository, self.jobs)
         traces = TraceService(TraceRepository(self.store))

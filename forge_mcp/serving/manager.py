@@ -14,8 +14,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from forge_mcp.compute.repository import ComputeRepository
 from forge_mcp.errors import Conflict, InvalidArguments
 from forge_mcp.extras import require_extra
+from forge_mcp.jobs.constants import LOCAL_TARGET
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.models import Job
 from forge_mcp.jobs.states import JobState
@@ -35,19 +37,26 @@ GGUF_PREFERENCE = ("gguf-q8_0", "gguf-f16", "gguf-q4_k_m")
 
 
 class ServingManager:
-    def __init__(self, settings: Settings, workspace: Workspace, jobs: JobEngine, models: ModelRegistry) -> None:
+    def __init__(self, settings: Settings, workspace: Workspace, jobs: JobEngine, models: ModelRegistry,
+                 targets: ComputeRepository) -> None:  # fmt: skip
         self.settings = settings
         self.workspace = workspace
         self.jobs = jobs
         self.models = models
+        self.targets = targets
 
     async def arguments(self, model: str, engine: str, port: int | None, context_length: int,
-                        threads: int | None = None) -> dict[str, Any]:  # fmt: skip
+                        threads: int | None = None, compute: str | None = None) -> dict[str, Any]:  # fmt: skip
         """What a serve job runs: the version's weights, the engine (auto resolved) and, for
-        llama.cpp, the GGUF export to load."""
+        llama.cpp, the GGUF export to load. On a compute target the engine is checked against
+        that machine (its last probe), not this one."""
         version, model_path, adapter_path = await self.models.weights(model)
         exports = {e.key: e for e in await self.models.repo.exports(version.id)}
         gguf = next((exports[k] for k in GGUF_PREFERENCE if k in exports), None)
+        if compute not in (None, LOCAL_TARGET):
+            engine = await self._engine_there(compute, engine, gguf is not None)
+            return self._job_arguments(version.id, engine, model_path, adapter_path, gguf, port, context_length, threads,
+                                       gpus=0)  # fmt: skip
         if engine == "auto":
             engine = self._auto_engine(gguf is not None, adapter_path is not None)
         if engine == "llama_cpp":
@@ -67,12 +76,34 @@ class ServingManager:
                                        "merged and register that, or use engine transformers")  # fmt: skip
         else:
             require_extra("train", "engine transformers")
-        return {"model_id": version.id, "engine": engine, "model_path": model_path, "adapter_path": adapter_path,
+        return self._job_arguments(version.id, engine, model_path, adapter_path, gguf, port, context_length, threads,
+                                   gpus=1 if engine == "vllm" and _gpu_count() > 0 else 0)  # fmt: skip
+
+    def _job_arguments(self, model_id: str, engine: str, model_path: str, adapter_path: str | None, gguf: Any,
+                       port: int | None, context_length: int, threads: int | None, *, gpus: int) -> dict[str, Any]:  # fmt: skip
+        return {"model_id": model_id, "engine": engine, "model_path": model_path, "adapter_path": adapter_path,
                 "gguf_file": f"{gguf.path}/{gguf.file}" if engine == "llama_cpp" and gguf else None,
                 "port": port or 0, "context_length": context_length, "threads": threads,
                 "external_command": self.settings.vllm_command if engine == "vllm" else None,
-                "gpus": 1 if engine == "vllm" and _gpu_count() > 0 else 0,
-                "startup_timeout_s": self.settings.serve_startup_timeout_s}  # fmt: skip
+                "gpus": gpus, "startup_timeout_s": self.settings.serve_startup_timeout_s}  # fmt: skip
+
+    async def _engine_there(self, compute: str, engine: str, has_gguf: bool) -> str:
+        """The engine for a service on compute target `compute`. `auto` is transformers there: the
+        probe does not say which serving libraries that machine has, and llama.cpp or mlx are
+        for the caller to ask for. vllm_command is a command on this machine, so vllm is refused.
+        An unknown target is left for the job's submission to refuse, naming the targets."""
+        target = await self.targets.get(compute)
+        probe = (target.probe if target is not None else None) or {}
+        if engine == "vllm":
+            raise InvalidArguments(f"engine: vllm runs this server's vllm_command, a command on this machine, not on "
+                                   f"{compute}; use engine transformers or llama_cpp there")  # fmt: skip
+        if engine == "mlx" and not str(probe.get("os") or "").startswith("macOS"):
+            raise InvalidArguments(f"engine: mlx needs Apple Silicon, and {compute}'s last probe found "
+                                   f"{probe.get('os') or 'no OS'}; use engine transformers there")  # fmt: skip
+        if engine == "llama_cpp" and not has_gguf:
+            raise InvalidArguments("engine: this version has no GGUF export for llama.cpp; run model_export with "
+                                   "format gguf first, or use engine transformers")  # fmt: skip
+        return "transformers" if engine == "auto" else engine
 
     def _auto_engine(self, has_gguf: bool, is_adapter: bool) -> str:
         if self.settings.vllm_command and _gpu_count() > 0:

@@ -68,7 +68,7 @@ class ServingService:
     ) -> ServiceStarted:
         """Start `principal`'s service for `model` and wait (at most `wait_s`) until it answers; the
         same `idempotency_key` again waits for the same service instead of starting another."""
-        arguments = await self._manager.arguments(model, engine, port, context_length, threads)
+        arguments = await self._manager.arguments(model, engine, port, context_length, threads, compute)
         handle = await self._engine.submit(SERVE_KIND, arguments, principal.name, idempotency_key=idempotency_key,
                                            host=compute)  # fmt: skip
         job, endpoint = await self._manager.wait_ready(handle.job_id, wait_s)

@@ -4,9 +4,14 @@ first and a declined one stops nothing, and a refused request queues nothing."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from forge_mcp.app import ForgeApp
+from forge_mcp.compute.models import RayConfig
+from forge_mcp.compute.repository import ComputeRepository
 from forge_mcp.errors import Conflict, InvalidArguments, NotFound
 from forge_mcp.jobs.states import JobState
 from forge_mcp.security.principal import Principal
@@ -64,3 +69,20 @@ async def test_generate_wants_exactly_one_source_and_queues_nothing_otherwise(ap
     with pytest.raises(InvalidArguments, match="model or service: give exactly one"):
         await app.services.serving.generate(ALICE, "Hi", **where)
     assert await app.jobs.list(ADMIN) == []
+
+
+async def test_on_a_compute_target_the_engine_is_checked_against_that_machine(app: ForgeApp, tiny_model: Path) -> None:
+    """vllm_command runs here, so vllm is refused for a target whatever this machine has; mlx
+    needs a Mac there; auto is transformers there."""
+    shutil.copytree(tiny_model, app.workspace.root / "models" / "tiny")
+    await app.services.models.register(BOB, "tiny", path="models/tiny")
+    linux = {"os": "Linux-6.1-x86_64-with-glibc2.36", "gpus": [{"index": 0, "name": "H200", "memory_gb": 139.8}]}
+    await ComputeRepository(app.store).add("box", "ray", RayConfig(address="10.0.0.2:6379"), principal="root",
+                                           created_at=0.0, probe=linux)  # fmt: skip
+    app.serving.settings = app.settings.model_copy(update={"vllm_command": ["vllm"]})  # as if this machine had vllm
+    arguments = await app.serving.arguments("tiny", "auto", None, 2048, compute="box")
+    assert (arguments["engine"], arguments["gpus"], arguments["external_command"]) == ("transformers", 0, None)
+    with pytest.raises(InvalidArguments, match=r"^engine: vllm runs this server's vllm_command, .* not on box"):
+        await app.serving.arguments("tiny", "vllm", None, 2048, compute="box")
+    with pytest.raises(InvalidArguments, match=r"^engine: mlx needs Apple Silicon, and box's last probe found Linux"):
+        await app.serving.arguments("tiny", "mlx", None, 2048, compute="box")
