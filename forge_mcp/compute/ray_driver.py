@@ -78,6 +78,12 @@ def drive(run: RunDir, address: str) -> int:
         needs["memory"] = int(spec.memory_gb * GIB)
     if spec.processes > 1:  # the ranks are Ray Train workers asking for their own share
         needs = {"num_cpus": 1, "num_gpus": 0}
+    if spec.service:
+        # A service listens on its node's loopback, which the server reaches only on its own node
+        # (this driver's: a driver that joins by GCS address runs on a node of the cluster).
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        needs["scheduling_strategy"] = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     # The worker's environment, which the Ray workers it starts (Train's ranks) inherit from its
     # runtime_env: the job id every process of the job carries, as with the other executors.
     env = {JOB_ENV: spec.job_id, C.RAY_TASK_ENV: "1"}
@@ -142,9 +148,11 @@ def _short(exc: BaseException) -> str:
 
 
 def _shown(needs: dict[str, Any]) -> str:
-    shown = {"CPU": needs["num_cpus"], "GPU": needs["num_gpus"]}
+    shown: dict[str, Any] = {"CPU": needs["num_cpus"], "GPU": needs["num_gpus"]}
     if "memory" in needs:
         shown["memory_gb"] = round(needs["memory"] / GIB, 1)
+    if "scheduling_strategy" in needs:
+        shown["node"] = "this machine's"
     return json.dumps(shown)
 
 

@@ -89,7 +89,8 @@ class Launcher:
         JobSpec(job_id=job.id, kind=job.kind, arguments=job.arguments, attempt=attempt, heartbeat_s=self.limits.heartbeat_s,
                 repeats=await repeat_chain(job.parent_id, self.repo.get),
                 workspace=executor.worker_workspace, gpus=job.resources.gpus,
-                memory_gb=job.resources.memory_gb, processes=job.resources.processes).write(run)  # fmt: skip
+                memory_gb=job.resources.memory_gb, processes=job.resources.processes,
+                service=self.kinds[job.kind].service).write(run)  # fmt: skip
         # RUNNING is written before the process exists: a crash in between leaves a RUNNING
         # job without a process, which recovery handles; the reverse would leave a worker
         # that no row accounts for. The executor and host are recorded now, so a restarted

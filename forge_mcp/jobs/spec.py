@@ -52,6 +52,7 @@ class JobSpec(BaseModel):
     gpus: int = Field(0, ge=0)
     memory_gb: float = Field(0.0, ge=0)
     processes: int = Field(1, ge=1)  # data-parallel ranks: on Ray, each one is a Ray Train worker
+    service: bool = False  # it listens on its machine's loopback: on Ray, it runs on the server's own node
 
     @property
     def parent_id(self) -> str | None:

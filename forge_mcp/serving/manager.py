@@ -94,6 +94,10 @@ class ServingManager:
         An unknown target is left for the job's submission to refuse, naming the targets."""
         target = await self.targets.get(compute)
         probe = (target.probe if target is not None else None) or {}
+        if target is not None and target.ray is not None and target.ray.address.startswith("ray://"):
+            raise InvalidArguments(f"compute: {compute} is reached through Ray Client (ray://), so a service there would "
+                                   "listen on a node this server cannot reach; serve on an SSH target, or add the "
+                                   "cluster by its GCS address (host:6379) from a machine that is one of its nodes")  # fmt: skip
         if engine == "vllm":
             raise InvalidArguments(f"engine: vllm runs this server's vllm_command, a command on this machine, not on "
                                    f"{compute}; use engine transformers or llama_cpp there")  # fmt: skip

@@ -2,7 +2,7 @@
 dashboard off), through the MCP client: compute_add probes the cluster's nodes and
 resources; a training job and a two-trial sweep train there as Ray tasks and the adapter
 is registered here; a `devices: 2` training runs its ranks as Ray Train workers; the monitor
-samples the cluster; cancel reaches the Ray task; a Ray worker killed mid-job fails the job
+samples the cluster; a service runs on this machine's node and answers; cancel reaches the Ray task; a Ray worker killed mid-job fails the job
 with Ray's reason; a server killed mid-job finds its job again.
 
 One cluster, and so one test whose steps are the scenarios: Ray takes fixed ports of its own,
@@ -39,6 +39,7 @@ async def test_jobs_and_a_sweep_run_on_a_ray_cluster(tmp_path: Path, tiny_model:
             await compute_add_probes_the_cluster(server, cluster)
             await training_and_a_two_trial_sweep_run_on_the_cluster(server, tiny_model)
             await a_data_parallel_training_runs_its_ranks_as_ray_train_workers(server)
+            await a_service_runs_on_this_machines_node_and_answers(server)
         with ServerProcess(tmp_path / "b", env={**SERVER_ENV, "FORGE_MONITOR_INTERVAL_S": "3"}) as server:
             await a_ray_worker_killed_mid_job_fails_the_job_with_the_reason(server, cluster)
             await the_cluster_is_sampled_as_one_host(server)
@@ -213,3 +214,19 @@ async def the_cluster_is_sampled_as_one_host(server: ServerProcess) -> None:
     sample = found["samples"][-1]
     assert sample["ram_total_bytes"] == psutil.virtual_memory().total  # its one node is this machine
     assert sample["cpu_percent"] is not None and sample["disk_free_bytes"] and sample["gpus"] == []
+
+
+async def a_service_runs_on_this_machines_node_and_answers(server: ServerProcess) -> None:
+    """On the server where the training step registered greeter: the service's task is pinned
+    to the driver's node, whose loopback the URL it writes is on."""
+    async with Client(f"{server.url}/mcp/") as client:
+        served = await client.call_tool("serve_start", {"model": "greeter", "compute": "lab", "wait_s": 180})
+        assert not served.is_error, served.content
+        service = served.structured_content
+        answered = await client.call_tool("model_generate", {"service": service["job_id"], "prompt": "Greet ann7.",
+                                                             "max_tokens": 8})  # fmt: skip
+        logs = await client.call_tool("job_logs", {"job_id": service["job_id"]})
+        stopped = await client.call_tool("serve_stop", {"service": service["job_id"]})
+    assert service["engine"] == "transformers" and not answered.is_error, answered.content
+    assert '"node": "this machine\'s"' in logs.structured_content["text"]
+    assert stopped.structured_content["state"] == "stopped"

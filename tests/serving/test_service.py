@@ -86,3 +86,7 @@ async def test_on_a_compute_target_the_engine_is_checked_against_that_machine(ap
         await app.serving.arguments("tiny", "vllm", None, 2048, compute="box")
     with pytest.raises(InvalidArguments, match=r"^engine: mlx needs Apple Silicon, and box's last probe found Linux"):
         await app.serving.arguments("tiny", "mlx", None, 2048, compute="box")
+    await ComputeRepository(app.store).add("far", "ray", RayConfig(address="ray://10.0.0.3:10001"), principal="root",
+                                           created_at=0.0, probe=linux)  # fmt: skip
+    with pytest.raises(InvalidArguments, match=r"^compute: far is reached through Ray Client \(ray://\), so a service"):
+        await app.serving.arguments("tiny", "auto", None, 2048, compute="far")
