@@ -68,7 +68,7 @@ class Submission:
         """Queue a job owned by `principal`; `requested_by` is who asked, when that is someone
         else (an admin resuming another's job), so a refusal names whose queue is full. With
         `host`, it runs on that host of its executor only (a compute target by name);
-        `retry_elsewhere` lets it run again on another machine if that host is lost (elsewhere)."""
+        `retry_elsewhere` lets it run again on another machine if that host is lost (see elsewhere)."""
         job_kind = self._kind(kind)
         checked = job_kind.parse_arguments(arguments)  # once, here: a mismatch is refused naming the field
         arguments = checked.model_dump(mode="json")  # stored as the kind's model has them, defaults included
