@@ -43,6 +43,7 @@ GATE = {"exact_match": ">= 0.6", "rouge_l": ">= 0.8"}
 DEMO_QUESTION = "Which colour is the sky?"
 WAIT_S = 120  # one job_wait call
 JOB_DEADLINE_S = 3600  # one job, however busy the machine
+A2A_TIMEOUT_S = 600  # one A2A request: a non-streaming send lasts as long as its task
 COLOUR_QUESTIONS = ("What colour is the {}?", "Which colour is the {}?", "Tell me the colour of the {}.",
                     "Name the colour of the {}.")  # fmt: skip
 TWICE_QUESTIONS = ("Say the word {} twice.", "Repeat the word {} twice.", "Write {} twice.")
@@ -253,23 +254,26 @@ async def run_benchmark_job(client: Any) -> dict[str, Any]:
 
 
 async def via_a2a(url: str) -> dict[str, Any]:
+    import httpx
     from a2a.client import ClientConfig, create_client
     from a2a.helpers import get_data_parts, new_data_part, new_message
     from a2a.types import Role, SendMessageRequest, TaskState
 
-    client = await create_client(url, client_config=ClientConfig(streaming=False))
-    results: dict[str, Any] = {"skills": [s.id for s in client._card.skills]}  # noqa: SLF001 - card is resolved by the factory
-    try:
-        for tool, arguments in (("forge_overview", {}), ("system_status", {"sample_seconds": 0.5})):
-            message = new_message([new_data_part({"tool": tool, "arguments": arguments})], role=Role.ROLE_USER)
-            async for event in client.send_message(SendMessageRequest(message=message)):
-                task = event.task
-                if task.status.state != TaskState.TASK_STATE_COMPLETED:
-                    raise DemoFailed(f"A2A task for {tool} ended in state {TaskState.Name(task.status.state)}")
-                results[tool] = get_data_parts(task.artifacts[0].parts)[0]
-                results[f"{tool}_task"] = task.id
-    finally:
-        await client.close()
+    # A send without streaming waits for the whole task; the SDK's own HTTP client gives up after 5 s.
+    async with httpx.AsyncClient(timeout=A2A_TIMEOUT_S) as http:
+        client = await create_client(url, client_config=ClientConfig(streaming=False, httpx_client=http))
+        results: dict[str, Any] = {"skills": [s.id for s in client._card.skills]}  # noqa: SLF001 - card is resolved by the factory
+        try:
+            for tool, arguments in (("forge_overview", {}), ("system_status", {"sample_seconds": 0.5})):
+                message = new_message([new_data_part({"tool": tool, "arguments": arguments})], role=Role.ROLE_USER)
+                async for event in client.send_message(SendMessageRequest(message=message)):
+                    task = event.task
+                    if task.status.state != TaskState.TASK_STATE_COMPLETED:
+                        raise DemoFailed(f"A2A task for {tool} ended in state {TaskState.Name(task.status.state)}")
+                    results[tool] = get_data_parts(task.artifacts[0].parts)[0]
+                    results[f"{tool}_task"] = task.id
+        finally:
+            await client.close()
     return results
 
 

@@ -56,6 +56,7 @@ TEACHER = "teacher"
 CORRECT = "Correct the student's answer."
 WAIT_S = 120  # one job_wait call
 JOB_DEADLINE_S = 3600  # one job, however busy the machine
+A2A_TIMEOUT_S = 600  # one A2A request: a non-streaming send lasts as long as its task
 COLOUR_QUESTIONS = ("What colour is the {}?", "Which colour is the {}?", "Tell me the colour of the {}.",
                     "Name the colour of the {}.")  # fmt: skip
 TWICE_QUESTIONS = ("Say the word {} twice.", "Repeat the word {} twice.", "Write {} twice.")
@@ -164,23 +165,27 @@ async def set_up(client: Any, home: Path, held_out: list[Question]) -> dict[str,
 
 async def ask_operator(url: str, texts: list[str]) -> list[str]:
     """Each question as its own A2A task (free text: the chat operator answers it)."""
+    import httpx
     from a2a.client import ClientConfig, create_client
     from a2a.helpers import new_message, new_text_part
     from a2a.types import Role, SendMessageRequest, TaskState
 
-    client = await create_client(url, client_config=ClientConfig(streaming=False))
     answers = []
-    try:
-        for text in texts:
-            message = new_message([new_text_part(text)], role=Role.ROLE_USER)
-            tasks = [event.task async for event in client.send_message(SendMessageRequest(message=message))]
-            status = tasks[-1].status
-            said = " ".join(part.text for part in status.message.parts)
-            if status.state != TaskState.TASK_STATE_COMPLETED:
-                raise DemoFailed(f"the operator's task for {text!r} ended {TaskState.Name(status.state)}: {said}")
-            answers.append(said)
-    finally:
-        await client.close()
+    # A send without streaming waits for the whole turn; the SDK's own HTTP client gives up after
+    # 5 s, which a loaded machine's turn can take.
+    async with httpx.AsyncClient(timeout=A2A_TIMEOUT_S) as http:
+        client = await create_client(url, client_config=ClientConfig(streaming=False, httpx_client=http))
+        try:
+            for text in texts:
+                message = new_message([new_text_part(text)], role=Role.ROLE_USER)
+                tasks = [event.task async for event in client.send_message(SendMessageRequest(message=message))]
+                status = tasks[-1].status
+                said = " ".join(part.text for part in status.message.parts)
+                if status.state != TaskState.TASK_STATE_COMPLETED:
+                    raise DemoFailed(f"the operator's task for {text!r} ended {TaskState.Name(status.state)}: {said}")
+                answers.append(said)
+        finally:
+            await client.close()
     return answers
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from a2a.client import ClientConfig, create_client
+from a2a.client import create_client
 from a2a.helpers import get_data_parts, new_data_part, new_message, new_text_part
 from a2a.types import GetTaskRequest, ListTasksRequest, Role, SendMessageRequest, TaskState
 from a2a.utils.constants import TransportProtocol
 
 from forge_mcp.server_process import ServerProcess
+from tests.a2a_clients import a2a_client
 from tests.conftest import ALL_TOOLS
 
 pytestmark = pytest.mark.e2e
@@ -24,13 +25,8 @@ def tool_message(tool: str, arguments: dict | None = None):  # noqa: ANN201
 
 
 async def send(url: str, message, *, streaming: bool, binding: str = TransportProtocol.JSONRPC) -> list:  # noqa: ANN001
-    client = await create_client(
-        url, client_config=ClientConfig(streaming=streaming, supported_protocol_bindings=[binding])
-    )
-    try:
+    async with a2a_client(url, streaming=streaming, supported_protocol_bindings=[binding]) as client:
         return [event async for event in client.send_message(SendMessageRequest(message=message))]
-    finally:
-        await client.close()
 
 
 def test_agent_card_lists_every_tool_as_a_skill(server: ServerProcess) -> None:
