@@ -86,7 +86,7 @@ class SystemSampler:
         return self._unreachable.get(host)
 
     async def sample_once(self) -> dict[str, HostSample]:
-        """One round: this machine and every probed SSH target, written with the old rows pruned.
+        """One round: this machine and every probed compute target, written with the old rows pruned.
         Returns what was written, by host (a target that could not be reached is not in it)."""
         targets = [t for t in await self._targets.list() if t.probe is not None]
         targets = [t for t in targets if t.name not in self._in_flight]
