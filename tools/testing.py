@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from forge_mcp.capabilities import Toolset
+from forge_mcp.compute.models import ComputeTarget
 from forge_mcp.jobs.models import JobHandle
 from forge_mcp.security.principal import Principal
 from forge_mcp.services import Services
@@ -23,7 +24,7 @@ async def test_job_start(
     kind: Annotated[str, Field(pattern=r"^test_[a-z_]{1,40}$", description="A test kind, e.g. test_sleep or test_orchestration")],
     arguments: Annotated[dict[str, Any], Field(description="The kind's arguments")] = {},  # noqa: B006 (never mutated)
     idempotency_key: Annotated[str | None, Field(max_length=200)] = None,
-    compute: Annotated[str | None, Field(description="A compute target to run it on (SSH or Ray)")] = None,
+    compute: ComputeTarget = None,
     retry_elsewhere: bool = False,
 ) -> JobHandle:
     """Starts a job (or orchestration) of a test kind as yours and returns its handle; follow it

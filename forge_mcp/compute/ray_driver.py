@@ -73,11 +73,13 @@ def drive(run: RunDir, address: str) -> int:
         return EXIT_FAILED
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())  # after ray.init, which sets its own
-    needs: dict[str, Any] = {"num_cpus": 1, "num_gpus": spec.gpus}
-    if spec.memory_gb > 0:
-        needs["memory"] = int(spec.memory_gb * GIB)
+    needs: dict[str, Any]
     if spec.processes > 1:  # the ranks are Ray Train workers asking for their own share
         needs = {"num_cpus": 1, "num_gpus": 0}
+    else:
+        needs = {"num_cpus": 1, "num_gpus": spec.gpus}
+        if spec.memory_gb > 0:
+            needs["memory"] = int(spec.memory_gb * GIB)
     if spec.service:
         # A service listens on its node's loopback, which the server reaches only on its own node
         # (this driver's: a driver that joins by GCS address runs on a node of the cluster).

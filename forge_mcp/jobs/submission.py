@@ -14,6 +14,7 @@ from typing import Any
 
 from forge_mcp.errors import Conflict, InvalidArguments, NotFound, PathRefused
 from forge_mcp.jobs import constants as C
+from forge_mcp.jobs.admission import HostLoad, job_lane
 from forge_mcp.jobs.engine_state import EngineState
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
 from forge_mcp.jobs.executors.base import Executor
@@ -140,17 +141,16 @@ class Submission:
     def elsewhere(self, job: Job) -> tuple[str, str | None] | None:
         """Where a job whose host was lost runs again: this machine when the job fits its slots,
         else the first other compute target by name whose slots and memory fit; None: nowhere.
-        What fits is what admission checks (GPU slots, declared memory), not a new plan."""
-        lost = (job.executor, job.host)
+        What fits is what admission lets start on an idle host (its slots), and the declared
+        memory within the host's: a retry is not put where it could only run alone past it.
+        Not a new plan."""
         candidates = [(self.default_executor, host, capacity) for host, capacity in self.executors[self.default_executor].hosts().items()]
         candidates += sorted(((name, host, capacity) for name, executor in self.executors.items() if name != self.default_executor
                               for host, capacity in executor.hosts().items()), key=lambda c: c[1])  # fmt: skip
+        lane = job_lane(job.resources.gpus, job.kind, frozenset())  # a service is never retried (one attempt)
         for name, host, capacity in candidates:
-            if (name, host) == lost or (name == self.default_executor and lost == (name, None)):
-                continue
             memory_fits = capacity.memory_gb <= 0 or job.resources.memory_gb <= capacity.memory_gb
-            slots = capacity.gpu_slots if job.resources.gpus else capacity.cpu_slots
-            if job.resources.gpus <= slots and slots > 0 and memory_fits:
+            if (name, host) != (job.executor, job.host) and HostLoad(capacity).fits(job, lane) and memory_fits:
                 return name, None if name == self.default_executor else host
         return None
 

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import psutil
 from pydantic import BaseModel, ConfigDict
@@ -119,10 +120,7 @@ class _RemoteReading(BaseModel):
 
 def parse_remote(stdout: str, at: float) -> HostSample:
     """The program's last JSON line as a sample taken at `at`; ValueError when there is none."""
-    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
-    if not lines:
-        raise ValueError("the sampling program printed no result")
-    reading = _RemoteReading.model_validate(json.loads(lines[-1]))
+    reading = _RemoteReading.model_validate(_last_json_line(stdout, "the sampling program"))
     return HostSample(
         unix_time_s=at,
         **reading.model_dump(exclude={"nvidia_smi"}),
@@ -134,10 +132,7 @@ def parse_cluster(stdout: str, at: float) -> HostSample:
     """A Ray cluster as one host, from ray_probe --sample's line: the mean of its nodes' CPU, their
     RAM summed, the workspace's disk as the first node sees it (the same shared storage on every
     node), and every node's GPUs, numbered on in node order. ValueError when it does not parse."""
-    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
-    if not lines:
-        raise ValueError("the Ray sampling program printed no result")
-    nodes = [parse_remote(node["stdout"], at) for node in json.loads(lines[-1])["nodes"]]
+    nodes = [parse_remote(node["stdout"], at) for node in _last_json_line(stdout, "the Ray sampling program")["nodes"]]
     if not nodes:
         raise ValueError("the cluster has no alive node")
     cpus = [n.cpu_percent for n in nodes if n.cpu_percent is not None]
@@ -157,3 +152,10 @@ def _total(values: Iterable[int | None]) -> int | None:
     known = [v for v in values if v is not None]
     return sum(known) if known else None
 
+
+def _last_json_line(stdout: str, program: str) -> Any:
+    """A program's answer: its last line that is a JSON object (whatever it logged before)."""
+    lines = [line for line in stdout.strip().splitlines() if line.startswith("{")]
+    if not lines:
+        raise ValueError(f"{program} printed no result")
+    return json.loads(lines[-1])

@@ -54,16 +54,28 @@ class ServingManager:
         exports = {e.key: e for e in await self.models.repo.exports(version.id)}
         gguf = next((exports[k] for k in GGUF_PREFERENCE if k in exports), None)
         if compute not in (None, LOCAL_TARGET):
-            engine = await self._engine_there(compute, engine, gguf is not None)
-            return self._job_arguments(version.id, engine, model_path, adapter_path, gguf, port, context_length, threads,
-                                       gpus=0)  # fmt: skip
+            engine = await self._engine_there(compute, engine)
+        else:
+            engine = self._engine_here(engine, gguf is not None, adapter_path is not None)
+        if engine == "llama_cpp" and gguf is None:
+            raise InvalidArguments(f"engine: {version.id} has no GGUF export for llama.cpp; run model_export with "
+                                   "format gguf first, or use engine transformers")  # fmt: skip
+        if engine == "mlx" and adapter_path is not None and not self.workspace.resolve(adapter_path, field="model").joinpath("adapters.safetensors").is_file():
+            raise InvalidArguments(f"engine: {version.id} is a PEFT adapter, which mlx-lm cannot load; export it "
+                                   "merged and register that, or use engine transformers")  # fmt: skip
+        return {"model_id": version.id, "engine": engine, "model_path": model_path, "adapter_path": adapter_path,
+                "gguf_file": f"{gguf.path}/{gguf.file}" if engine == "llama_cpp" and gguf else None,
+                "port": port or 0, "context_length": context_length, "threads": threads,
+                "external_command": self.settings.vllm_command if engine == "vllm" else None,
+                "gpus": 1 if engine == "vllm" and _gpu_count() > 0 else 0,  # vllm runs here only
+                "startup_timeout_s": self.settings.serve_startup_timeout_s}  # fmt: skip
+
+    def _engine_here(self, engine: str, has_gguf: bool, is_adapter: bool) -> str:
+        """`auto` resolved with this machine's facts, and the extra (or setting) the engine needs here."""
         if engine == "auto":
-            engine = self._auto_engine(gguf is not None, adapter_path is not None)
+            engine = self._auto_engine(has_gguf, is_adapter)
         if engine == "llama_cpp":
             require_extra("llamacpp", "engine llama_cpp")
-            if gguf is None:
-                raise InvalidArguments(f"engine: {version.id} has no GGUF export for llama.cpp; run model_export with "
-                                       "format gguf first, or use engine transformers")  # fmt: skip
         elif engine == "vllm":
             if not self.settings.vllm_command:
                 raise InvalidArguments("engine: vllm runs from its own environment, and the server has no vllm_command "
@@ -71,23 +83,11 @@ class ServingManager:
                                        "engine transformers or llama_cpp")  # fmt: skip
         elif engine == "mlx":
             require_extra("mlx", "engine mlx")
-            if adapter_path is not None and not self.workspace.resolve(adapter_path, field="model").joinpath("adapters.safetensors").is_file():
-                raise InvalidArguments(f"engine: {version.id} is a PEFT adapter, which mlx-lm cannot load; export it "
-                                       "merged and register that, or use engine transformers")  # fmt: skip
         else:
             require_extra("train", "engine transformers")
-        return self._job_arguments(version.id, engine, model_path, adapter_path, gguf, port, context_length, threads,
-                                   gpus=1 if engine == "vllm" and _gpu_count() > 0 else 0)  # fmt: skip
+        return engine
 
-    def _job_arguments(self, model_id: str, engine: str, model_path: str, adapter_path: str | None, gguf: Any,
-                       port: int | None, context_length: int, threads: int | None, *, gpus: int) -> dict[str, Any]:  # fmt: skip
-        return {"model_id": model_id, "engine": engine, "model_path": model_path, "adapter_path": adapter_path,
-                "gguf_file": f"{gguf.path}/{gguf.file}" if engine == "llama_cpp" and gguf else None,
-                "port": port or 0, "context_length": context_length, "threads": threads,
-                "external_command": self.settings.vllm_command if engine == "vllm" else None,
-                "gpus": gpus, "startup_timeout_s": self.settings.serve_startup_timeout_s}  # fmt: skip
-
-    async def _engine_there(self, compute: str, engine: str, has_gguf: bool) -> str:
+    async def _engine_there(self, compute: str, engine: str) -> str:
         """The engine for a service on compute target `compute`. `auto` is transformers there: the
         probe does not say which serving libraries that machine has, and llama.cpp or mlx are
         for the caller to ask for. vllm_command is a command on this machine, so vllm is refused.
@@ -104,9 +104,6 @@ class ServingManager:
         if engine == "mlx" and not str(probe.get("os") or "").startswith("macOS"):
             raise InvalidArguments(f"engine: mlx needs Apple Silicon, and {compute}'s last probe found "
                                    f"{probe.get('os') or 'no OS'}; use engine transformers there")  # fmt: skip
-        if engine == "llama_cpp" and not has_gguf:
-            raise InvalidArguments("engine: this version has no GGUF export for llama.cpp; run model_export with "
-                                   "format gguf first, or use engine transformers")  # fmt: skip
         return "transformers" if engine == "auto" else engine
 
     def _auto_engine(self, has_gguf: bool, is_adapter: bool) -> str:

@@ -28,6 +28,7 @@ from tests.polling import until
 pytest.importorskip("paramiko")
 pytestmark = pytest.mark.e2e
 ENV = SERVER_ENV
+SHORT_LEASE = {**ENV, "FORGE_JOB_LEASE_S": "4", "FORGE_JOB_HEARTBEAT_S": "1"}  # a host out of reach is lost in seconds
 
 
 def port_refuses(url: str) -> bool:
@@ -211,7 +212,7 @@ async def test_a_target_without_this_forge_mcp_is_refused_at_launch(server: Serv
 
 async def test_a_host_that_stays_out_of_reach_fails_its_job_saying_so(sshd: Sshd, tmp_path: Path) -> None:
     home = workspace_with_key(tmp_path, sshd)
-    env = {**ENV, "FORGE_JOB_LEASE_S": "4", "FORGE_JOB_HEARTBEAT_S": "1", "FORGE_JOB_MAX_ATTEMPTS": "1"}
+    env = {**SHORT_LEASE, "FORGE_JOB_MAX_ATTEMPTS": "1"}
     with ServerProcess(home, env=env) as server:
         async with Client(f"{server.url}/mcp/") as client:
             await add_box(client, sshd, tmp_path / "remote-box")
@@ -228,7 +229,7 @@ async def test_a_host_that_stays_out_of_reach_fails_its_job_saying_so(sshd: Sshd
 
 async def test_a_job_that_allows_it_runs_again_here_when_its_host_is_lost(sshd: Sshd, tmp_path: Path) -> None:
     home = workspace_with_key(tmp_path, sshd)
-    env = {**ENV, "FORGE_JOB_LEASE_S": "4", "FORGE_JOB_HEARTBEAT_S": "1", "FORGE_JOB_MAX_ATTEMPTS": "2"}
+    env = {**SHORT_LEASE, "FORGE_JOB_MAX_ATTEMPTS": "2"}
     with ServerProcess(home, env=env) as server:
         async with Client(f"{server.url}/mcp/") as client:
             await add_box(client, sshd, tmp_path / "remote-box")
