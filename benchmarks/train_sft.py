@@ -3,8 +3,9 @@
 (b) wall time from the train_start call to the job's first optimizer step against a cold
     `python train_bare.py` to its first step;
 (c) the job's peak memory against train_plan's estimate.
-The server is already running, as it is for a user; each repeat runs both sides, in
-alternating order.
+The server is already running, as it is for a user, with its warm worker (the warm_workers
+setting, on by default) ready: each train_start waits for one that finished its imports, and
+the report says whether the job started warm. Each repeat runs both sides, in alternating order.
 
     make bench-train
     python -m benchmarks.train_sft --steps 40 --repeats 3
@@ -25,6 +26,7 @@ from typing import Any
 
 RECIPE = "sft-lora-tiny"
 NAMES = ("ann", "bob", "cy", "dee", "eve", "fay", "gus", "hal")
+WARM_WAIT_S = 300.0  # for a warm worker to import the training stack on a busy machine
 
 
 def greetings(path: Path, rows: int) -> None:
@@ -53,6 +55,18 @@ async def setup(url: str, home: Path) -> Path:
     return bare
 
 
+def wait_for_warm_worker(home: Path, taken: int) -> None:
+    """Until a warm worker beyond the `taken` ones so far has done its imports (its ready line)."""
+    from forge_mcp.jobs.constants import WARM_LOG
+
+    log = home / WARM_LOG
+    deadline = time.monotonic() + WARM_WAIT_S
+    while not (log.exists() and log.read_text().count(" ready in ") > taken):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no warm worker was ready within {WARM_WAIT_S:.0f} s; {WARM_LOG} says why")
+        time.sleep(0.1)
+
+
 async def forge_run(url: str, home: Path, steps: int) -> dict[str, Any]:
     from mcp import Client
 
@@ -70,8 +84,10 @@ async def forge_run(url: str, home: Path, steps: int) -> dict[str, Any]:
         raise SystemExit(f"the forge job failed: {job['error']}")
     events = [json.loads(line) for line in Workspace(home).run(job_id).events.read_text().splitlines()]
     first = next(e["at"] for e in events if e["type"] == "progress" and (e.get("done") or 0) >= 1)
+    started = next(e for e in events if e["type"] == "started")
     [memory] = metrics.structured_content["series"]
     return {
+        "warm": started.get("warm", False),
         "first_step_s": first - called,
         "tokens_per_second": job["result"]["tokens_per_second"],
         "peak_gib": max(p["value"] for p in memory["points"]),
@@ -91,8 +107,10 @@ def bare_run(home: Path, data: Path, steps: int) -> dict[str, Any]:
 def main(folder: Path, steps: int, repeats: int) -> dict[str, Any]:
     from forge_mcp.backends.tiny_model import build_tiny_model
     from forge_mcp.server_process import ServerProcess
+    from forge_mcp.settings import load_settings
 
     home = folder / f"train-{int(time.time())}"
+    warm = load_settings(home=home).warm_workers > 0  # FORGE_WARM_WORKERS=0 measures the cold start
     build_tiny_model(home / "models" / "tiny")
     greetings(home / "greet.jsonl", 600)
     forge, bare = [], []
@@ -102,6 +120,8 @@ def main(folder: Path, steps: int, repeats: int) -> dict[str, Any]:
             order = ("forge", "bare") if repeat % 2 == 0 else ("bare", "forge")
             for side in order:
                 if side == "forge":
+                    if warm:
+                        wait_for_warm_worker(home, taken=len(forge))
                     forge.append(asyncio.run(forge_run(live.url, home, steps)))
                 else:
                     bare.append(bare_run(home, data, steps))

@@ -23,11 +23,13 @@ from forge_mcp.flywheel.publish import PublishTraceDatasets
 from forge_mcp.flywheel.service import FlywheelService
 from forge_mcp.hardware.capacity import engine_limits
 from forge_mcp.jobs.catalog import JobCatalog
+from forge_mcp.jobs.constants import WARM_LOG
 from forge_mcp.jobs.engine import JobEngine
 from forge_mcp.jobs.events import JobEventBus, JobUpdate
 from forge_mcp.jobs.executors.local import LocalExecutor
 from forge_mcp.jobs.executors.ray import RayExecutor
 from forge_mcp.jobs.executors.ssh import SshExecutor
+from forge_mcp.jobs.executors.warm_pool import WarmPool
 from forge_mcp.jobs.lock import EngineLock
 from forge_mcp.jobs.publishing import Publisher
 from forge_mcp.jobs.repository import JobRepository
@@ -93,7 +95,8 @@ class ForgeApp:
         # Every kind in the catalog stays runnable (and recoverable) even when its toolset is not exposed.
         # Orchestration kinds are job kinds to the engine (their executor is the server itself).
         orchestrations = orchestration_kinds(test_kinds=settings.test_job_kinds)
-        kinds = {**JobCatalog(test_kinds=settings.test_job_kinds).load_all(), **orchestrations}
+        worker_kinds = JobCatalog(test_kinds=settings.test_job_kinds).load_all()
+        kinds = {**worker_kinds, **orchestrations}
         job_repository = JobRepository(self.store)
         dataset_repository = DatasetRepository(self.store)
         self.datasets = DatasetImporter(self.workspace, dataset_repository)
@@ -107,7 +110,9 @@ class ForgeApp:
             "rag_index": PublishRagIndex(self.workspace),
         })  # fmt: skip
         limits = engine_limits(settings)
-        local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots)
+        warm = WarmPool(settings.warm_workers, [name for name, kind in worker_kinds.items() if kind.warm],
+                        self.workspace.root / WARM_LOG, settings.warm_preload)  # fmt: skip
+        local = LocalExecutor(self.workspace.root, limits.capacity, self.workspace.import_roots, warm)
         ssh = SshExecutor(self.workspace)
         ray = RayExecutor(self.workspace.root, self.workspace.import_roots)
         # Starts and cancels children through the engine, which is built with it: handed over as a provider.
@@ -124,6 +129,7 @@ class ForgeApp:
             EngineLock(self.workspace.root / ENGINE_LOCK),
             self.workspace.scrub,
             publisher.publish,
+            warm=warm,
         )
         self.models = ModelRegistry(self.workspace, model_repository, self.jobs)
         compute = ComputeRepository(self.store)

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     job_heartbeat_s: float = Field(jobs.HEARTBEAT_S, gt=0)
     job_lease_s: float = Field(jobs.LEASE_S, gt=0)
     job_cancel_grace_s: float = Field(jobs.CANCEL_GRACE_S, ge=0)
+    # Workers started before their job with torch and the HF stack imported (forge_mcp/jobs/warm_worker.py):
+    # a training, evaluation or export job on this machine takes one and skips those seconds of imports.
+    warm_workers: int = Field(jobs.WARM_WORKERS, ge=0, le=8, description="warm job workers kept ready; 0 = off")
+    warm_preload: Literal["training", "none"] = Field(
+        jobs.WARM_PRELOAD, description="what a warm worker imports ahead: training (torch, transformers, peft, trl) or none"
+    )
     # The engine's test workloads (forge_mcp/jobs/testing_kinds.py) and the test_job_start tool.
     # Set it in the environment (FORGE_TEST_JOB_KINDS=1): workers read it from theirs.
     test_job_kinds: bool = Field(False, description="offer the test-only job kinds; never on a real server")

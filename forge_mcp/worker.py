@@ -34,7 +34,9 @@ EXIT_OK, EXIT_FAILED, EXIT_CANCELED, EXIT_USAGE = 0, 1, 143, 2
 ERROR_MESSAGE_MAX = 600
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], *, warm: bool = False) -> int:
+    """`warm`: this process was started before its job, the training stack imported
+    (forge_mcp.jobs.warm_worker); its started event says so."""
     if len(argv) != 2:
         print("usage: python -m forge_mcp.worker <run folder>", file=sys.stderr)
         return EXIT_USAGE
@@ -53,8 +55,9 @@ def main(argv: list[str]) -> int:
     stop_heartbeat = threading.Event()
     heartbeat = threading.Thread(target=_beat, args=(events, stop_heartbeat, spec.heartbeat_s), daemon=True)
     heartbeat.start()
-    events.emit("started", pid=os.getpid(), attempt=job.attempt)
-    print(f"[forge worker] job {spec.job_id} kind {spec.kind} attempt {job.attempt}", flush=True)
+    events.emit("started", pid=os.getpid(), attempt=job.attempt, warm=warm)
+    print(f"[forge worker] job {spec.job_id} kind {spec.kind} attempt {job.attempt}" + (" (warm start)" if warm else ""),
+          flush=True)  # fmt: skip
     try:
         kind = _find_kind(spec.kind)
         result = kind.run(job, kind.parse_arguments(spec.arguments))

@@ -54,6 +54,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # An OpenMP thread that waits spins on its core by default: beside another test's processes,
     # a torch run with two threads took twice as long as with passive waiting (measured).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Hundreds of tests start an engine, each of which would warm a worker (seconds of CPU importing
+    # torch) that few jobs take: warm workers are off in the suite, whatever the shell says, and on
+    # only in the tests of them (tests/jobs/test_warm_workers.py).
+    os.environ["FORGE_WARM_WORKERS"] = "0"
 
 
 # The suite's longest tests (minutes each in a loaded run on two cores), run first. Make hands

@@ -20,6 +20,14 @@ METRIC_POINTS_MAX = 5000  # the most points one job_metrics call returns per ser
 JOB_ID_PREFIX = "job_"
 LOCAL_TARGET = "local"  # compute: "local" is this machine, as no compute target at all
 RAY_TASK_ENV = "FORGE_RAY_TASK"  # set in a job's Ray task: its data-parallel ranks become Ray Train workers
+# Warm workers (executors/warm_pool.py): local workers started before their job, the training stack imported.
+WARM_WORKERS = 1  # kept ready at once; 0 turns them off
+WARM_PRELOAD = "training"  # what they import ahead (forge_mcp/jobs/warm_worker.py PRELOADS)
+WARM_READY = b"ready\n"  # what a warm worker writes to the server once its imports are done
+WARM_LOG = "warm-workers.log"  # in the workspace: what idle warm workers print (a taken one writes to its run's log)
+WARM_STOP_WAIT_S = 5.0  # how long closing the pool waits for a killed idle worker to be gone
+WARM_SESSION_NICE = 19  # an idle warm worker's session (Linux autogroup) yields the CPU to every other
+WARM_RENICE_WAIT_S = 2.0  # a claimed worker retries its session's nice this long (the kernel rate-limits it)
 
 # Reasons a job ends FAILED (or is retried); stable strings clients may match on.
 REASON_SERVER_RESTART = "server_restart"

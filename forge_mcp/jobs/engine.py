@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forge_mcp.errors import Conflict
 from forge_mcp.jobs import constants as C
@@ -38,6 +38,9 @@ from forge_mcp.jobs.supervision import Supervisor
 from forge_mcp.jobs.waiting import ProgressCallback, Waiter
 from forge_mcp.security.principal import Principal
 
+if TYPE_CHECKING:
+    from forge_mcp.jobs.executors.warm_pool import WarmPool
+
 __all__ = ["EngineLimits", "JobEngine", "ProgressCallback"]
 
 log = logging.getLogger("forge_mcp.jobs")
@@ -57,12 +60,14 @@ class JobEngine:
         publish: Publish,
         *,
         default_executor: str = "local",
+        warm: WarmPool | None = None,
     ) -> None:
         """`executors` by name (Executor.name): a job runs on the one recorded on it, at submission
         `default_executor` unless the caller names another. `scrub` makes a message safe for
         clients (Workspace.scrub: workspace paths relative, other host paths cut short); the
         engine's own errors pass through it before they are stored. `publish` checks a worker's
-        result and runs its kind's publish step (jobs/publishing.py)."""
+        result and runs its kind's publish step (jobs/publishing.py). `warm`: the local executor's
+        warm workers, kept while this engine supervises the workspace (only then does it launch)."""
         self.repo = repository
         self.bus = bus
         self.kinds = dict(kinds)
@@ -78,6 +83,7 @@ class JobEngine:
         self._supervisor = Supervisor(repository, bus, limits, launcher, settlement, self._state)
         self._recovery = Recovery(repository, self.executors, self._supervisor, settlement, runs_dir, self._state)
         self._waiter = Waiter(repository, bus)
+        self.warm = warm
         self._loop_task: asyncio.Task[None] | None = None
         self._supervising = False  # lock held and recovery done
 
@@ -90,7 +96,8 @@ class JobEngine:
         self._loop_task = asyncio.create_task(self._loop(), name="forge-job-engine")
 
     async def stop(self) -> None:
-        """Stops supervising. Workers keep running; the next engine adopts them."""
+        """Stops supervising. Workers keep running; the next engine adopts them. Idle warm workers
+        are stopped: no job is theirs yet."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             try:
@@ -98,6 +105,8 @@ class JobEngine:
             except asyncio.CancelledError:
                 pass
             self._loop_task = None
+        if self.warm is not None:
+            await asyncio.to_thread(self.warm.close)
         self._supervisor.close()
         self._supervising = False
         self.lock.release()
@@ -113,6 +122,8 @@ class JobEngine:
         log.info("supervising jobs in this workspace")
         await self.reconcile()  # if this fails, the next tick tries again, still holding the lock
         self._supervising = True
+        if self.warm is not None:
+            self.warm.start()  # returns at once: the workers warm in a thread
 
     async def _loop(self) -> None:
         while True:

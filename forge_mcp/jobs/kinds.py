@@ -44,6 +44,9 @@ class JobKind(Generic[A, R]):
     # The executor its jobs run on unless the caller names one; None: the engine's default.
     # Orchestration kinds (forge_mcp/orchestration/kinds.py) say "server".
     executor: str | None = None
+    # On this machine, its job may take a warm worker: one started before it, torch and the HF
+    # stack imported (jobs/executors/warm_pool.py). For kinds whose code imports them.
+    warm: bool = False
 
     def parse_arguments(self, values: Mapping[str, Any]) -> A:
         """The arguments as the kind's model; a mismatch is the caller's error and names the field."""

@@ -159,8 +159,9 @@ def spawn(job: JobContext, arguments: SpawnArguments) -> SpawnResult:
     return SpawnResult(grandchild_pid=child.pid)
 
 
-SLEEP = JobKind("test_sleep", SleepArguments, SleepResult, sleep, sleep_resources)
-FAIL = JobKind("test_fail", FailArguments, FailResult, fail)
-EVENTS = JobKind("test_events", EventsArguments, EventsResult, emit_events)
-HANG = JobKind("test_hang", HangArguments, HangResult, hang)
-SPAWN = JobKind("test_spawn", SpawnArguments, SpawnResult, spawn)
+# Warm, like the training kinds: with warm workers on (FORGE_WARM_WORKERS), the engine's tests run them warm.
+SLEEP = JobKind("test_sleep", SleepArguments, SleepResult, sleep, sleep_resources, warm=True)
+FAIL = JobKind("test_fail", FailArguments, FailResult, fail, warm=True)
+EVENTS = JobKind("test_events", EventsArguments, EventsResult, emit_events, warm=True)
+HANG = JobKind("test_hang", HangArguments, HangResult, hang, warm=True)
+SPAWN = JobKind("test_spawn", SpawnArguments, SpawnResult, spawn, warm=True)

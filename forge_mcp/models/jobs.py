@@ -123,6 +123,6 @@ def export_model(job: JobContext, arguments: ExportArguments) -> ExportResult:
                   arguments.format, arguments.quantization, arguments.push_to_hub)  # fmt: skip
 
 
-EVALUATE = JobKind("evaluate", EvaluateArguments, Evaluation, evaluate_model, scoring_resources)
-COMPARE = JobKind("compare", CompareArguments, Comparison, compare_two_models, scoring_resources)
-EXPORT = JobKind("export", ExportArguments, ExportResult, export_model, export_resources)
+EVALUATE = JobKind("evaluate", EvaluateArguments, Evaluation, evaluate_model, scoring_resources, warm=True)
+COMPARE = JobKind("compare", CompareArguments, Comparison, compare_two_models, scoring_resources, warm=True)
+EXPORT = JobKind("export", ExportArguments, ExportResult, export_model, export_resources, warm=True)

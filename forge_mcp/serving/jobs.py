@@ -75,4 +75,4 @@ def generate(job: JobContext, arguments: GenerateArguments) -> GenerateResult:
 
 
 SERVE = JobKind("serve", ServeArguments, ServeResult, serve_model, serve_resources, service=True)
-GENERATE = JobKind("generate", GenerateArguments, GenerateResult, generate, generate_resources)
+GENERATE = JobKind("generate", GenerateArguments, GenerateResult, generate, generate_resources, warm=True)

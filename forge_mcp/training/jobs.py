@@ -57,4 +57,4 @@ def train(job: JobContext, arguments: TrainArguments) -> TrainResult:
     return run(job, plan, base, workspace.resolve_tree(arguments.dataset_path, field="dataset") / "data.parquet", general)
 
 
-TRAIN = JobKind("train", TrainArguments, TrainResult, train, train_resources, checkpoints=True)
+TRAIN = JobKind("train", TrainArguments, TrainResult, train, train_resources, checkpoints=True, warm=True)

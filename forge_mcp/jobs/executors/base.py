@@ -6,6 +6,7 @@ come back through `poll`, the log through `logs`, outputs through `collect`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,20 @@ from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.models import Job
 from forge_mcp.jobs.run_dir import RunDir
 from forge_mcp.jobs.spec import WorkerWorkspace
+from forge_mcp.workspace import IMPORT_ROOTS_ENV
 
 JOB_ENV = "FORGE_JOB_ID"  # every worker and its children carry it: how leftovers are found
+
+
+def worker_env(job_id: str | None) -> dict[str, str]:
+    """The environment of a worker started on this machine for `job_id` (None: a warm worker,
+    which sets it once it is given its job). Everything the worker needs is in its run folder's
+    job.json; the server's own workspace settings are left out so nothing in the worker can lean
+    on them (a remote worker would not have them)."""
+    env = {name: value for name, value in os.environ.items() if name not in ("FORGE_HOME", IMPORT_ROOTS_ENV, JOB_ENV)}
+    if job_id is not None:
+        env[JOB_ENV] = job_id
+    return env
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The local executor: each worker is `python -m forge_mcp.worker <run folder>` in a new
 session (its own process group) on this machine, its stdout and stderr going to the run's
 worker.log. The worker does not depend on the server: it survives a server crash and is
-adopted again by the restarted server. Process scans and reaping block, so they run in a
-thread, off the event loop."""
+adopted again by the restarted server. A job of a warm kind may instead take a worker started
+ahead of it (warm_pool.py), which is then the same in every one of those respects. Process
+scans and reaping block, so they run in a thread, off the event loop."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
+from pydantic import ValidationError
 
 from forge_mcp.jobs.admission import Capacity
 from forge_mcp.jobs.events import EventTail
-from forge_mcp.jobs.executors.base import JOB_ENV, LogChunk, Poll, WorkerHandle, read_log
+from forge_mcp.jobs.executors.base import JOB_ENV, LogChunk, Poll, WorkerHandle, read_log, worker_env
+from forge_mcp.jobs.executors.warm_pool import Claimed, WarmPool
 from forge_mcp.jobs.run_dir import RunDir
-from forge_mcp.jobs.spec import WorkerWorkspace
-from forge_mcp.workspace import IMPORT_ROOTS_ENV
+from forge_mcp.jobs.spec import JobSpec, WorkerWorkspace
 
 KILL_WAIT_S = 5.0  # how long kill waits for the killed processes to be gone
 
@@ -30,11 +32,14 @@ KILL_WAIT_S = 5.0  # how long kill waits for the killed processes to be gone
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, home: Path, capacity: Capacity, import_roots: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self, home: Path, capacity: Capacity, import_roots: tuple[Path, ...] = (), warm: WarmPool | None = None
+    ) -> None:
         # The worker re-checks client paths against the same root and import roots as the server.
         self.worker_workspace = WorkerWorkspace(root=home, import_roots=import_roots)
         self.host = socket.gethostname()
         self.capacity = capacity
+        self.warm = warm  # workers started ahead of their job; the engine starts and closes the pool
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # workers this process started, until reaped
         self._exit_codes: dict[int, int] = {}  # reaped workers' exit statuses, until a poll reports them
         self._tails: dict[str, EventTail] = {}  # job id -> how far its events were read
@@ -80,17 +85,17 @@ class LocalExecutor:
         return handle.host == self.host
 
     def _start(self, job_id: str, run: RunDir, host: str) -> WorkerHandle:
-        # Everything the worker needs is in run/job.json; the server's own workspace settings are
-        # left out so nothing in the worker can lean on them (a remote worker would not have them).
-        env = {name: value for name, value in os.environ.items() if name not in ("FORGE_HOME", IMPORT_ROOTS_ENV)}
-        env[JOB_ENV] = job_id
+        warm = self._take_warm(job_id, run)
+        if warm is not None:
+            self._children[warm.process.pid] = warm.process
+            return WorkerHandle(job_id=job_id, run=run, host=host, pid=warm.process.pid, started_at=warm.started_at)
         with run.log.open("ab") as log:
             process = subprocess.Popen(
                 self.command(run, host),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=worker_env(job_id),
                 cwd=run.path,
                 start_new_session=True,
             )
@@ -100,6 +105,15 @@ class LocalExecutor:
         except psutil.NoSuchProcess:
             started = 0.0
         return WorkerHandle(job_id=job_id, run=run, host=host, pid=process.pid, started_at=started)
+
+    def _take_warm(self, job_id: str, run: RunDir) -> Claimed | None:
+        if self.warm is None or not self.warm.size:
+            return None
+        try:
+            kind = JobSpec.read(run).kind  # the launcher wrote it before the launch
+        except (OSError, ValidationError):
+            return None  # a cold worker reports what is wrong with the spec
+        return self.warm.take(kind, run, job_id)
 
     def _alive(self, handle: WorkerHandle) -> bool:
         """Reaps a worker this process started once it is gone, keeping its exit status."""
