@@ -12,14 +12,50 @@ import time
 from pathlib import Path
 from typing import Any
 
+from forge_mcp.backends.hf_speed import lean
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.context import JobContext
 from forge_mcp.training.checkpoints import newest_verified, write_manifest
 from forge_mcp.training.plan import TrainPlan
-from forge_mcp.training.run import TrainResult, as_text, cpt_rows, select_rows, write_outputs
+from forge_mcp.training.run import (
+    TrainResult,
+    as_text,
+    cpt_rows,
+    labeled_answers,
+    prompt_and_reference,
+    select_rows,
+    write_outputs,
+)
 
 HF_PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 DIVERGENCE_FACTOR = 4.0  # a logged loss this many times the first one is an explosion
+# TRL's log keys -> job metrics. Every method logs loss, learning rate and grad norm; the
+# preference methods their rewards, margins and log-probabilities; GRPO its reward (each
+# function's as reward_<name>) and KL; a reward model its ranking accuracy. Eval keys keep eval_.
+METRIC_NAMES = {
+    "loss": "loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm",
+    "rewards/accuracies": "reward_accuracy", "rewards/margins": "reward_margin", "rewards/chosen": "chosen_reward",
+    "rewards/rejected": "rejected_reward", "logps/chosen": "chosen_logps", "logps/rejected": "rejected_logps",
+    "kl": "kl", "nll_loss": "nll_loss", "log_odds_ratio": "log_odds_ratio",
+    "reward": "reward", "reward_std": "reward_std", "completions/mean_length": "completion_length",
+    "accuracy": "reward_accuracy", "margin": "reward_margin", "mean_reward": "mean_reward",
+}  # fmt: skip
+COMMON_METRICS = frozenset({"loss", "learning_rate", "grad_norm", "eval_loss"})
+
+
+def metric_name(key: str) -> str | None:
+    """The job metric a trainer log key is reported as; None for keys not reported."""
+    if key == "eval_loss":
+        return key
+    evaluated = key.startswith("eval_")
+    key = key.removeprefix("eval_")
+    if key.startswith("rewards/") and key.endswith("/mean"):  # GRPO: one reward function's mean
+        name = "reward_" + key.removeprefix("rewards/").removesuffix("/mean")
+    else:
+        name = METRIC_NAMES.get(key)
+    if name is None:
+        return None
+    return f"eval_{name}" if evaluated else name
 
 
 def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path, general_file: Path | None = None) -> TrainResult:
@@ -36,6 +72,12 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     if spec.method == "cpt":
         train_rows = cpt_rows(spec, train_rows, general_file, tokenizer)
         eval_rows = [as_text(r, tokenizer) for r in eval_rows] if eval_rows else None
+    elif spec.method == "kto":
+        train_rows = labeled_answers(train_rows, spec.seed)
+        eval_rows = labeled_answers(eval_rows, spec.seed) if eval_rows else None
+    elif spec.method == "grpo":
+        train_rows = [prompt_and_reference(r) for r in train_rows]
+        eval_rows = [prompt_and_reference(r) for r in eval_rows] if eval_rows else None
     dtype = getattr(torch, plan.dtype)
     model_kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True, "trust_remote_code": False}
     if spec.adapter == "qlora":
@@ -45,7 +87,13 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype
         )
         model_kwargs["device_map"] = {"": 0} if plan.device == "cuda" else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(base_path, **model_kwargs)
+    if spec.method == "reward":  # a scalar head on the base model scores a whole answer
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=1, **model_kwargs)
+        model.config.pad_token_id = tokenizer.pad_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base_path, **model_kwargs)
     quantized = any("4bit" in type(m).__name__ for m in model.modules())
     peft_config = None
     if spec.adapter in ("lora", "qlora"):
@@ -53,7 +101,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
 
         peft_config = LoraConfig(
             r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
-            target_modules=spec.lora_target_modules, task_type="CAUSAL_LM",
+            target_modules=spec.lora_target_modules, task_type="SEQ_CLS" if spec.method == "reward" else "CAUSAL_LM",
         )  # fmt: skip
     reporter = TrainingMonitor(job, plan)
     trainer = _trainer(plan, model, tokenizer, peft_config, train_rows, eval_rows, reporter)
@@ -63,8 +111,9 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         job.log(f"resuming from {resume.name}")
     base_eval = None
     if eval_rows and resume is None:  # the base model on held-out data: what fine-tuning must beat
-        base_eval = float(trainer.evaluate()["eval_loss"])
-        job.metric("eval_loss", 0, base_eval)
+        base_metrics = trainer.evaluate()
+        base_eval = float(base_metrics["eval_loss"]) if "eval_loss" in base_metrics else None
+        reporter.record_eval(0, base_metrics)
     outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     runtime = float(outcome.metrics["train_runtime"])
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
@@ -73,9 +122,11 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     if spec.early_stopping_patience is not None and trainer.state.global_step < trainer.state.max_steps:
         reporter.warnings.append(f"early stopping: eval loss did not improve for {spec.early_stopping_patience} "
                                  f"evaluations; stopped at step {trainer.state.global_step} with the best model")  # fmt: skip
-    final_eval = float(trainer.evaluate()["eval_loss"]) if eval_rows else None
+    final_metrics = trainer.evaluate() if eval_rows else {}
+    final_eval = float(final_metrics["eval_loss"]) if "eval_loss" in final_metrics else None
     if final_eval is not None:
         job.metric("eval_loss", trainer.state.global_step, final_eval)
+    reporter.record_eval(trainer.state.global_step, final_metrics)
     # -- save -------------------------------------------------------------------------
     output = job.run.output
     adapter_dir = output / ("adapter" if peft_config is not None else "model")
@@ -98,6 +149,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         train_rows=len(train_rows),
         dataset_fingerprint=plan.dataset_fingerprint,
         warnings=reporter.warnings,
+        method_metrics=reporter.method_metrics,
     )
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(adapter_dir))
@@ -153,18 +205,58 @@ def _trainer(plan: TrainPlan, model: Any, tokenizer: Any, peft_config: Any, trai
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
     train_set = Dataset.from_list(train_rows)
     eval_set = Dataset.from_list(eval_rows) if eval_rows else None
+    trainer_class, args = _method_config(plan, common)
+    extra = {"reward_funcs": _reward_functions(spec)} if spec.method == "grpo" else {}
+    return lean(trainer_class)(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                               processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks, **extra)  # fmt: skip
+
+
+def _method_config(plan: TrainPlan, common: dict[str, Any]) -> tuple[Any, Any]:
+    """The TRL trainer for the spec's method, and its config: the common arguments plus the
+    method's own."""
+    spec = plan.spec
     if spec.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(**common, beta=spec.dpo_beta)
-        return DPOTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)  # fmt: skip
+        return DPOTrainer, DPOConfig(**common, beta=spec.preference_beta)
+    if spec.method == "orpo":
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+        return ORPOTrainer, ORPOConfig(**common, beta=spec.preference_beta)
+    if spec.method == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        return KTOTrainer, KTOConfig(**common, beta=spec.preference_beta, desirable_weight=spec.kto_desirable_weight,
+                                     undesirable_weight=spec.kto_undesirable_weight)  # fmt: skip
+    if spec.method == "reward":
+        from trl import RewardConfig, RewardTrainer
+
+        return RewardTrainer, RewardConfig(**common)
+    if spec.method == "grpo":
+        from trl import GRPOConfig, GRPOTrainer
+
+        # Each prompt's answers are sampled once per optimizer step (steps_per_generation is the
+        # accumulation), so a checkpoint never falls inside a batch of answers and resume is exact.
+        return GRPOTrainer, GRPOConfig(
+            **{k: v for k, v in common.items() if k != "max_length"}, beta=spec.preference_beta,
+            num_generations=spec.num_generations, max_completion_length=spec.max_completion_length,
+            temperature=spec.temperature, reward_weights=[r.weight for r in spec.rewards],
+            steps_per_generation=spec.gradient_accumulation, log_completions=False,
+        )  # fmt: skip
     from trl import SFTConfig, SFTTrainer
 
-    args = SFTConfig(**common, packing=spec.packing, assistant_only_loss=spec.method == "sft" and spec.assistant_only_loss,
-                     dataset_text_field="text")  # fmt: skip
-    return SFTTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                      processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)  # fmt: skip
+    return SFTTrainer, SFTConfig(**common, packing=spec.packing, assistant_only_loss=spec.method == "sft" and spec.assistant_only_loss,
+                                 dataset_text_field="text")  # fmt: skip
+
+
+def _reward_functions(spec: Any) -> list[Any]:
+    from forge_mcp.models.judge import Judge, JudgeConfig
+    from forge_mcp.training.rewards import reward_functions
+
+    def judge_for(reward: Any) -> Judge:
+        return Judge(JudgeConfig(url=reward.judge_url, model=reward.judge_model, api_key_env=reward.judge_api_key_env))
+
+    return reward_functions(spec.rewards, judge_for)
 
 
 class TrainingMonitor:
@@ -180,6 +272,7 @@ class TrainingMonitor:
         self.train_at_eval: list[float] = []
         self.warnings: list[str] = []
         self.diverged: str | None = None
+        self.method_metrics: dict[str, float] = {}  # the method's own, as last logged
         self.stepped = False
         self._started = time.perf_counter()
         self._tokens = 0
@@ -214,12 +307,12 @@ class TrainingMonitor:
         if self._tokens > self._mark[1]:
             self.job.metric("tokens_per_s", step, (self._tokens - self._mark[1]) / max(now - self._mark[0], 1e-9))
             self._mark = (now, self._tokens)
-        for key, name in (("loss", "loss"), ("learning_rate", "learning_rate"), ("grad_norm", "grad_norm"),
-                          ("eval_loss", "eval_loss"), ("rewards/accuracies", "reward_accuracy"),
-                          ("rewards/margins", "reward_margin")):  # fmt: skip
-            value = logs.get(key)
-            if isinstance(value, int | float):
+        for key, value in logs.items():
+            name = metric_name(key)
+            if name is not None and isinstance(value, int | float):
                 self.job.metric(name, step, float(value))
+                if name not in COMMON_METRICS:
+                    self.method_metrics[name] = round(float(value), 6)
         memory = _peak_memory_gib()
         if memory is not None:
             self.job.metric("memory_gib", step, memory)
@@ -233,13 +326,22 @@ class TrainingMonitor:
         loss = f"loss {self.last_loss:.4f}" if self.last_loss is not None else "starting"
         self.job.progress(step, total, f"step {step}/{total}, {loss}" + (f", ETA {eta:.0f} s" if eta is not None else ""))
 
+    def record_eval(self, step: int, metrics: dict[str, Any]) -> None:
+        """An evaluation outside the training loop (the base model before, the result after)."""
+        for key, value in metrics.items():
+            name = metric_name(key)
+            if name is not None and isinstance(value, int | float):
+                self.job.metric(name, step, float(value))
+                if name not in COMMON_METRICS:
+                    self.method_metrics[name] = round(float(value), 6)
+
     def _check_loss(self, loss: float, control: Any) -> None:
         if self.first_loss is None:
             self.first_loss = loss
         self.last_loss = loss
         if not math.isfinite(loss):
             self.diverged = "the loss became NaN or infinite"
-        elif loss > DIVERGENCE_FACTOR * self.first_loss:
+        elif self.plan.spec.method != "grpo" and loss > DIVERGENCE_FACTOR * self.first_loss:  # GRPO's loss hovers at 0
             self.diverged = f"the loss rose from {self.first_loss:.3f} to {loss:.3f}"
         if self.diverged:
             self.warnings.append(f"divergence: {self.diverged}")

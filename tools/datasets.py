@@ -30,7 +30,7 @@ async def dataset_import(
         Field(description="auto: from the extension; hf = a datasets save_to_disk folder; text = .txt/.md files"),
     ] = "auto",
     kind: Annotated[
-        Literal["auto", "messages", "sharegpt", "alpaca", "preference", "completion", "text"],
+        Literal["auto", "messages", "sharegpt", "alpaca", "preference", "labeled", "completion", "text"],
         Field(description="auto: detected from the rows; set it when detection is ambiguous"),
     ] = "auto",
     column_map: Annotated[

@@ -13,13 +13,15 @@ from forge_mcp.services import Services
 from forge_mcp.training.plan import TrainPlan
 from forge_mcp.training.spec import TrainSpec, list_recipes
 
-toolset = Toolset("training", "Plan and run SFT, DPO and continued pre-training with LoRA, QLoRA or full fine-tuning.")
+toolset = Toolset("training", "Plan and run SFT, DPO, ORPO, KTO, reward models, GRPO and continued pre-training with "
+                  "LoRA, QLoRA or full fine-tuning.")
 
 _NAMED = {"base_model", "dataset", "method", "adapter"}
 SpecFields = Annotated[
     dict[str, Any],
     Field(description="Training spec, over the recipe's: at least base_model (a local model folder) and dataset "
-                      "('<name>' or '<name>@v<N>'); method sft|dpo|cpt, adapter lora|qlora|full. Others: "
+                      "('<name>' or '<name>@v<N>'); method sft|dpo|orpo|kto|reward|grpo|cpt, adapter lora|qlora|full; grpo "
+                      'takes rewards, e.g. [{"name": "exact_match"}]. Others: '
                       f"{', '.join(f for f in TrainSpec.model_fields if f not in _NAMED)}. train_plan's result shows "
                       "the value of each."),  # fmt: skip
 ]
@@ -30,12 +32,11 @@ Compute = Annotated[str | None, Field(description="A compute target (compute_lis
 @toolset.capability(scope="read", title="Plan a training run", read_only=True)
 async def train_plan(services: Services, spec: SpecFields, recipe: Recipe = None, compute: Compute = None) -> TrainPlan:
     """Dry run, instant; call it before train_start. Validates a training spec (every problem at
-    once), checks the dataset's kind against the method (sft: messages, dpo: preference, cpt: text
-    or messages) and splits (without splits it trains on all rows, less a seeded tenth held out when
-    eval_split is given), fits max_length to the model (`notes`), picks the backend (CUDA: hf, Apple
-    Silicon: mlx, else hf on CPU), estimates peak memory and time. If it will not fit, `suggestions`
-    says what to change. `compute`: where it would run, here or the first target it fits
-    (`placement`: why)."""
+    once), checks the dataset's kind against the method (sft, grpo: messages; dpo, orpo, reward:
+    preference; kto: preference or labeled; cpt: text or messages) and splits (none: all rows,
+    less a seeded tenth when eval_split is given), fits max_length to the model (`notes`), picks
+    the backend (CUDA: hf, Apple Silicon: mlx, else hf on CPU), estimates memory and time;
+    `suggestions` if it will not fit. `compute`: where it would run (`placement`: why)."""
     return await services.training.plan(spec, recipe, compute)
 
 

@@ -238,7 +238,7 @@ class DatasetImporter:
             values = {
                 "id": f"{name}@v{version}", "name": name, "version": version, "fingerprint": fingerprint,
                 "kind": kind, "kind_confidence": 1.0, "rows": rows,
-                "schema": [{"name": key, "rows": rows, "types": {"array" if key == "messages" else "string": rows}}
+                "schema": [{"name": key, "rows": rows, "types": {_FIELD_TYPES.get(key, "string"): rows}}
                            for key in _canonical_fields(kind)] + [{"name": "split", "rows": rows, "types": {"string": rows}}],
                 "source": source, "parent_id": parent_id, "steps": steps, "report": report, "created_at": time.time(),
             }  # fmt: skip
@@ -308,8 +308,12 @@ def _decide_kind(sample: list[dict[str, Any]], kind: DatasetKind | None) -> Dete
     return detection
 
 
+_FIELD_TYPES = {"messages": "array", "label": "boolean"}
+
+
 def _canonical_fields(kind: str) -> list[str]:
-    return {"messages": ["messages"], "preference": ["prompt", "chosen", "rejected"], "text": ["text"]}[kind]
+    return {"messages": ["messages"], "preference": ["prompt", "chosen", "rejected"], "labeled": ["prompt", "completion", "label"],
+            "text": ["text"]}[kind]  # fmt: skip
 
 
 def _examples(staged: Staged) -> str:

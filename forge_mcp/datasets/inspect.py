@@ -78,7 +78,7 @@ def row_text(canonical: dict[str, Any]) -> str:
             for item in value:
                 collect(item.get("content") if isinstance(item, dict) else item)
 
-    for key in ("prompt", "chosen", "rejected", "messages", "text"):
+    for key in ("prompt", "chosen", "rejected", "completion", "messages", "text"):
         if key in canonical:
             collect(canonical[key])
     return "\n".join(parts)

@@ -1,7 +1,8 @@
 """The kinds of training data we recognise, how sure we are, and their canonical forms.
 
 Canonical kinds are what training reads: `messages` (OpenAI chat, system and tool calls
-included), `preference` (prompt/chosen/rejected) and `text`. The other kinds are source
+included), `preference` (prompt/chosen/rejected), `labeled` (prompt/completion with a
+true/false label: one answer judged good or bad, what KTO learns from) and `text`. The other kinds are source
 layouts that normalise into one of them.
 """
 
@@ -20,6 +21,7 @@ class DatasetKind(StrEnum):
     SHAREGPT = "sharegpt"
     ALPACA = "alpaca"
     PREFERENCE = "preference"
+    LABELED = "labeled"
     COMPLETION = "completion"
     TEXT = "text"
 
@@ -30,13 +32,14 @@ CANONICAL = {
     DatasetKind.ALPACA: DatasetKind.MESSAGES,
     DatasetKind.COMPLETION: DatasetKind.MESSAGES,
     DatasetKind.PREFERENCE: DatasetKind.PREFERENCE,
+    DatasetKind.LABELED: DatasetKind.LABELED,
     DatasetKind.TEXT: DatasetKind.TEXT,
 }
 CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "function_call": "assistant", "observation": "tool", "tool": "tool"}  # fmt: skip
 # When two kinds fit a row equally, the more specific one wins.
-PRIORITY = [DatasetKind.PREFERENCE, DatasetKind.MESSAGES, DatasetKind.SHAREGPT, DatasetKind.ALPACA,
+PRIORITY = [DatasetKind.PREFERENCE, DatasetKind.LABELED, DatasetKind.MESSAGES, DatasetKind.SHAREGPT, DatasetKind.ALPACA,
             DatasetKind.COMPLETION, DatasetKind.TEXT]  # fmt: skip
 
 
@@ -111,6 +114,11 @@ def to_canonical(row: dict[str, Any], kind: DatasetKind) -> dict[str, Any]:
     if kind is DatasetKind.PREFERENCE:
         pair = {"chosen": _side(row, "chosen"), "rejected": _side(row, "rejected")}
         return {"prompt": _side(row, "prompt"), **pair} if "prompt" in row else pair
+    if kind is DatasetKind.LABELED:
+        label = row.get("label")
+        if not isinstance(label, bool):
+            raise InvalidRow("'label' must be true (a good answer) or false (a bad one)" if "label" in row else "'label' is missing")
+        return {"prompt": _side(row, "prompt"), "completion": _side(row, "completion"), "label": label}
     if kind is DatasetKind.TEXT:
         text = _str(row, "text")
         if not text.strip():

@@ -98,7 +98,7 @@ def map_strings(value: Any, fn: Any) -> Any:
     if isinstance(value, list):
         return [map_strings(v, fn) for v in value]
     if isinstance(value, dict):
-        return {k: (map_strings(v, fn) if k in ("content", "prompt", "chosen", "rejected", "text", "messages") else v)
+        return {k: (map_strings(v, fn) if k in ("content", "prompt", "chosen", "rejected", "completion", "text", "messages") else v)
                 for k, v in value.items()}  # fmt: skip
     return value
 

@@ -13,6 +13,7 @@ import json
 import shutil
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -138,7 +139,12 @@ class ModelRegistry:
         """(version, model folder, adapter folder or None): what a job loads for a version."""
         version = await self.repo.get(reference)
         # Checked entry by entry before any job reads them; the job checks again before loading.
-        folder = self.workspace.shown(await asyncio.to_thread(self.workspace.resolve_tree, version.path, field="model"))
+        resolved = await asyncio.to_thread(self.workspace.resolve_tree, version.path, field="model")
+        if await asyncio.to_thread(scores_only, resolved):  # every caller of this loads a model that writes text
+            raise InvalidArguments(f"model: {version.id} is a reward model (a scoring head, method reward): it scores "
+                                   "answers rather than writing them, so it cannot be evaluated, exported or served; "
+                                   "its training result's method_metrics hold its held-out ranking accuracy")  # fmt: skip
+        folder = self.workspace.shown(resolved)
         if version.kind == "full":
             return version, folder, None
         if version.base_model is None:
@@ -226,3 +232,13 @@ def _sweep_line(sweep: dict[str, Any] | None) -> str | None:
         return None
     params = ", ".join(f"{k}={v}" for k, v in sweep["params"].items())
     return f"{sweep['sweep_id']}, best trial {sweep['trial']} ({sweep['objective']} {sweep['value']:.4g}; {params})"
+
+
+def scores_only(folder: Path) -> bool:
+    """A reward model: a PEFT sequence-classification adapter, or a whole model with a scoring head."""
+    adapter, config = folder / "adapter_config.json", folder / "config.json"
+    if adapter.is_file():
+        return json.loads(adapter.read_text()).get("task_type") == "SEQ_CLS"
+    if config.is_file():
+        return any(a.endswith("ForSequenceClassification") for a in json.loads(config.read_text()).get("architectures") or [])
+    return False

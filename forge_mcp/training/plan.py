@@ -29,6 +29,17 @@ ASSUMED_UTILISATION = 0.3  # share of measured matmul GFLOP/s a training step re
 # measured on the tiny model, where compute is negligible — 150 CPU steps took 7.2 s.
 STEP_OVERHEAD_S = {"cuda": 0.02, "cpu": 0.045, "mlx": 0.02}
 MLX_METHODS = ("sft", "cpt")
+# Sequences a training row becomes in a step: the chosen and rejected answers of a pair (KTO: the
+# answer and a mismatched one for its KL estimate). GRPO's batch already counts sampled answers.
+SEQUENCES_PER_ROW = {"dpo": 2, "orpo": 2, "reward": 2, "kto": 2}
+# Forward and backward passes a row costs, relative to SFT: pairs twice; GRPO samples its
+# answers token by token, then scores and trains on them.
+COMPUTE_PER_ROW = {**SEQUENCES_PER_ROW, "grpo": 3}
+
+
+def needs_reference_model(spec: TrainSpec) -> bool:
+    """DPO and KTO compare against the starting model; GRPO only when its KL penalty is on."""
+    return spec.method in ("dpo", "kto") or (spec.method == "grpo" and spec.preference_beta > 0)
 
 
 class BaseModelInfo(BaseModel):
@@ -121,9 +132,11 @@ def _safetensors_header(file: Path) -> dict[str, Any]:
 
 
 def choose_backend(spec: TrainSpec, gpus: int, mlx_metal: bool) -> tuple[str, str]:
-    if spec.backend == "mlx" or (spec.backend == "auto" and mlx_metal and gpus == 0):
+    """auto on Apple Silicon is mlx for the methods mlx-lm runs, hf (on the CPU) for the others."""
+    if spec.backend == "mlx" or (spec.backend == "auto" and mlx_metal and gpus == 0 and spec.method in MLX_METHODS):
         if spec.method not in MLX_METHODS:
-            raise InvalidArguments(f"backend: {spec.method} is not supported on mlx yet; use backend hf")
+            raise InvalidArguments(f"backend: mlx-lm trains {' and '.join(MLX_METHODS)} only, not {spec.method}; use "
+                                   "backend hf (or auto), which runs it on this machine's CPU")  # fmt: skip
         if spec.adapter != "lora":
             raise InvalidArguments(f"backend: adapter {spec.adapter} is not supported on mlx yet; use lora or backend hf")
         if spec.devices not in (None, 1):
@@ -159,14 +172,14 @@ def estimate_memory(spec: TrainSpec, base: BaseModelInfo, device: str, dtype: st
     grad_bytes = 4 if spec.adapter != "full" else DTYPE_BYTES[dtype]
     gradients = trainable * grad_bytes
     optimizer = trainable * (8 + (4 if spec.adapter == "full" and dtype != "float32" else 0))  # Adam moments (+ fp32 master)
-    tokens = spec.batch_size * spec.max_length * (2 if spec.method == "dpo" else 1)  # DPO: chosen and rejected
+    tokens = spec.batch_size * spec.max_length * SEQUENCES_PER_ROW.get(spec.method, 1)
     per_layer = tokens * base.hidden_size * (2 * DTYPE_BYTES[dtype] if spec.gradient_checkpointing else ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN)
     logits = tokens * base.vocab_size * 4 * 2  # float32 logits and their gradient
     activations = per_layer * base.layers + logits
     overhead = RUNTIME_OVERHEAD_GIB[device] * GIB
     total = weights + adapter + gradients + optimizer + activations + overhead
-    if spec.method == "dpo" and spec.adapter == "full":
-        total += weights  # a frozen reference copy; LoRA uses the base itself as reference
+    if needs_reference_model(spec) and spec.adapter == "full":
+        total += weights  # a frozen reference copy; LoRA uses the base itself (adapter off) as reference
     return MemoryEstimate(
         weights_gib=_gib(weights), adapter_gib=_gib(adapter), gradients_gib=_gib(gradients),
         optimizer_gib=_gib(optimizer), activations_gib=_gib(activations), overhead_gib=_gib(overhead),
@@ -204,13 +217,26 @@ def default_dtype(spec: TrainSpec, device: str, bf16_gpu: bool) -> str:
 def check_fit(spec: TrainSpec, dataset_kind: str, base: BaseModelInfo) -> list[str]:
     """Problems that make the spec impossible, each naming the field and the fix."""
     problems = []
-    if _canonical_kind(dataset_kind) not in METHOD_KINDS[spec.method]:
+    kind = _canonical_kind(dataset_kind)
+    if kind not in METHOD_KINDS[spec.method]:
         wanted = " or ".join(METHOD_KINDS[spec.method])
+        fitting = [m for m, kinds in METHOD_KINDS.items() if kind in kinds]
         problems.append(f"dataset: {spec.method} learns from {wanted} data, and {spec.dataset} is {dataset_kind}; "
-                        + ("use method dpo" if dataset_kind == "preference" else f"prepare a {wanted} dataset"))  # fmt: skip
+                        + (f"use method {' or '.join(fitting)} for it, or " if fitting else "")
+                        + f"prepare a {wanted} dataset")  # fmt: skip
     if base.max_positions is not None and spec.max_length > base.max_positions:
         problems.append(f"max_length: {spec.max_length} is over the model's limit of {base.max_positions} positions")
     return problems
+
+
+def check_batch(spec: TrainSpec, processes: int) -> list[str]:
+    """GRPO groups each prompt's sampled answers in one batch: it must hold whole groups."""
+    samples = spec.batch_size * spec.gradient_accumulation * processes
+    if spec.method != "grpo" or samples % spec.num_generations == 0:
+        return []
+    return [f"batch_size: grpo samples {spec.num_generations} answers per prompt (num_generations), so batch_size x "
+            f"gradient_accumulation x devices ({samples}) must be a multiple of {spec.num_generations}; e.g. batch_size "
+            f"{spec.num_generations}"]  # fmt: skip
 
 
 def fit_max_length(spec: TrainSpec, base: BaseModelInfo, from_caller: bool) -> tuple[TrainSpec, str | None]:

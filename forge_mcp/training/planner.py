@@ -15,11 +15,14 @@ from forge_mcp.datasets.repository import DatasetRepository
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.constants import LOCAL_TARGET
 from forge_mcp.jobs.repository import JobRepository
+from forge_mcp.models.judge_settings import checked_judge
 from forge_mcp.training.machines import Machine, this_machine
 from forge_mcp.training.plan import (
     ASSUMED_UTILISATION,
+    COMPUTE_PER_ROW,
     STEP_OVERHEAD_S,
     TrainPlan,
+    check_batch,
     check_fit,
     choose_backend,
     default_dtype,
@@ -41,7 +44,7 @@ async def plan_training(workspace: Workspace, datasets: DatasetRepository, jobs:
                         recipe: str | None, machine: Machine | None = None) -> TrainPlan:  # fmt: skip
     """`jobs` only for the newest system_benchmark (the time estimate); `machine`: where it would
     run (default this machine, measured now)."""
-    spec = resolve_spec(fields, recipe)
+    spec = await _checked_judges(resolve_spec(fields, recipe))
     base_path = await asyncio.to_thread(workspace.resolve_tree, spec.base_model, field="spec.base_model")
     if not base_path.is_dir():
         raise InvalidArguments(f"spec.base_model: {spec.base_model} is not a folder; give a local Hugging Face model folder")
@@ -80,6 +83,8 @@ async def plan_training(workspace: Workspace, datasets: DatasetRepository, jobs:
     processes = spec.devices or (machine.gpus if device == "cuda" else 1)
     if device == "cuda" and processes > machine.gpus:
         raise InvalidArguments(f"devices: {processes} asked, {machine.gpus} GPU(s) {where}")
+    if problems := check_batch(spec, processes):
+        raise InvalidArguments("; ".join(problems))
     dtype = default_dtype(spec, device, bf16_gpu=machine.bf16)
     config = json.loads((base_path / "config.json").read_text())
     trainable = base.parameters if spec.adapter == "full" else lora_parameters(config, spec.lora_r, spec.lora_target_modules)
@@ -90,7 +95,8 @@ async def plan_training(workspace: Workspace, datasets: DatasetRepository, jobs:
     memory = estimate_memory(spec, base, device, dtype, trainable, available)
     rows = int(splits[spec.split]) if spec.split else dataset.rows - holdout
     eval_rows = int(splits[spec.eval_split]) if splits and spec.eval_split else holdout or None
-    steps = spec.max_steps or max(1, math.ceil(rows * spec.epochs / (spec.batch_size * spec.gradient_accumulation * processes)))
+    samples = rows * (spec.num_generations if spec.method == "grpo" else 1)  # GRPO trains on each prompt's answers
+    steps = spec.max_steps or max(1, math.ceil(samples * spec.epochs / (spec.batch_size * spec.gradient_accumulation * processes)))
     # Checked like every other reader of a dataset folder: a file in it that links out is refused, not read.
     folder = await asyncio.to_thread(workspace.resolve_tree, dataset.path, field="dataset")
     mean_tokens = min(spec.max_length or DEFAULT_MAX_LENGTH, await asyncio.to_thread(_mean_chars, folder, spec.split) / CHARS_PER_TOKEN)
@@ -113,6 +119,18 @@ async def plan_training(workspace: Workspace, datasets: DatasetRepository, jobs:
         steps=steps, tokens=tokens, memory=memory, estimated_seconds=seconds, throughput_source=source,
         warnings=warnings, suggestions=suggestions(spec, memory, device), notes=notes,
     )  # fmt: skip
+
+
+async def _checked_judges(spec: TrainSpec) -> TrainSpec:
+    """An llm_judge reward's endpoint is checked as model_evaluate checks its judge: the URL
+    against private ranges, the key only as the name of a variable that is set."""
+    rewards = []
+    for reward in spec.rewards:
+        if reward.name == "llm_judge":
+            judge = await checked_judge(reward.judge_url, reward.judge_model, reward.judge_api_key_env)
+            reward = reward.model_copy(update={"judge_url": judge.url if judge else None})
+        rewards.append(reward)
+    return spec.model_copy(update={"rewards": rewards})
 
 
 def _unsplit_rows(spec: TrainSpec, dataset_id: str, rows: int, problems: list[str], notes: list[str]) -> int:
@@ -156,7 +174,7 @@ async def _time_estimate(jobs: JobRepository, parameters: int, trainable: int, s
     if not gflops:
         return None, f"system_benchmark has no {wanted} figure"
     # Forward and backward through the whole model; weight gradients only for what trains.
-    flops = tokens * (4 * parameters + 2 * trainable) * (2 if spec.method == "dpo" else 1)
+    flops = tokens * (4 * parameters + 2 * trainable) * COMPUTE_PER_ROW.get(spec.method, 1)
     overhead = steps * spec.gradient_accumulation * STEP_OVERHEAD_S[device]
     seconds = flops / (gflops * 1e9 * ASSUMED_UTILISATION) + overhead
     return round(seconds, 1), (f"system_benchmark {benchmark.id}: {gflops} GFLOP/s on {wanted} at an assumed "

@@ -42,6 +42,7 @@ class TrainResult(BaseModel):
     train_rows: int
     dataset_fingerprint: str
     warnings: list[str]
+    method_metrics: dict[str, float] = {}  # the method's own last values: rewards, margins, KL, eval accuracy
 
 
 def split_rows(dataset_file: Path, split: str) -> list[dict[str, Any]]:
@@ -105,6 +106,31 @@ def _canonical(line: str, row: dict[str, Any], kind: DatasetKind | None) -> dict
     except InvalidRow as exc:  # only in datasets imported before rows were checked at import
         raise InvalidArguments(f"dataset: line {line} does not fit {kind.value} ({exc}); run dataset_prepare, "
                                "which drops such rows, and use its result") from None  # fmt: skip
+
+
+def prompt_and_reference(row: dict[str, Any]) -> dict[str, Any]:
+    """A chat as GRPO reads it: the turns before its last assistant answer are the prompt, that
+    answer is the reference the rewards check sampled answers against."""
+    messages = row["messages"]
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return {"prompt": messages[:last], "reference": messages[last].get("content") or ""}
+
+
+def labeled_answers(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """KTO's rows: single answers with a good/bad label, a pair giving one of each, shuffled by
+    seed. KTO reads its rows in order (each row's KL term is estimated against its batch
+    neighbours), so an unshuffled list of all the good answers first would train on one kind
+    per batch."""
+    answers = []
+    for row in rows:
+        if "label" in row:
+            answers.append(row)
+            continue
+        prompt = row.get("prompt", "" if isinstance(row["chosen"], str) else [])
+        answers += [{"prompt": prompt, "completion": row["chosen"], "label": True},
+                    {"prompt": prompt, "completion": row["rejected"], "label": False}]  # fmt: skip
+    random.Random(seed).shuffle(answers)
+    return answers
 
 
 def as_text(row: dict[str, Any], tokenizer: Any) -> dict[str, str]:

@@ -11,12 +11,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from forge_mcp.errors import InvalidArguments, NotFound, describe_validation_error
 from forge_mcp.package_data import config_file
+from forge_mcp.training.rewards import RewardSpec
 
-Method = Literal["sft", "dpo", "cpt"]
+Method = Literal["sft", "dpo", "cpt", "orpo", "kto", "reward", "grpo"]
 Adapter = Literal["lora", "qlora", "full"]
 Backend = Literal["auto", "hf", "mlx"]
-# Which canonical dataset kinds each method learns from.
-METHOD_KINDS = {"sft": ("messages",), "dpo": ("preference",), "cpt": ("text", "messages")}
+# Which canonical dataset kinds each method learns from. GRPO reads chats: the turns before the
+# last assistant answer are the prompt, that answer is the reference its rewards check against.
+METHOD_KINDS = {"sft": ("messages",), "dpo": ("preference",), "cpt": ("text", "messages"), "orpo": ("preference",),
+                "kto": ("preference", "labeled"), "reward": ("preference",), "grpo": ("messages",)}  # fmt: skip
+# beta when the spec gives none: the preference methods' usual 0.1; GRPO's KL penalty off, as in
+# DeepSeek-R1 and TRL, so no reference model is kept.
+DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1, "grpo": 0.0}
+# Methods that train on prompt + answer pairs scored against each other or a reference.
+PREFERENCE_METHODS = ("dpo", "orpo", "kto", "reward")
 # max_length when neither the caller nor the recipe gives one; train_plan lowers it (or a
 # recipe's) to the base model's positions, while a caller's own value over them is refused.
 DEFAULT_MAX_LENGTH = 1024
@@ -25,7 +33,9 @@ DEFAULT_MAX_LENGTH = 1024
 class TrainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Method = Field("sft", description="sft (chat), dpo (preference pairs) or cpt (continued pre-training on text)")
+    method: Method = Field("sft", description="sft (chat), dpo, orpo or kto (preference pairs; kto also labeled answers), "
+                           "reward (a pairwise reward model), grpo (reinforcement with `rewards`), cpt (continued "
+                           "pre-training on text)")  # fmt: skip
     adapter: Adapter = Field("lora", description="lora, qlora (4-bit base, bitsandbytes) or full fine-tuning")
     base_model: str = Field(max_length=512, description="Local Hugging Face model folder (in the workspace or an import root)")
     dataset: str = Field(max_length=80, description="Prepared dataset: '<name>' (newest) or '<name>@v<N>'")
@@ -60,7 +70,16 @@ class TrainSpec(BaseModel):
     packing: bool = Field(False, description="Pack short rows into full max_length sequences")
     gradient_checkpointing: bool = False
     assistant_only_loss: bool = Field(True, description="sft: learn from assistant tokens only")
-    dpo_beta: float = Field(0.1, gt=0.0, le=10.0)
+    dpo_beta: float = Field(0.1, gt=0.0, le=10.0, description="dpo's beta when beta is not given (older specs)")
+    beta: float | None = Field(None, ge=0.0, le=10.0, description="dpo/orpo/kto: preference strength (default 0.1); "
+                               "grpo: KL penalty against the base (default 0: no reference model)")  # fmt: skip
+    kto_desirable_weight: float = Field(1.0, gt=0.0, le=100.0, description="kto: weight of good answers' loss")
+    kto_undesirable_weight: float = Field(1.0, gt=0.0, le=100.0, description="kto: weight of bad answers' loss")
+    rewards: list[RewardSpec] = Field(default_factory=list, max_length=8, description="grpo: reward functions from "
+                                      "the allowlist, summed by weight")  # fmt: skip
+    num_generations: int = Field(4, ge=2, le=64, description="grpo: answers sampled per prompt")
+    max_completion_length: int = Field(128, ge=1, le=32_768, description="grpo: tokens per sampled answer")
+    temperature: float = Field(1.0, gt=0.0, le=2.0, description="grpo: sampling temperature")
     early_stopping_patience: int | None = Field(None, ge=1, le=1000, description="Stop after N evals without improvement")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bf16 on recent GPUs, fp32 on CPU")
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
@@ -76,9 +95,22 @@ class TrainSpec(BaseModel):
             problems.append("eval_steps: give eval_split to evaluate on")
         if self.early_stopping_patience is not None and self.eval_split is None:
             problems.append("early_stopping_patience: early stopping watches eval loss; give eval_split")
+        if self.method == "grpo" and not self.rewards:
+            problems.append('rewards: grpo needs at least one reward, e.g. [{"name": "exact_match"}]')
+        if self.rewards and self.method != "grpo":
+            problems.append("rewards: reward functions are for method grpo")
+        if self.beta is not None and self.method not in DEFAULT_BETA:
+            problems.append(f"beta: {self.method} has no beta; it is for dpo, orpo, kto and grpo")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def preference_beta(self) -> float:
+        """The method's beta: the caller's, else dpo_beta for dpo, else the method's default."""
+        if self.beta is not None:
+            return self.beta
+        return self.dpo_beta if self.method == "dpo" else DEFAULT_BETA.get(self.method, 0.0)
 
 
 def list_recipes() -> list[str]:

@@ -97,3 +97,13 @@ def test_preference_is_not_mistaken_for_completion() -> None:
 def test_nothing_fits() -> None:
     detection = detect([{"question": "q", "answer": "a"}])
     assert detection.kind is None and detection.confidence == 0.0
+
+
+def test_labeled_answers_are_told_from_plain_completions_by_their_true_or_false_label() -> None:
+    rows = [{"prompt": "p", "completion": "a", "label": True}, {"prompt": "p", "completion": "b", "label": False}]
+    detection = detect(rows)
+    assert detection.kind is DatasetKind.LABELED and detection.scores["completion"] == 1.0
+    assert to_canonical(rows[1], DatasetKind.LABELED) == rows[1]
+    assert detect([{"prompt": "p", "completion": "a", "label": "good"}]).kind is DatasetKind.COMPLETION
+    with pytest.raises(InvalidRow, match="'label' must be true"):
+        to_canonical({"prompt": "p", "completion": "a", "label": 1}, DatasetKind.LABELED)

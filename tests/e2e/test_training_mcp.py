@@ -117,9 +117,10 @@ async def test_bad_training_specs_get_one_clear_error_each(tmp_path: Path, tiny_
     base = {"base_model": "models/tiny", "dataset": "greet"}
     cases = {
         "negative lr": ({**base, "learning_rate": -0.1}, "'learning_rate': Input should be greater than 0"),
-        "unknown method": ({**base, "method": "rlhf"}, "'method': Input should be 'sft', 'dpo' or 'cpt'"),
+        "unknown method": ({**base, "method": "rlhf"}, "'method': Input should be 'sft', 'dpo', 'cpt', 'orpo', 'kto', "
+                                                       "'reward' or 'grpo'"),
         "preference data for sft": ({**base, "dataset": "prefs"}, "dataset: sft learns from messages data, and prefs is "
-                                                                   "preference; use method dpo"),
+                                                                   "preference; use method dpo or orpo or kto or reward"),
         "chat data for dpo": ({**base, "method": "dpo"}, "dataset: dpo learns from preference data"),
         "a tracker that is not installed": ({**base, "report_to": ["mlflow"]}, "report_to: mlflow is not installed"),
         "missing base model": ({**base, "base_model": "models/nope"}, "'spec.base_model': nothing exists at models/nope"),

@@ -1,6 +1,7 @@
-"""Exact resume, on both backends: kill -9 the server and the training worker mid-run; the restarted server
-retries the job, which continues from the newest verified checkpoint and logs the same
-loss curve as an uninterrupted run with the same seed (within 1e-4 relative)."""
+"""Exact resume, on both backends and for GRPO: kill -9 the server and the training worker mid-run;
+the restarted server retries the job, which continues from the newest verified checkpoint and
+logs the same loss curve (GRPO: the same sampled answers' rewards) as an uninterrupted run with
+the same seed (within 1e-4 relative)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from forge_mcp.training.checkpoints import MANIFEST
 from forge_mcp.workspace import Workspace
 from tests.e2e.jobs_db import poll_until
 from tests.e2e.test_training_mcp import greetings
+from tests.e2e.test_training_methods import colour_chats, write_jsonl
 
 pytestmark = pytest.mark.e2e
 SPEC = {"base_model": "models/tiny", "dataset": "greet", "max_steps": 30, "save_steps": 10, "logging_steps": 1}
@@ -30,19 +32,19 @@ async def prepare_data(url: str) -> None:
         await client.call_tool("job_wait", {"job_id": prepared.structured_content["job_id"], "timeout_s": 120})
 
 
-async def start(url: str, backend: str = "hf") -> str:
+async def start(url: str, backend: str = "hf", spec: dict | None = None) -> str:
     async with Client(f"{url}/mcp/") as client:
-        started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": {**SPEC, "backend": backend}})
+        started = await client.call_tool("train_start", {"recipe": "sft-lora-tiny", "spec": spec or {**SPEC, "backend": backend}})
         assert not started.is_error, started.content
         return started.structured_content["job_id"]
 
 
-async def finish(url: str, job_id: str) -> tuple[dict, dict[float, float]]:
+async def finish(url: str, job_id: str, name: str = "loss") -> tuple[dict, dict[float, float]]:
     async with Client(f"{url}/mcp/") as client:
         waited = await client.call_tool("job_wait", {"job_id": job_id, "timeout_s": 300})
-        metrics = await client.call_tool("job_metrics", {"job_id": job_id, "names": ["loss"]})
-    [loss] = [s for s in metrics.structured_content["series"] if s["name"] == "loss"]
-    return waited.structured_content["job"], {p["step"]: p["value"] for p in loss["points"]}
+        metrics = await client.call_tool("job_metrics", {"job_id": job_id, "names": [name]})
+    [series] = [s for s in metrics.structured_content["series"] if s["name"] == name]
+    return waited.structured_content["job"], {p["step"]: p["value"] for p in series["points"]}
 
 
 @pytest.mark.parametrize("backend", ["hf", "mlx"])
@@ -99,3 +101,36 @@ def test_cancel_mid_training_is_clean_and_job_resume_continues_from_its_checkpoi
     assert not (Workspace(home).run(job_id).output / "adapter").exists()  # nothing half-written looks finished
     assert resumed["state"] == "SUCCEEDED" and resumed["parent_id"] == job_id, resumed
     assert resumed["result"]["resumed_from"] is not None and resumed["result"]["steps"] == 80
+
+
+def test_a_grpo_run_killed_mid_training_samples_and_scores_the_same_answers_after_resuming(tmp_path: Path, tiny_model: Path) -> None:
+    home = tmp_path / "ws"
+    shutil.copytree(tiny_model, home / "models" / "tiny")
+    write_jsonl(home / "colours.jsonl", colour_chats(48))
+    spec = {"base_model": "models/tiny", "dataset": "colours", "method": "grpo", "rewards": [{"name": "exact_match"}],
+            "max_steps": 16, "save_steps": 4, "logging_steps": 1, "batch_size": 8, "num_generations": 4,
+            "max_completion_length": 16}  # fmt: skip
+
+    async def import_colours(url: str) -> None:
+        async with Client(f"{url}/mcp/") as client:
+            await client.call_tool("dataset_import", {"path": "colours.jsonl", "name": "colours"})
+
+    with ServerProcess(home) as live:
+        asyncio.run(import_colours(live.url))
+        reference_job, reference = asyncio.run(finish(live.url, asyncio.run(start(live.url, spec=spec)), "reward"))
+    assert reference_job["state"] == "SUCCEEDED" and sorted(reference) == [float(s) for s in range(1, 17)]
+
+    first = ServerProcess(home)
+    first.start()
+    job_id = asyncio.run(start(first.url, spec=spec))
+    manifest = Workspace(home).run(job_id).checkpoints / "checkpoint-8" / MANIFEST
+    poll_until(manifest.exists, 120, "a verified checkpoint halfway")
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    for process in job_processes(job_id):
+        process.kill()
+    with ServerProcess(home) as second:
+        job, resumed = asyncio.run(finish(second.url, job_id, "reward"))
+    assert job["state"] == "SUCCEEDED" and job["attempt"] == 2, job
+    assert job["result"]["resumed_from"] in ("checkpoint-8", "checkpoint-12")
+    assert resumed == reference, {s: (reference[s], resumed.get(s)) for s in reference}

@@ -14,11 +14,12 @@ from transformers import TrainerControl, TrainerState  # noqa: E402
 
 from forge_mcp.backends.hf_train import TrainingMonitor  # noqa: E402
 from forge_mcp.training.plan import TrainPlan  # noqa: E402
+from forge_mcp.training.spec import resolve_spec  # noqa: E402
 from tests.job_context import job_context  # noqa: E402
 
 
 def monitor(tmp_path: Path) -> TrainingMonitor:
-    plan = TrainPlan.model_construct(steps=100)
+    plan = TrainPlan.model_construct(steps=100, spec=resolve_spec({"base_model": "m", "dataset": "d"}))
     return TrainingMonitor(job_context(tmp_path / "runs" / "job_x", workspace=tmp_path), plan)
 
 

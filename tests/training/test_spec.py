@@ -9,7 +9,8 @@ from forge_mcp.training.spec import list_recipes, resolve_spec
 
 
 def test_every_recipe_is_a_valid_partial_spec() -> None:
-    assert {"sft-lora", "sft-lora-tiny", "qlora", "dpo-lora", "cpt-lora"} <= set(list_recipes())
+    assert {"sft-lora", "sft-lora-tiny", "qlora", "dpo-lora", "cpt-lora", "orpo-lora", "kto-lora", "reward-lora",
+            "grpo-lora"} <= set(list_recipes())  # fmt: skip
     for name in list_recipes():
         spec = resolve_spec({"base_model": "models/tiny", "dataset": "d"}, name)
         assert spec.base_model == "models/tiny"
@@ -39,3 +40,29 @@ def test_inconsistent_fields_are_named() -> None:
 def test_an_unknown_recipe_names_the_recipes() -> None:
     with pytest.raises(NotFound, match="sft-lora"):
         resolve_spec({"base_model": "m", "dataset": "d"}, "nope")
+
+
+def test_grpo_needs_rewards_and_only_grpo_takes_them() -> None:
+    with pytest.raises(InvalidArguments, match="rewards: grpo needs at least one reward"):
+        resolve_spec({"base_model": "m", "dataset": "d", "method": "grpo"})
+    with pytest.raises(InvalidArguments, match="rewards: reward functions are for method grpo"):
+        resolve_spec({"base_model": "m", "dataset": "d", "rewards": [{"name": "exact_match"}]})
+    with pytest.raises(InvalidArguments, match="beta: sft has no beta"):
+        resolve_spec({"base_model": "m", "dataset": "d", "beta": 0.2})
+
+
+def test_a_reward_outside_the_allowlist_is_refused_naming_the_allowlist() -> None:
+    with pytest.raises(InvalidArguments) as caught:
+        resolve_spec({"base_model": "m", "dataset": "d", "method": "grpo", "rewards": [{"name": "python", "code": "1"}]})
+    message = caught.value.message
+    assert "'python' is not a reward; choose from exact_match, contains, regex, json_valid, length_penalty, llm_judge" in message
+    assert "'code' is not a field" in message or "code" in message, message
+
+
+def test_each_methods_beta_defaults_to_its_own() -> None:
+    def beta(method: str, **fields: object) -> float:
+        extra = {"rewards": [{"name": "exact_match"}]} if method == "grpo" else {}
+        return resolve_spec({"base_model": "m", "dataset": "d", "method": method, **extra, **fields}).preference_beta
+
+    assert beta("dpo") == beta("orpo") == beta("kto") == 0.1 and beta("grpo") == 0.0
+    assert beta("dpo", dpo_beta=0.3) == 0.3 and beta("dpo", dpo_beta=0.3, beta=0.5) == 0.5
