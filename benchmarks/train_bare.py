@@ -39,6 +39,9 @@ def main(model_dir: Path, data: Path, steps: int) -> dict:
         max_length=128, logging_steps=5, seed=0, data_seed=0, use_cpu=True, bf16=False, report_to="none",
         assistant_only_loss=True, include_num_input_tokens_seen="non_padding", disable_tqdm=True,
         warmup_steps=0.0, lr_scheduler_type="linear",
+        # TRL's configs default to recomputing activations; the forge spec does not (gradient_checkpointing:
+        # false), so the baseline does the same work. Left on, it costs this script 20-25 % of its speed.
+        gradient_checkpointing=False,
     )  # fmt: skip
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
