@@ -57,7 +57,7 @@ bench-data: install
 # The training benchmark: a train_start job against a bare TRL script, same model, data and seed.
 bench-train: install
 	$(PY) -m benchmarks.train_sft --steps 40 --repeats 3 --folder .bench
-	$(PY) -m benchmarks.train_methods --steps 40 --repeats 3 --folder .bench
+	$(PY) -m benchmarks.train_methods --steps 200 --repeats 3 --folder .bench
 
 # The serving benchmark: a forge-served llama.cpp endpoint against llama-cpp-python direct and transformers.
 bench-serve: install

@@ -15,7 +15,7 @@ from typing import Any
 from forge_mcp.backends.hf_speed import lean
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.context import JobContext
-from forge_mcp.training.checkpoints import newest_verified, write_manifest
+from forge_mcp.training.checkpoints import newest_verified, save_interval, write_manifest
 from forge_mcp.training.plan import TrainPlan
 from forge_mcp.training.run import (
     TrainResult,
@@ -111,9 +111,8 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         job.log(f"resuming from {resume.name}")
     base_eval = None
     if eval_rows and resume is None:  # the base model on held-out data: what fine-tuning must beat
-        base_metrics = trainer.evaluate()
-        base_eval = float(base_metrics["eval_loss"]) if "eval_loss" in base_metrics else None
-        reporter.record_eval(0, base_metrics)
+        # evaluate() logs its metrics, which the reporter's on_log records as job metrics at step 0.
+        base_eval = trainer.evaluate().get("eval_loss")
     outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     runtime = float(outcome.metrics["train_runtime"])
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
@@ -122,11 +121,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
     if spec.early_stopping_patience is not None and trainer.state.global_step < trainer.state.max_steps:
         reporter.warnings.append(f"early stopping: eval loss did not improve for {spec.early_stopping_patience} "
                                  f"evaluations; stopped at step {trainer.state.global_step} with the best model")  # fmt: skip
-    final_metrics = trainer.evaluate() if eval_rows else {}
-    final_eval = float(final_metrics["eval_loss"]) if "eval_loss" in final_metrics else None
-    if final_eval is not None:
-        job.metric("eval_loss", trainer.state.global_step, final_eval)
-    reporter.record_eval(trainer.state.global_step, final_metrics)
+    final_eval = trainer.evaluate().get("eval_loss") if eval_rows else None  # recorded by on_log, as above
     # -- save -------------------------------------------------------------------------
     output = job.run.output
     adapter_dir = output / ("adapter" if peft_config is not None else "model")
@@ -181,7 +176,7 @@ def _trainer(plan: TrainPlan, model: Any, tokenizer: Any, peft_config: Any, trai
         "data_seed": spec.seed,
         "logging_steps": spec.logging_steps,
         "save_strategy": "steps",
-        "save_steps": spec.save_steps or max(1, plan.steps // 10),
+        "save_steps": save_interval(spec.save_steps, plan.steps),
         "save_total_limit": 2,
         "eval_strategy": "steps" if eval_rows else "no",
         "eval_steps": spec.eval_steps or spec.logging_steps * 2,
@@ -325,15 +320,6 @@ class TrainingMonitor:
         eta = elapsed / step * (total - step) if step else None
         loss = f"loss {self.last_loss:.4f}" if self.last_loss is not None else "starting"
         self.job.progress(step, total, f"step {step}/{total}, {loss}" + (f", ETA {eta:.0f} s" if eta is not None else ""))
-
-    def record_eval(self, step: int, metrics: dict[str, Any]) -> None:
-        """An evaluation outside the training loop (the base model before, the result after)."""
-        for key, value in metrics.items():
-            name = metric_name(key)
-            if name is not None and isinstance(value, int | float):
-                self.job.metric(name, step, float(value))
-                if name not in COMMON_METRICS:
-                    self.method_metrics[name] = round(float(value), 6)
 
     def _check_loss(self, loss: float, control: Any) -> None:
         if self.first_loss is None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from forge_mcp.errors import InvalidArguments
 from forge_mcp.jobs.context import JobContext
-from forge_mcp.training.checkpoints import newest_verified, write_manifest
+from forge_mcp.training.checkpoints import newest_verified, save_interval, write_manifest
 from forge_mcp.training.plan import TrainPlan
 from forge_mcp.training.run import TrainResult, as_text, cpt_rows, select_rows, write_outputs
 
@@ -117,7 +117,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
             model.train()
             job.metric("eval_loss", step, eval_loss)
             best_eval = eval_loss if best_eval is None else min(best_eval, eval_loss)
-        if step % (spec.save_steps or max(1, total // 10)) == 0 and step < total:
+        if step % save_interval(spec.save_steps, total) == 0 and step < total:
             _save_checkpoint(job.checkpoint_dir / f"checkpoint-{step}", model, optimizer, step, mx, tree_flatten)
     runtime = time.perf_counter() - started
     final_eval = evaluate(model, eval_set, eval_batch, -1, spec.max_length) if eval_set else None

@@ -4,11 +4,12 @@ method (benchmarks/train_bare_method.py) on the same tiny model, rows, hyperpara
 and seed. Each repeat runs both sides, in alternating order; the ratio is of the medians of
 optimizer steps per second (the same steps over the same rows, so the same work: GRPO's
 sampled answers included), with input tokens per second beside it where TRL counts them.
-The forge job keeps its default verified checkpoints (about ten a run); the bare script saves
-none, so the ratio charges the forge side for its crash safety.
+The forge job keeps its default verified checkpoints (about ten a run, at least 50 steps apart:
+three in 200 steps); the bare script saves none, so the ratio charges the forge side for its
+crash safety.
 
     make bench-train
-    python -m benchmarks.train_methods --steps 20 --repeats 3
+    python -m benchmarks.train_methods --steps 200 --repeats 3
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def main(folder: Path, steps: int, repeats: int, methods: tuple[str, ...]) -> di
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of " + ", ".join(METHODS))
     parser.add_argument("--folder", type=Path, default=Path(".bench"))

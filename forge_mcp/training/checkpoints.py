@@ -11,6 +11,17 @@ import os
 from pathlib import Path
 
 MANIFEST = "forge_manifest.json"
+CHECKPOINTS_PER_RUN = 10
+# A save costs tens of milliseconds even on the tiny model, as much as a few of its steps: a
+# short run checkpointing every few steps would spend a quarter of its time saving, to protect
+# seconds of work.
+MIN_SAVE_INTERVAL = 50
+
+
+def save_interval(save_steps: int | None, total_steps: int) -> int:
+    """Steps between checkpoints: the spec's save_steps, else about ten a run, at least
+    MIN_SAVE_INTERVAL apart (a run shorter than that saves only its result)."""
+    return save_steps or max(MIN_SAVE_INTERVAL, total_steps // CHECKPOINTS_PER_RUN)
 
 
 def file_sha256(path: Path) -> str:

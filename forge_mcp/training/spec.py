@@ -66,7 +66,8 @@ class TrainSpec(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     logging_steps: int = Field(5, ge=1, le=100_000, description="Metrics every N optimizer steps")
     eval_steps: int | None = Field(None, ge=1, le=1_000_000, description="Eval loss every N steps (needs eval_split)")
-    save_steps: int | None = Field(None, ge=1, le=1_000_000, description="Checkpoint every N steps (default: about 10 per run)")
+    save_steps: int | None = Field(None, ge=1, le=1_000_000, description="Checkpoint every N steps (default: about 10 per run, "
+                                      "at least 50 steps apart)")  # fmt: skip
     packing: bool = Field(False, description="Pack short rows into full max_length sequences")
     gradient_checkpointing: bool = False
     assistant_only_loss: bool = Field(True, description="sft: learn from assistant tokens only")
