@@ -22,7 +22,7 @@ from forge_mcp.training.run import (
     as_text,
     cpt_rows,
     labeled_answers,
-    prompt_and_reference,
+    prompts_and_references,
     select_rows,
     write_outputs,
 )
@@ -76,8 +76,8 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         train_rows = labeled_answers(train_rows, spec.seed)
         eval_rows = labeled_answers(eval_rows, spec.seed) if eval_rows else None
     elif spec.method == "grpo":
-        train_rows = [prompt_and_reference(r) for r in train_rows]
-        eval_rows = [prompt_and_reference(r) for r in eval_rows] if eval_rows else None
+        train_rows = prompts_and_references(train_rows)
+        eval_rows = prompts_and_references(eval_rows) if eval_rows else None
     dtype = getattr(torch, plan.dtype)
     model_kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True, "trust_remote_code": False}
     if spec.adapter == "qlora":

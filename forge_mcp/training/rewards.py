@@ -3,7 +3,8 @@ expression, a length, a judge's endpoint), never code a caller sends. Each score
 answer against the row's reference, the last assistant answer of its chat. Plain Python, no
 torch: the spec checks them at submission, the worker builds them.
 
-    exact_match     1 when the answer equals the reference (whitespace and case aside)
+    exact_match     1 when the answer equals the reference (whitespace and case aside; the
+                    same check as model_evaluate's, models/scoring.py)
     contains        1 when the answer contains the reference
     regex           with a capture group: 1 when the group found in the answer equals the one
                     in the reference (an answer extractor); without: 1 when the pattern is found
@@ -15,12 +16,13 @@ torch: the spec checks them at submission, the worker builds them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from forge_mcp.models.scoring import contains, exact_match, json_valid
 
 REWARDS = ("exact_match", "contains", "regex", "json_valid", "length_penalty", "llm_judge")
 PATTERN_CHARS = 200  # a caller's regular expression runs on every sampled answer: kept short
@@ -75,18 +77,6 @@ def answer_text(completion: Any) -> str:
     return "".join(str(m.get("content") or "") for m in completion if isinstance(m, dict))
 
 
-def _normal(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
-def exact_match(answer: str, reference: str) -> float:
-    return float(_normal(answer) == _normal(reference))
-
-
-def contains(answer: str, reference: str) -> float:
-    return float(_normal(reference) in _normal(answer))
-
-
 def regex_reward(pattern: re.Pattern[str], answer: str, reference: str) -> float:
     found = pattern.search(answer)
     if found is None:
@@ -95,18 +85,15 @@ def regex_reward(pattern: re.Pattern[str], answer: str, reference: str) -> float
         return 1.0
     expected = pattern.search(reference)
     wanted = expected.group(1) if expected is not None else reference
-    return float(_normal(found.group(1) or "") == _normal(wanted))
+    return exact_match(found.group(1) or "", wanted)
 
 
-def json_valid(answer: str) -> float:
+def fenced_json_valid(answer: str) -> float:
+    """Evaluation's JSON check, on the answer or the fenced block chat models put JSON in."""
     text = answer.strip()
-    if text.startswith("```"):  # a fenced block, as chat models write JSON
+    if text.startswith("```"):
         text = text.strip("`").removeprefix("json").strip()
-    try:
-        json.loads(text)
-    except ValueError:
-        return 0.0
-    return 1.0
+    return json_valid(text)
 
 
 def length_penalty(answer: str, max_chars: int) -> float:
@@ -155,7 +142,7 @@ def _scorer(spec: RewardSpec) -> Callable[[str, str], float]:
         pattern = re.compile(spec.pattern or "")
         return lambda answer, reference: regex_reward(pattern, answer, reference)
     if spec.name == "json_valid":
-        return lambda answer, reference: json_valid(answer)
+        return lambda answer, reference: fenced_json_valid(answer)
     limit = spec.max_chars or 1
     return lambda answer, reference: length_penalty(answer, limit)
 

@@ -108,12 +108,20 @@ def _canonical(line: str, row: dict[str, Any], kind: DatasetKind | None) -> dict
                                "which drops such rows, and use its result") from None  # fmt: skip
 
 
-def prompt_and_reference(row: dict[str, Any]) -> dict[str, Any]:
-    """A chat as GRPO reads it: the turns before its last assistant answer are the prompt, that
-    answer is the reference the rewards check sampled answers against."""
-    messages = row["messages"]
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return {"prompt": messages[:last], "reference": messages[last].get("content") or ""}
+def prompts_and_references(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chats as GRPO reads them: the turns before each one's last assistant answer are the
+    prompt, that answer is the reference the rewards check sampled answers against. A chat
+    that opens with its answer has no prompt to sample from, and is left out."""
+    out = []
+    for row in rows:
+        messages = row["messages"]
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        if last > 0:
+            out.append({"prompt": messages[:last], "reference": messages[last].get("content") or ""})
+    if not out:
+        raise InvalidArguments("dataset: grpo samples answers to the turns before each chat's last assistant answer, "
+                               "and no chat here has any; give chats that start with a user turn")  # fmt: skip
+    return out
 
 
 def labeled_answers(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:

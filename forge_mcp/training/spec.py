@@ -23,8 +23,6 @@ METHOD_KINDS = {"sft": ("messages",), "dpo": ("preference",), "cpt": ("text", "m
 # beta when the spec gives none: the preference methods' usual 0.1; GRPO's KL penalty off, as in
 # DeepSeek-R1 and TRL, so no reference model is kept.
 DEFAULT_BETA = {"dpo": 0.1, "orpo": 0.1, "kto": 0.1, "grpo": 0.0}
-# Methods that train on prompt + answer pairs scored against each other or a reference.
-PREFERENCE_METHODS = ("dpo", "orpo", "kto", "reward")
 # max_length when neither the caller nor the recipe gives one; train_plan lowers it (or a
 # recipe's) to the base model's positions, while a caller's own value over them is refused.
 DEFAULT_MAX_LENGTH = 1024
@@ -102,6 +100,8 @@ class TrainSpec(BaseModel):
             problems.append("rewards: reward functions are for method grpo")
         if self.beta is not None and self.method not in DEFAULT_BETA:
             problems.append(f"beta: {self.method} has no beta; it is for dpo, orpo, kto and grpo")
+        elif self.beta == 0 and self.method != "grpo":
+            problems.append(f"beta: 0 leaves {self.method} without its preference term; use a value above 0, e.g. 0.1")
         if problems:
             raise ValueError("; ".join(problems))
         return self

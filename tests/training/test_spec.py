@@ -49,6 +49,8 @@ def test_grpo_needs_rewards_and_only_grpo_takes_them() -> None:
         resolve_spec({"base_model": "m", "dataset": "d", "rewards": [{"name": "exact_match"}]})
     with pytest.raises(InvalidArguments, match="beta: sft has no beta"):
         resolve_spec({"base_model": "m", "dataset": "d", "beta": 0.2})
+    with pytest.raises(InvalidArguments, match="beta: 0 leaves orpo without its preference term"):
+        resolve_spec({"base_model": "m", "dataset": "d", "method": "orpo", "beta": 0})
 
 
 def test_a_reward_outside_the_allowlist_is_refused_naming_the_allowlist() -> None:
