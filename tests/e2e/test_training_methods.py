@@ -178,6 +178,28 @@ def test_grpo_with_an_exact_match_reward_raises_the_mean_reward(trainer: tuple[S
     assert last > first, reward
 
 
+def test_grpo_with_an_llm_judge_reward_asks_the_judge_about_every_sampled_answer(trainer: tuple[ServerProcess, Path]) -> None:
+    """The judge (a scripted OpenAI-compatible server on loopback) gives 5 to an answer that is its
+    reference and 1 to any other: its reward, scaled to 0..1, is the exact-match reward."""
+    import re
+
+    from forge_mcp.backends.scripted_llm import ScriptedLLM
+
+    def grade(body: dict[str, Any]) -> str:
+        _, reference, answer = re.findall(r"<<<\n(.*?)\n>>>", body["messages"][-1]["content"], re.DOTALL)
+        return json.dumps({"score": 5 if answer.strip() == reference.strip() else 1, "reason": "compared"})
+
+    with ScriptedLLM(grade, model="judge-1") as judge:
+        spec = {"dataset": "colours", "method": "grpo", "max_steps": 4, "batch_size": 8, "num_generations": 4,
+                "max_completion_length": 16, "rewards": [{"name": "exact_match"},
+                                                         {"name": "llm_judge", "judge_url": judge.url, "judge_model": "judge-1"}]}  # fmt: skip
+        result, series = asyncio.run(train(trainer[0].url, spec))
+        asked = len(judge.completions())
+    assert asked == 4 * 8  # every sampled answer of every step
+    assert series["reward_llm_judge"] == pytest.approx(series["reward_exact_match"])
+    assert series["reward"] == pytest.approx([2 * r for r in series["reward_exact_match"]])  # weights 1 and 1, summed
+
+
 def test_an_unknown_reward_and_an_unfit_data_kind_are_each_one_clear_error_before_any_job(
     trainer: tuple[ServerProcess, Path],
 ) -> None:
