@@ -80,6 +80,11 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
         eval_rows = prompts_and_references(eval_rows) if eval_rows else None
     dtype = getattr(torch, plan.dtype)
     model_kwargs: dict[str, Any] = {"dtype": dtype, "local_files_only": True, "trust_remote_code": False}
+    kernels = cuda_kernels(plan)
+    if kernels:
+        job.log(f"kernels: {', '.join(kernels)}")
+    if "flash_attention_2" in kernels:
+        model_kwargs["attn_implementation"] = "flash_attention_2"
     if spec.adapter == "qlora":
         from transformers import BitsAndBytesConfig
 
@@ -104,7 +109,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
             target_modules=spec.lora_target_modules, task_type="SEQ_CLS" if spec.method == "reward" else "CAUSAL_LM",
         )  # fmt: skip
     reporter = TrainingMonitor(job, plan)
-    trainer = _trainer(plan, model, tokenizer, peft_config, train_rows, eval_rows, reporter)
+    trainer = _trainer(plan, model, tokenizer, peft_config, train_rows, eval_rows, reporter, liger="liger" in kernels)
     # -- train ------------------------------------------------------------------------
     resume = next(filter(None, map(newest_verified, job.checkpoint_dirs())), None) if job.resuming else None
     if resume is not None:
@@ -156,7 +161,7 @@ def train(job: JobContext, plan: TrainPlan, base_path: Path, dataset_file: Path,
 
 
 def _trainer(plan: TrainPlan, model: Any, tokenizer: Any, peft_config: Any, train_rows: list[dict[str, Any]],
-             eval_rows: list[dict[str, Any]] | None, reporter: Any) -> Any:  # fmt: skip
+             eval_rows: list[dict[str, Any]] | None, reporter: Any, liger: bool = False) -> Any:  # fmt: skip
     from datasets import Dataset
 
     spec = plan.spec
@@ -189,6 +194,7 @@ def _trainer(plan: TrainPlan, model: Any, tokenizer: Any, peft_config: Any, trai
         "dataloader_num_workers": 0,
         "include_num_input_tokens_seen": "non_padding",
         "max_length": spec.max_length,
+        "use_liger_kernel": liger,
     }
     callbacks: list[Any] = [reporter.callback()]
     if spec.early_stopping_patience is not None:
@@ -204,6 +210,20 @@ def _trainer(plan: TrainPlan, model: Any, tokenizer: Any, peft_config: Any, trai
     extra = {"reward_funcs": _reward_functions(spec)} if spec.method == "grpo" else {}
     return lean(trainer_class)(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                                processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks, **extra)  # fmt: skip
+
+
+def cuda_kernels(plan: TrainPlan) -> list[str]:
+    """The faster kernels this run uses: on CUDA only, where they are installed on the machine
+    that trains, unless the spec says off. Flash attention needs 16-bit weights; Liger's fused
+    kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy) patch the model's modules."""
+    import importlib.util
+
+    if plan.spec.kernels == "off" or plan.device != "cuda":
+        return []
+    kernels = ["liger"] if importlib.util.find_spec("liger_kernel") is not None else []
+    if plan.dtype in ("bfloat16", "float16") and importlib.util.find_spec("flash_attn") is not None:
+        kernels.append("flash_attention_2")
+    return kernels
 
 
 def _method_config(plan: TrainPlan, common: dict[str, Any]) -> tuple[Any, Any]:

@@ -68,6 +68,8 @@ class TrainSpec(BaseModel):
                                       "at least 50 steps apart)")  # fmt: skip
     packing: bool = Field(False, description="Pack short rows into full max_length sequences")
     gradient_checkpointing: bool = False
+    kernels: Literal["auto", "off"] = Field("auto", description="auto: on CUDA, Liger's fused kernels and flash "
+                                            "attention 2 where they are installed (bf16/fp16); off: neither")  # fmt: skip
     assistant_only_loss: bool = Field(True, description="sft: learn from assistant tokens only")
     dpo_beta: float = Field(0.1, gt=0.0, le=10.0, description="dpo's beta when beta is not given (older specs)")
     beta: float | None = Field(None, ge=0.0, le=10.0, description="dpo/orpo/kto: preference strength (default 0.1); "

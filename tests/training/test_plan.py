@@ -103,3 +103,22 @@ def test_pairs_cost_two_sequences_and_a_reference_model_only_where_the_method_ke
     assert needs_reference_model(resolve_spec({**SPEC, **grpo, "beta": 0.04})) is True
     assert needs_reference_model(resolve_spec({**SPEC, "method": "orpo"})) is False
     assert needs_reference_model(resolve_spec({**SPEC, "method": "kto"})) is True
+
+
+def test_cuda_kernels_are_chosen_only_on_cuda_where_installed_and_never_when_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from forge_mcp.backends.hf_train import cuda_kernels
+    from forge_mcp.training.plan import TrainPlan
+
+    def plan(device: str, dtype: str, kernels: str = "auto") -> TrainPlan:
+        return TrainPlan.model_construct(spec=resolve_spec({**SPEC, "kernels": kernels}), device=device, dtype=dtype)
+
+    installed = {"liger_kernel", "flash_attn"}
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in installed else real(name, *a))
+    assert cuda_kernels(plan("cuda", "bfloat16")) == ["liger", "flash_attention_2"]
+    assert cuda_kernels(plan("cuda", "float32")) == ["liger"]  # flash attention needs 16-bit weights
+    assert cuda_kernels(plan("cpu", "float32")) == [] and cuda_kernels(plan("cuda", "bfloat16", "off")) == []
+    installed.clear()
+    assert cuda_kernels(plan("cuda", "bfloat16")) == []  # nothing installed: plain attention, no patching
