@@ -22,8 +22,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from forge_mcp.models.scoring import contains, exact_match, json_valid
-
 REWARDS = ("exact_match", "contains", "regex", "json_valid", "length_penalty", "llm_judge")
 PATTERN_CHARS = 200  # a caller's regular expression runs on every sampled answer: kept short
 RewardFunction = Callable[..., list[float | None]]
@@ -78,6 +76,10 @@ def answer_text(completion: Any) -> str:
 
 
 def regex_reward(pattern: re.Pattern[str], answer: str, reference: str) -> float:
+    # Imported here, as below: the training spec imports this module, and a training worker
+    # imports only its own domain (tests/jobs/test_worker_imports.py).
+    from forge_mcp.models.scoring import exact_match
+
     found = pattern.search(answer)
     if found is None:
         return 0.0
@@ -90,6 +92,8 @@ def regex_reward(pattern: re.Pattern[str], answer: str, reference: str) -> float
 
 def fenced_json_valid(answer: str) -> float:
     """Evaluation's JSON check, on the answer or the fenced block chat models put JSON in."""
+    from forge_mcp.models.scoring import json_valid
+
     text = answer.strip()
     if text.startswith("```"):
         text = text.strip("`").removeprefix("json").strip()
@@ -134,6 +138,8 @@ def _function(spec: RewardSpec, judge_for: Callable[[RewardSpec], Any] | None) -
 
 
 def _scorer(spec: RewardSpec) -> Callable[[str, str], float]:
+    from forge_mcp.models.scoring import contains, exact_match  # model_evaluate's own checks
+
     if spec.name == "exact_match":
         return exact_match
     if spec.name == "contains":
